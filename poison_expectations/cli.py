@@ -1,0 +1,166 @@
+"""`poison-check`: validate a training table before retraining.
+
+Exit codes: 0 passed; 1 poisoning expectations failed; 2 usage, input or
+config error (one line on stderr, no traceback); 3 internal error;
+130/143 interrupted by SIGINT/SIGTERM (no partial outputs are left).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from .errors import PoisonCheckError
+
+EXIT_PASSED, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class Interrupted(BaseException):
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted(143)
+
+
+def _error(message: str, code: int) -> None:
+    click.echo(f"poison-check: error: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(func):
+    """Run a command body; map every failure to a one-line message and exit code."""
+    def wrapper(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            return func(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except PoisonCheckError as exc:
+            _error(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _error("interrupted", 130)
+        except Interrupted as exc:
+            _error("terminated", exc.code)
+        except MemoryError:
+            _error("out of memory: lower limits.max_rows or split the batch", EXIT_INPUT)
+        except Exception as exc:  # noqa: BLE001 - the contract is: never a traceback
+            if os.environ.get("POISON_CHECK_DEBUG"):
+                traceback.print_exc()
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            _error(f"internal error: {type(exc).__name__}: {first[:300]}", EXIT_INTERNAL)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="poison-expectations")
+def main():
+    """Detect poisoned training data with Great Expectations checkpoints."""
+
+
+def _split_columns(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    columns = [c.strip() for c in value.split(",") if c.strip()]
+    if not columns:
+        raise click.BadParameter("expected a comma-separated list of column names", param_hint="--features")
+    return columns
+
+
+@main.command()
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label", "label_column", help="Label column.")
+@click.option("--id-column", help="Unique row id column (default: 0-based row_index).")
+@click.option("--source-column", help="Contributor / provenance column.")
+@click.option("--features", help="Comma-separated feature columns (default: all others).")
+@click.option("--reference", type=click.Path(dir_okay=False), help="Trusted reference table (CSV/Parquet).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Checkpoint config YAML.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the JSON report here.")
+@click.option("--findings", type=click.Path(dir_okay=False), help="Write row-level findings (CSV/Parquet).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="stdout format.")
+@click.option("--quiet", is_flag=True, help="No progress output on stderr.")
+@guarded
+def validate(data, label_column, id_column, source_column, features, reference, config_path, report,
+             findings, output_format, quiet):
+    """Validate DATA (CSV or Parquet) against the poisoning checkpoint."""
+    from .config import load_config
+    from .console import verdict_text
+    from .io import write_table_atomic, write_text_atomic, table_format
+    from .runner import run_validation
+
+    overrides = {
+        "data.label_column": label_column,
+        "data.id_column": id_column,
+        "data.source_column": source_column,
+        "data.feature_columns": _split_columns(features),
+        "data.reference": reference,
+    }
+    config = load_config(config_path, {k: v for k, v in overrides.items() if v is not None})
+    for target in (report, findings):
+        if target is not None and Path(target).resolve() == Path(data).resolve():
+            raise PoisonCheckError(f"{target}: refusing to overwrite the input file")
+    if findings is not None:
+        table_format(findings)
+    progress = None
+    if not quiet and sys.stderr.isatty():
+        progress = lambda name: click.echo(f"  running {name} ...", err=True)  # noqa: E731
+    outcome = run_validation(data, config, progress=progress)
+    if findings is not None:
+        write_table_atomic(findings, outcome.findings)
+    if report is not None:
+        write_text_atomic(report, json.dumps(report_document(outcome), indent=2, default=str))
+    if output_format == "json":
+        click.echo(json.dumps(outcome.summary(), indent=2, default=str))
+    else:
+        click.echo(verdict_text(outcome))
+    sys.exit(EXIT_PASSED if outcome.success else EXIT_FAILED)
+
+
+def report_document(outcome) -> dict:
+    """--report: our summary plus the GX checkpoint result."""
+    result = outcome.checkpoint_result
+    return {
+        "summary": outcome.summary(),
+        "checkpoint_result": {
+            "name": result.name,
+            "success": bool(result.success),
+            "run_id": str(result.run_id),
+            "validation_results": [r.to_json_dict() for r in result.run_results.values()],
+        },
+    }
+
+
+@main.command("run-checkpoint")
+@click.argument("name")
+@click.option("--project", "project_dir", type=click.Path(file_okay=False), default="checkpoints/gx",
+              show_default=True, help="GX file-context project folder.")
+@click.option("--data", type=click.Path(dir_okay=False), required=True, help="Batch to validate (CSV/Parquet).")
+@guarded
+def run_checkpoint_command(name, project_dir, data):
+    """Run a stored GX checkpoint NAME (suite JSON with our expectations) on DATA."""
+    from .gx_project import run_stored_checkpoint
+
+    result = run_stored_checkpoint(project_dir, name, data)
+    for validation in result.run_results.values():
+        for r in validation.results:
+            status = "PASS" if r.success else "FAIL"
+            click.echo(f"  {status}  {r.expectation_config.type}  observed {r.result.get('observed_value')}")
+    click.echo(f"checkpoint {name}: {'PASSED' if result.success else 'FAILED'}")
+    sys.exit(EXIT_PASSED if result.success else EXIT_FAILED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,113 @@
+"""Shared plumbing of the poison expectations: data-role fields, the result
+fields GX's Data Docs show, and a prescriptive renderer built from one
+sentence template per class. Thin: the science lives in `signals/`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, List, Optional
+
+import numpy as np
+from great_expectations.expectations.expectation import BatchExpectation
+from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
+from great_expectations.render.renderer.renderer import renderer
+from great_expectations.render.util import substitute_none_for_missing
+
+from ..metrics.base import SHARED_KEYS
+from ..signals.base import Signal, SignalResult
+
+PARTIAL_LIST_MAX = 20
+
+
+def jsonable(value: Any) -> Any:
+    """numpy scalars/arrays to plain Python, recursively (GX stores results as JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+class PoisonBatchExpectation(BatchExpectation):
+    """Base of every batch-level poison expectation (abstract: not registered)."""
+
+    label_column: Optional[str] = None
+    feature_columns: Optional[List[str]] = None
+    id_column: Optional[str] = None
+    source_column: Optional[str] = None
+    embedding_columns: Optional[List[str]] = None
+    reference: Optional[str] = None
+    nan_policy: str = "impute"
+    max_onehot_categories: int = 20
+    k: int = 10
+    exact_max_rows: int = 50_000
+    random_state: int = 0
+
+    metric_class: ClassVar[type] = None  # the PoisonSignalMetric subclass
+    limit_keys: ClassVar[tuple[str, ...]] = ()
+    renderer_template: ClassVar[str] = ""
+    renderer_params: ClassVar[tuple[str, ...]] = ()
+
+    # -- the signal ----------------------------------------------------------
+    def metric_kwargs(self) -> dict[str, Any]:
+        return {key: getattr(self, key, None) for key in self.metric_class.value_keys}
+
+    def signal(self) -> Signal:
+        """The exact signal the metric will run (same cache key)."""
+        return self.metric_class.make_signal(self.metric_kwargs())
+
+    def signal_result(self, metrics: dict) -> SignalResult:
+        return metrics[self.metric_class.metric_name]
+
+    def limit(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.limit_keys}
+
+    # -- result fields -----------------------------------------------------
+    def build_result(self, *, success: bool, observed_value: Any, flags: np.ndarray, result: SignalResult,
+                     runtime_configuration: Optional[dict], details: Optional[dict] = None) -> dict:
+        """GX result dict with the fields Data Docs' diagnostic view shows."""
+        flagged = np.flatnonzero(flags)
+        ids = result.ids if result.ids is not None else np.arange(result.n_rows)
+        n = result.n_rows
+        body = {
+            "observed_value": jsonable(observed_value),
+            "element_count": n,
+            "unexpected_count": int(len(flagged)),
+            "unexpected_percent": 100.0 * len(flagged) / n if n else 0.0,
+            "partial_unexpected_list": jsonable(ids[flagged[:PARTIAL_LIST_MAX]]),
+            "details": jsonable({"signal": result.signal, "limit": self.limit(), **(details or {})}),
+        }
+        fmt = (runtime_configuration or {}).get("result_format", {})
+        fmt_name = fmt.get("result_format") if isinstance(fmt, dict) else fmt
+        if str(fmt_name).upper().endswith("COMPLETE"):
+            body["unexpected_index_list"] = jsonable(ids[flagged])
+        return {"success": bool(success), "result": body}
+
+    # -- Data Docs -----------------------------------------------------------
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None, **kwargs):
+        runtime_configuration = runtime_configuration or {}
+        if configuration is None and result is not None:
+            configuration = result.expectation_config
+        params = substitute_none_for_missing(configuration.kwargs if configuration else {},
+                                             list(cls.renderer_params))
+        return [
+            RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={
+                    "template": cls.renderer_template,
+                    "params": params,
+                    "styling": runtime_configuration.get("styling", {}),
+                },
+            )
+        ]
+
+
+def shared_success_keys(*family_keys: str) -> tuple[str, ...]:
+    return SHARED_KEYS + tuple(family_keys)

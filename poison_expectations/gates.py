@@ -1,0 +1,55 @@
+"""Statistical gates shared by the expectations.
+
+Batch against reference: the reference shows k0 flagged rows of n0; its rate
+is bounded above by the one-sided Clopper-Pearson bound at `confidence`, so
+a small reference is not overtrusted. The batch (k of n) fails when the
+one-sided binomial p-value P(X >= k | n, p0_upper) is below alpha AND the
+excess k/n - k0/n0 is over the minimum effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scipy import stats
+
+
+def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided upper confidence bound of a binomial proportion."""
+    if n <= 0:
+        return 1.0
+    if k >= n:
+        return 1.0
+    return float(stats.beta.ppf(confidence, k + 1, n - k))
+
+
+@dataclass(frozen=True)
+class ReferenceGate:
+    batch_rate: float
+    reference_rate: float
+    reference_upper: float
+    p_value: float
+    excess: float
+    passed: bool
+
+    def as_dict(self) -> dict:
+        return {
+            "batch_rate": self.batch_rate,
+            "reference_rate": self.reference_rate,
+            "reference_rate_upper": self.reference_upper,
+            "p_value": self.p_value,
+            "excess_over_reference": self.excess,
+            "passed": self.passed,
+        }
+
+
+def reference_gate(k: int, n: int, k0: int, n0: int, *, alpha: float, min_excess: float,
+                   confidence: float = 0.95) -> ReferenceGate:
+    """Fail only when the batch's rate is significantly AND materially above the reference's."""
+    rate = k / n if n else 0.0
+    rate0 = k0 / n0 if n0 else 0.0
+    upper = clopper_pearson_upper(k0, n0, confidence)
+    p_value = float(stats.binom.sf(k - 1, n, upper)) if n else 1.0
+    excess = rate - rate0
+    passed = not (p_value < alpha and excess > min_excess)
+    return ReferenceGate(rate, rate0, upper, p_value, excess, passed)

@@ -1,0 +1,98 @@
+"""k-nearest-neighbour search shared by every neighbour-based signal.
+
+Exact search (faiss IndexFlatL2, brute force, multi-threaded BLAS) up to
+`exact_max_rows` indexed rows; above that an HNSW graph (faiss
+IndexHNSWFlat, M=16, efConstruction=40, efSearch=max(64, 2k)), whose recall
+is measured on a small sample of queries against exact search and reported.
+Distances are Euclidean (not squared) in the encoded feature space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 40
+RECALL_SAMPLE = 200
+
+
+@dataclass
+class Neighbors:
+    """indices[i] are rows of the indexed table, nearest first."""
+
+    indices: np.ndarray  # (n_query, k) int64
+    distances: np.ndarray  # (n_query, k) float32
+    exact: bool
+    recall_estimate: float  # 1.0 for exact search
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]
+
+
+def _index(data: np.ndarray, exact: bool, k: int, random_state: int):
+    dim = data.shape[1]
+    if exact:
+        index = faiss.IndexFlatL2(dim)
+    else:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = max(64, 2 * k)
+    index.add(data)
+    return index
+
+
+def find_neighbors(
+    query: np.ndarray,
+    indexed: np.ndarray | None = None,
+    *,
+    k: int,
+    exact_max_rows: int = 50_000,
+    random_state: int = 0,
+) -> Neighbors:
+    """k nearest rows of `indexed` for each row of `query`.
+
+    With `indexed=None` the query table is searched against itself and each
+    row's own entry is excluded (a row is never its own neighbour).
+    """
+    self_search = indexed is None
+    data = np.ascontiguousarray(query if self_search else indexed, dtype=np.float32)
+    queries = np.ascontiguousarray(query, dtype=np.float32)
+    n_indexed = data.shape[0]
+    k_eff = min(k, n_indexed - 1 if self_search else n_indexed)
+    if k_eff < 1:
+        raise ValueError(f"need more than {k} rows to find neighbours, got {n_indexed}")
+    exact = n_indexed <= exact_max_rows
+    index = _index(data, exact, k_eff, random_state)
+    want = k_eff + 1 if self_search else k_eff
+    distances, indices = index.search(queries, want)
+    if self_search:
+        indices, distances = _drop_self(indices, distances, k_eff)
+    np.sqrt(np.maximum(distances, 0, out=distances), out=distances)
+    recall = 1.0 if exact else _estimate_recall(queries, data, indices, self_search, random_state)
+    return Neighbors(indices.astype(np.int64, copy=False), distances, exact, recall)
+
+
+def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int):
+    """Remove each row's own index (wherever it landed; ties may move it)."""
+    own = indices == np.arange(indices.shape[0])[:, None]
+    missing_self = ~own.any(axis=1)
+    own[missing_self, -1] = True  # approximate search may miss self: drop the farthest
+    order = np.argsort(own, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(indices, order, 1), np.take_along_axis(distances, order, 1)
+
+
+def _estimate_recall(queries, data, indices, self_search, random_state) -> float:
+    rng = np.random.default_rng(random_state)
+    sample = rng.choice(queries.shape[0], size=min(RECALL_SAMPLE, queries.shape[0]), replace=False)
+    k = indices.shape[1]
+    exact = faiss.IndexFlatL2(data.shape[1])
+    exact.add(data)
+    _, truth = exact.search(queries[sample], k + 1 if self_search else k)
+    if self_search:
+        truth, _ = _drop_self(truth, np.zeros_like(truth, dtype=np.float32), k)
+    hits = [len(np.intersect1d(indices[q], truth[j])) for j, q in enumerate(sample)]
+    return float(np.sum(hits) / (len(sample) * k))

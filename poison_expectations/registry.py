@@ -1,0 +1,38 @@
+"""Expectation families: how a config section becomes GX expectations.
+
+Each family (label consistency, near duplicates, ...) registers its config
+section spec and a builder when its module is imported. Config validation,
+the runner and `calibrate` walk this registry, so adding a signal never
+edits them. No GX import here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import Param
+
+
+@dataclass(frozen=True)
+class ExpectationFamily:
+    section: str  # key under `expectations:` in the config
+    params: dict[str, Param]
+    # (section config, shared kwargs) -> list of GX expectation instances
+    build: Callable[[dict[str, Any], dict[str, Any]], list]
+    needs_label: bool = True
+    order: int = 100
+
+
+_FAMILIES: dict[str, ExpectationFamily] = {}
+
+
+def register_family(family: ExpectationFamily) -> ExpectationFamily:
+    _FAMILIES[family.section] = family
+    return family
+
+
+def families() -> list[ExpectationFamily]:
+    from . import expectations  # noqa: F401  (importing registers every family)
+
+    return sorted(_FAMILIES.values(), key=lambda f: (f.order, f.section))

@@ -1,0 +1,270 @@
+"""The checkpoint runner: config -> GX context, suite, validation definition
+and checkpoint; run; collect results and row-level findings.
+
+The CLI and the Airflow operator both call `run_validation`. Input is
+checked (and every signal computed, with progress) before GX sees the data,
+so a bad file is an InputError with a clear message rather than a GX
+`exception_info`; GX's metrics then reuse the cached results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .analysis import Analysis, Options, Roles, get_analysis, label_looks_continuous, register_reference
+from .errors import ConfigError, InputError, PoisonCheckError
+from .expectations.base import jsonable
+from .io import read_table
+from .registry import families
+from .signals.base import SignalResult
+
+SUMMARY_SCHEMA_VERSION = 1
+TOP_ROWS = 20
+REASON_SEPARATOR = "; "
+
+
+@dataclass
+class ExpectationOutcome:
+    expectation: str
+    signal: str
+    success: bool
+    observed_value: Any
+    limit: dict
+    unexpected_count: int
+    details: dict
+
+    def as_dict(self) -> dict:
+        return jsonable(self.__dict__)
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    expectations: list[ExpectationOutcome]
+    findings: pd.DataFrame
+    results: dict[str, SignalResult]
+    analysis: Analysis
+    data: pd.DataFrame
+    checkpoint_result: Any
+    config: dict
+    data_path: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    run_id: str = ""
+
+    @property
+    def flagged_count(self) -> int:
+        return int(self.findings["flagged"].sum())
+
+    def failed_expectations(self) -> list[str]:
+        return [e.expectation for e in self.expectations if not e.success]
+
+    def summary(self) -> dict:
+        """The stable JSON summary (documented in the README)."""
+        top = top_rows(self.findings, self.analysis.id_name, TOP_ROWS)
+        return jsonable({
+            "schema_version": SUMMARY_SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "success": self.success,
+            "data": self.data_path,
+            "reference": self.config["data"]["reference"],
+            "rows": int(len(self.findings)),
+            "flagged_rows": self.flagged_count,
+            "failed_expectations": self.failed_expectations(),
+            "expectations": [e.as_dict() for e in self.expectations],
+            "signals": {
+                name: {"flagged": r.flagged_count, "flagged_rate": r.flagged_rate, "summary": r.summary}
+                for name, r in self.results.items()
+            },
+            "top_rows": top.to_dict(orient="records"),
+            "timings_seconds": self.timings,
+        })
+
+
+def shared_kwargs(config: dict) -> dict[str, Any]:
+    """Keyword arguments every poison expectation takes, from the config."""
+    data, feats, nbrs = config["data"], config["features"], config["neighbors"]
+    return {
+        "label_column": data["label_column"],
+        "feature_columns": data["feature_columns"],
+        "id_column": data["id_column"],
+        "source_column": data["source_column"],
+        "embedding_columns": data["embedding_columns"] or None,
+        "reference": data["reference"],
+        "nan_policy": feats["nan_policy"],
+        "max_onehot_categories": feats["max_onehot_categories"],
+        "k": nbrs["k"],
+        "exact_max_rows": nbrs["exact_max_rows"],
+        "random_state": config["random_state"],
+    }
+
+
+def build_expectations(config: dict) -> list:
+    """GX expectation instances for every enabled family, thresholds explicit."""
+    shared = shared_kwargs(config)
+    built = []
+    for family in families():
+        section = config["expectations"].get(family.section, {})
+        if not section.get("enabled", True):
+            continue
+        if family.needs_label and not shared["label_column"]:
+            raise ConfigError(f"expectation '{family.section}' needs a label column: pass --label or set "
+                              "data.label_column")
+        built.extend(family.build(section, shared))
+    if not built:
+        raise ConfigError("no expectation is enabled in the config")
+    return built
+
+
+def load_inputs(data: pd.DataFrame | str | Path, config: dict) -> tuple[pd.DataFrame, str | None]:
+    path = None
+    if not isinstance(data, pd.DataFrame):
+        path = str(data)
+        data = read_table(data)
+    max_rows = config["limits"]["max_rows"]
+    if len(data) > max_rows:
+        raise InputError(f"{path or 'data'}: {len(data)} rows exceed limits.max_rows={max_rows}; raise the limit "
+                         "in the config or split the batch")
+    reference = config["data"]["reference"]
+    if reference is not None:
+        register_reference(reference, read_table(reference))
+    return data, path
+
+
+def _analysis(frame: pd.DataFrame, config: dict) -> Analysis:
+    shared = shared_kwargs(config)
+    roles = Roles(shared["label_column"], shared["id_column"], shared["source_column"],
+                  tuple(shared["feature_columns"]) if shared["feature_columns"] else None,
+                  tuple(shared["embedding_columns"] or ()))
+    options = Options(shared["nan_policy"], shared["max_onehot_categories"], shared["k"],
+                      shared["exact_max_rows"], shared["random_state"])
+    if roles.label_column and roles.label_column in frame.columns:
+        problem = label_looks_continuous(frame, roles.label_column)
+        if problem:
+            raise InputError(problem)
+    analysis = get_analysis(frame, roles, options, shared["reference"])
+    if analysis.n_classes == 1:
+        raise InputError(f"label column '{roles.label_column}' has a single class ({analysis.classes[0]!r}); "
+                         "poisoning checks need two or more")
+    min_rows = options.k + 1
+    if analysis.batch.n < min_rows:
+        raise InputError(f"the batch has {analysis.batch.n} rows; neighbour checks need at least k+1={min_rows}")
+    return analysis
+
+
+def run_validation(data: pd.DataFrame | str | Path, config: dict,
+                   progress: Callable[[str], Any] | None = None) -> RunOutcome:
+    """Validate one batch with the configured expectations through a GX checkpoint."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    frame, path = load_inputs(data, config)
+    analysis = _analysis(frame, config)
+    timings["prepare"] = time.perf_counter() - start
+    expectations = build_expectations(config)
+    results: dict[str, SignalResult] = {}
+    for expectation in expectations:
+        signal = expectation.signal()
+        if signal.name not in results:
+            t0 = time.perf_counter()
+            if progress:
+                progress(signal.name)
+            results[signal.name] = analysis.result(signal)
+            timings[signal.name] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    checkpoint_result = run_checkpoint(frame, expectations)
+    timings["gx_checkpoint"] = time.perf_counter() - t0
+    outcomes = collect_outcomes(checkpoint_result, expectations)
+    findings = build_findings(analysis, list(results.values()))
+    timings["total"] = time.perf_counter() - start
+    return RunOutcome(
+        success=all(o.success for o in outcomes), expectations=outcomes, findings=findings, results=results,
+        analysis=analysis, data=frame, checkpoint_result=checkpoint_result, config=config, data_path=path,
+        timings=timings, run_id=uuid.uuid4().hex[:12],
+    )
+
+
+def ephemeral_context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def run_checkpoint(frame: pd.DataFrame, expectations: list, *, context=None, name: str = "poison_check"):
+    """An ordinary GX checkpoint over a dataframe batch with our suite."""
+    import great_expectations as gx
+
+    context = context or ephemeral_context()
+    source = context.data_sources.add_pandas(f"{name}_source")
+    asset = source.add_dataframe_asset(f"{name}_batch")
+    batch_definition = asset.add_batch_definition_whole_dataframe(f"{name}_whole")
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_suite", expectations=expectations))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{name}_validation", data=batch_definition, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=name, validation_definitions=[validation], result_format={"result_format": "SUMMARY"}))
+    return checkpoint.run(batch_parameters={"dataframe": frame})
+
+
+def collect_outcomes(checkpoint_result, expectations: list) -> list[ExpectationOutcome]:
+    outcomes = []
+    for validation in checkpoint_result.run_results.values():
+        for result in validation.results:
+            info = result.exception_info or {}
+            if info.get("raised_exception"):
+                message = (info.get("exception_message") or "unknown error").strip().splitlines()[0]
+                raise PoisonCheckError(f"{result.expectation_config.type}: {message}")
+            body = result.result or {}
+            details = body.get("details", {})
+            outcomes.append(ExpectationOutcome(
+                expectation=result.expectation_config.type,
+                signal=details.get("signal", ""),
+                success=bool(result.success),
+                observed_value=body.get("observed_value"),
+                limit=details.get("limit", {}),
+                unexpected_count=int(body.get("unexpected_count") or 0),
+                details={k: v for k, v in details.items() if k not in ("signal", "limit")},
+            ))
+    return outcomes
+
+
+def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFrame:
+    """One row per input row, in input order: id, poison_score, flagged,
+    <signal>_score per signal, extra signal columns, reasons.
+
+    poison_score is the maximum of the signals' scores (each in [0, 1]): a
+    row is as suspicious as its most suspicious signal says.
+    """
+    n = analysis.batch.n
+    findings = pd.DataFrame({analysis.id_name: analysis.batch.ids})
+    scores = np.zeros(n)
+    flagged = np.zeros(n, dtype=bool)
+    reasons = [[] for _ in range(n)]
+    for result in results:
+        findings[f"{result.signal}_score"] = result.scores
+        for column, values in result.columns.items():
+            findings[column] = values
+        scores = np.maximum(scores, result.scores)
+        flagged |= result.flags
+        for row in np.flatnonzero(result.flags):
+            reasons[row].append(result.reasons[row])
+    findings.insert(1, "poison_score", scores)
+    findings.insert(2, "flagged", flagged)
+    findings["reasons"] = [REASON_SEPARATOR.join(r) for r in reasons]
+    return findings
+
+
+def top_rows(findings: pd.DataFrame, id_name: str, count: int) -> pd.DataFrame:
+    flagged = findings[findings["flagged"]]
+    ranked = flagged.sort_values("poison_score", ascending=False, kind="stable").head(count)
+    return ranked[[id_name, "poison_score", "reasons"]]

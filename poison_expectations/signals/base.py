@@ -1,0 +1,75 @@
+"""The signal interface. Signals are pure numpy/pandas/sklearn: no GX here.
+
+A signal is constructed with its parameters and run on an `Analysis` (the
+encoded batch, the optional encoded reference and the shared neighbour
+graphs). It fits on the reference when there is one, else on the batch
+itself, and returns one `SignalResult` for the batch rows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..analysis import Analysis
+
+
+@dataclass
+class SignalResult:
+    """Per-row output of one signal, aligned with the batch rows."""
+
+    signal: str
+    scores: np.ndarray  # float in [0, 1], higher = more suspicious
+    flags: np.ndarray  # bool
+    reasons: np.ndarray  # object (str), "" where not flagged
+    summary: dict[str, Any] = field(default_factory=dict)  # JSON-able
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # extra findings columns
+    ids: np.ndarray | None = None  # batch row ids, set by Analysis.result
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        if len(self.flags) != n or len(self.reasons) != n:
+            raise ValueError(f"{self.signal}: scores, flags and reasons differ in length")
+        self.scores = np.clip(np.nan_to_num(np.asarray(self.scores, dtype=float), nan=0.0), 0.0, 1.0)
+        self.flags = np.asarray(self.flags, dtype=bool)
+        self.reasons = np.asarray(self.reasons, dtype=object)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.scores)
+
+    @property
+    def flagged_count(self) -> int:
+        return int(self.flags.sum())
+
+    @property
+    def flagged_rate(self) -> float:
+        return self.flagged_count / self.n_rows if self.n_rows else 0.0
+
+
+class Signal(ABC):
+    """Base class: subclasses set `name` and implement `run`."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    def cache_key(self) -> tuple:
+        return (self.name, tuple(sorted((k, _freeze(v)) for k, v in self.params.items())))
+
+    @abstractmethod
+    def run(self, analysis: "Analysis") -> SignalResult:
+        """Score every batch row."""
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value

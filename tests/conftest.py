@@ -1,0 +1,58 @@
+"""Shared fixtures: small synthetic tables and a CLI runner in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_separable(n=2000, n_features=10, flip_rate=0.0, seed=0, n_classes=2):
+    """A separable synthetic table with an id column; returns (frame, flipped mask)."""
+    X, y = make_classification(n_samples=n, n_features=n_features, n_informative=min(6, n_features),
+                               n_redundant=0, n_classes=n_classes, class_sep=2.0, flip_y=0,
+                               random_state=seed)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(n_features)])
+    frame.insert(0, "row_id", np.arange(n) + 10_000)
+    frame["label"] = y
+    rng = np.random.default_rng(seed + 1)
+    flipped = rng.random(n) < flip_rate
+    if flipped.any():
+        shift = rng.integers(1, n_classes, size=int(flipped.sum()))
+        frame.loc[flipped, "label"] = (frame.loc[flipped, "label"] + shift) % n_classes
+    return frame, flipped
+
+
+def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """`poison-check ARGS` in a fresh process, importing this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "poison_expectations", *map(str, args)], cwd=cwd or REPO,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def separable():
+    return make_separable
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from poison_expectations.analysis import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
