@@ -21,7 +21,14 @@ class ExpectationFamily:
     # (section config, shared kwargs) -> list of GX expectation instances
     build: Callable[[dict[str, Any], dict[str, Any]], list]
     needs_label: bool = True
-    order: int = 100
+    order: int = 100  # build/run order; families that aggregate others run last
+    # `poison-check calibrate`: (section config, the signal results of a run on
+    # trusted data, by signal name) -> section keys to overwrite with limits
+    # derived from the trusted baseline (with a documented statistical margin)
+    calibrate: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+    # called after every validation run, e.g. to record a reputation ledger:
+    # (section config, RunOutcome) -> None
+    after_run: Callable[[dict[str, Any], Any], None] | None = None
 
 
 _FAMILIES: dict[str, ExpectationFamily] = {}

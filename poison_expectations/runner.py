@@ -183,11 +183,21 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
     outcomes = collect_outcomes(checkpoint_result, expectations)
     findings = build_findings(analysis, list(results.values()))
     timings["total"] = time.perf_counter() - start
-    return RunOutcome(
+    outcome = RunOutcome(
         success=all(o.success for o in outcomes), expectations=outcomes, findings=findings, results=results,
         analysis=analysis, data=frame, checkpoint_result=checkpoint_result, config=config, data_path=path,
         timings=timings, run_id=uuid.uuid4().hex[:12],
     )
+    run_after_hooks(outcome)
+    return outcome
+
+
+def run_after_hooks(outcome: RunOutcome) -> None:
+    """Let enabled families act on the finished run (e.g. record a ledger)."""
+    for family in families():
+        section = outcome.config["expectations"].get(family.section, {})
+        if family.after_run is not None and section.get("enabled", True):
+            family.after_run(section, outcome)
 
 
 def ephemeral_context():
