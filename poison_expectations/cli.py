@@ -145,8 +145,8 @@ def report_document(outcome) -> dict:
 
 @main.command("run-checkpoint")
 @click.argument("name")
-@click.option("--project", "project_dir", type=click.Path(file_okay=False), default="checkpoints/gx",
-              show_default=True, help="GX file-context project folder.")
+@click.option("--project", "project_dir", type=click.Path(file_okay=False), default="checkpoints",
+              show_default=True, help="GX file-context project root (the folder holding gx/).")
 @click.option("--data", type=click.Path(dir_okay=False), required=True, help="Batch to validate (CSV/Parquet).")
 @guarded
 def run_checkpoint_command(name, project_dir, data):

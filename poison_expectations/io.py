@@ -74,6 +74,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise OutputError(f"{target}: cannot write to {folder} ({exc.strerror or exc})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    _apply_umask(tmp)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -83,6 +84,14 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def _apply_umask(path: Path) -> None:
+    """mkstemp creates 0600 files; outputs get the usual 0666 & ~umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~umask)
 
 
 def _remove_quietly(path: Path) -> None:

@@ -76,9 +76,10 @@ def find_neighbors(
     return Neighbors(indices.astype(np.int64, copy=False), distances, exact, recall)
 
 
-def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int):
+def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int, query_ids: np.ndarray | None = None):
     """Remove each row's own index (wherever it landed; ties may move it)."""
-    own = indices == np.arange(indices.shape[0])[:, None]
+    query_ids = np.arange(indices.shape[0]) if query_ids is None else query_ids
+    own = indices == query_ids[:, None]
     missing_self = ~own.any(axis=1)
     own[missing_self, -1] = True  # approximate search may miss self: drop the farthest
     order = np.argsort(own, axis=1, kind="stable")[:, :k]
@@ -93,6 +94,6 @@ def _estimate_recall(queries, data, indices, self_search, random_state) -> float
     exact.add(data)
     _, truth = exact.search(queries[sample], k + 1 if self_search else k)
     if self_search:
-        truth, _ = _drop_self(truth, np.zeros_like(truth, dtype=np.float32), k)
+        truth, _ = _drop_self(truth, np.zeros_like(truth, dtype=np.float32), k, sample)
     hits = [len(np.intersect1d(indices[q], truth[j])) for j, q in enumerate(sample)]
     return float(np.sum(hits) / (len(sample) * k))

@@ -132,9 +132,6 @@ def load_inputs(data: pd.DataFrame | str | Path, config: dict) -> tuple[pd.DataF
     if len(data) > max_rows:
         raise InputError(f"{path or 'data'}: {len(data)} rows exceed limits.max_rows={max_rows}; raise the limit "
                          "in the config or split the batch")
-    reference = config["data"]["reference"]
-    if reference is not None:
-        register_reference(reference, read_table(reference))
     return data, path
 
 
@@ -160,8 +157,18 @@ def _analysis(frame: pd.DataFrame, config: dict) -> Analysis:
 
 
 def run_validation(data: pd.DataFrame | str | Path, config: dict,
-                   progress: Callable[[str], Any] | None = None) -> RunOutcome:
-    """Validate one batch with the configured expectations through a GX checkpoint."""
+                   progress: Callable[[str], Any] | None = None,
+                   reference: pd.DataFrame | None = None) -> RunOutcome:
+    """Validate one batch with the configured expectations through a GX checkpoint.
+
+    The reference is `config["data"]["reference"]` (a CSV/Parquet path), or
+    the `reference` frame given here (registered under that name, or
+    "<reference>" when the config names none).
+    """
+    if reference is not None:
+        name = config["data"]["reference"] or "<reference>"
+        register_reference(name, reference)
+        config = {**config, "data": {**config["data"], "reference": name}}
     timings: dict[str, float] = {}
     start = time.perf_counter()
     frame, path = load_inputs(data, config)

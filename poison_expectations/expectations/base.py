@@ -33,7 +33,25 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-class PoisonBatchExpectation(BatchExpectation):
+class ExplicitParams:
+    """Write every success key into the stored configuration.
+
+    GX serialises expectations with `exclude_defaults=True`, so a threshold
+    left at its default would not be stored, and a later plugin version with
+    another default would silently change a saved suite. Renderers also only
+    see stored kwargs."""
+
+    def dict(self, *args, **kwargs):  # pydantic v1 API, as GX uses it
+        data = super().dict(*args, **kwargs)
+        if kwargs.get("exclude_defaults"):
+            for key in self.success_keys:
+                value = getattr(self, key, None)
+                if key not in data and value is not None and key in self.__fields__:
+                    data[key] = value
+        return data
+
+
+class PoisonBatchExpectation(ExplicitParams, BatchExpectation):
     """Base of every batch-level poison expectation (abstract: not registered)."""
 
     label_column: Optional[str] = None

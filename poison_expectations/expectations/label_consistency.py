@@ -18,7 +18,7 @@ from ..gates import reference_gate
 from ..metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
 from ..registry import ExpectationFamily, register_family
 from ..signals.label_consistency import METHODS, MODELS, LabelConsistency
-from .base import PoisonBatchExpectation, shared_success_keys
+from .base import ExplicitParams, PoisonBatchExpectation, shared_success_keys
 
 
 class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation):
@@ -80,7 +80,7 @@ class RowLabelConsistent(MulticolumnMapMetricProvider):
         return pd.Series(~result.flags, index=column_list.index)
 
 
-class ExpectRowLabelsToBeConsistent(MulticolumnMapExpectation):
+class ExpectRowLabelsToBeConsistent(ExplicitParams, MulticolumnMapExpectation):
     """Each row's label (one of `column_list`) agrees with its neighbourhood
     and an out-of-fold model; GX lists the rows that do not, so
     `unexpected_index_column_names` reports their ids."""

@@ -1,0 +1,43 @@
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+from poison_expectations.neighbors import find_neighbors
+
+
+def _clustered(n=3000, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(20, d)) * 5
+    return (centers[rng.integers(0, 20, n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_exact_self_search_matches_sklearn_and_excludes_self():
+    X = _clustered()
+    nb = find_neighbors(X, k=5)
+    assert nb.exact and nb.recall_estimate == 1.0
+    assert not (nb.indices == np.arange(len(X))[:, None]).any()
+    dist, _ = NearestNeighbors(n_neighbors=6).fit(X).kneighbors(X)
+    np.testing.assert_allclose(nb.distances, dist[:, 1:], rtol=1e-3, atol=1e-3)
+
+
+def test_duplicates_do_not_keep_self_as_a_neighbour():
+    X = np.zeros((50, 3), dtype=np.float32)
+    nb = find_neighbors(X, k=4)
+    assert not (nb.indices == np.arange(50)[:, None]).any()
+    assert (nb.distances == 0).all()
+
+
+def test_reference_search_returns_reference_rows():
+    X = _clustered(500)
+    ref = _clustered(800, seed=1)
+    nb = find_neighbors(X, ref, k=3)
+    assert nb.indices.max() < 800
+    dist, idx = NearestNeighbors(n_neighbors=3).fit(ref).kneighbors(X)
+    np.testing.assert_allclose(nb.distances, dist, rtol=1e-3, atol=1e-3)
+
+
+def test_approximate_index_has_high_recall():
+    X = _clustered(4000)
+    nb = find_neighbors(X, k=10, exact_max_rows=1000)
+    assert not nb.exact
+    assert nb.recall_estimate > 0.9
+    assert not (nb.indices == np.arange(len(X))[:, None]).any()
