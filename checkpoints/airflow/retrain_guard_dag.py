@@ -37,7 +37,7 @@ from poison_expectations.airflow import POISONED, XCOM_RECORD, PoisonCheckOperat
 log = logging.getLogger(__name__)
 
 # Defaults point at the repository's sample data; set your own paths.
-_SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+_SAMPLE = Path(__file__).resolve().parent.parent.parent / "sample_data"
 _OUTPUT = os.environ.get("POISON_GUARD_OUTPUT_DIR",
                          str(Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "poison_guard"))
 
