@@ -33,6 +33,7 @@ from airflow.sdk import DAG, Param, TriggerRule, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from poison_expectations.airflow import POISONED, XCOM_RECORD, PoisonCheckOperator
+from poison_expectations.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ with DAG(
             "outputs": record["outputs"],
         }
         hold = Path(record["outputs"]["report"] or record["outputs"]["findings"]).with_name("HOLD.json")
-        hold.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        write_text_atomic(hold, json.dumps(manifest, indent=2))
         manifest["hold_manifest"] = str(hold)
         log.warning("batch %s held for review: %s", params["data_path"], hold)
         return manifest
