@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from .errors import PoisonCheckError
+from .jobs import report_document  # noqa: F401  (kept importable from here)
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -96,51 +97,21 @@ def _split_columns(value: str | None) -> list[str] | None:
 def validate(data, label_column, id_column, source_column, features, reference, config_path, report,
              findings, output_format, quiet):
     """Validate DATA (CSV or Parquet) against the poisoning checkpoint."""
-    from .config import load_config
     from .console import verdict_text
-    from .io import write_table_atomic, write_text_atomic, table_format
-    from .runner import run_validation
+    from .jobs import job_config, run_job
 
-    overrides = {
-        "data.label_column": label_column,
-        "data.id_column": id_column,
-        "data.source_column": source_column,
-        "data.feature_columns": _split_columns(features),
-        "data.reference": reference,
-    }
-    config = load_config(config_path, {k: v for k, v in overrides.items() if v is not None})
-    for target in (report, findings):
-        if target is not None and Path(target).resolve() == Path(data).resolve():
-            raise PoisonCheckError(f"{target}: refusing to overwrite the input file")
-    if findings is not None:
-        table_format(findings)
+    config = job_config(config_path, label_column=label_column, id_column=id_column,
+                        source_column=source_column, feature_columns=_split_columns(features),
+                        reference=reference)
     progress = None
     if not quiet and sys.stderr.isatty():
         progress = lambda name: click.echo(f"  running {name} ...", err=True)  # noqa: E731
-    outcome = run_validation(data, config, progress=progress)
-    if findings is not None:
-        write_table_atomic(findings, outcome.findings)
-    if report is not None:
-        write_text_atomic(report, json.dumps(report_document(outcome), indent=2, default=str))
+    outcome, _ = run_job(data, config, {"findings": findings, "report": report}, progress=progress)
     if output_format == "json":
         click.echo(json.dumps(outcome.summary(), indent=2, default=str))
     else:
         click.echo(verdict_text(outcome))
     sys.exit(EXIT_PASSED if outcome.success else EXIT_FAILED)
-
-
-def report_document(outcome) -> dict:
-    """--report: our summary plus the GX checkpoint result."""
-    result = outcome.checkpoint_result
-    return {
-        "summary": outcome.summary(),
-        "checkpoint_result": {
-            "name": result.name,
-            "success": bool(result.success),
-            "run_id": str(result.run_id),
-            "validation_results": [r.to_json_dict() for r in result.run_results.values()],
-        },
-    }
 
 
 @main.command("run-checkpoint")

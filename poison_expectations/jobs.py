@@ -1,0 +1,130 @@
+"""One validation job as the entry points run it: config with overrides, the
+run, and the output files.
+
+`poison-check validate` and the Airflow operator both go through here, so a
+flag means the same thing in a shell and in a DAG, and both write the same
+files the same way (atomically, never over the input).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from .errors import PoisonCheckError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TABLE_OUTPUTS = ("findings", "accepted", "quarantine")
+OUTPUTS = ("findings", "report", "accepted", "quarantine")
+QUARANTINE_COLUMNS = ("poison_score", "reasons")
+
+
+def job_config(config_path: str | Path | None = None, *, label_column: str | None = None,
+               id_column: str | None = None, source_column: str | None = None,
+               feature_columns: list[str] | None = None, reference: str | None = None,
+               overrides: Mapping[str, Any] | None = None) -> dict:
+    """The checkpoint config with the CLI's flags applied over the file's keys.
+
+    None means "not given": the config file's value stays. `overrides` takes
+    any further dotted keys (e.g. {"neighbors.k": 15}); the named flags win.
+    """
+    from .config import load_config
+
+    merged = dict(overrides or {})
+    flags = {
+        "data.label_column": label_column,
+        "data.id_column": id_column,
+        "data.source_column": source_column,
+        "data.feature_columns": feature_columns,
+        "data.reference": None if reference is None else str(reference),
+    }
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    return load_config(config_path, merged)
+
+
+def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None]) -> None:
+    """Fail before the (slow) run if an output would overwrite the input or
+    another output, or has an extension we cannot write."""
+    from .io import table_format
+
+    seen: dict[Path, str] = {}
+    source = Path(data).resolve()
+    for name, target in outputs.items():
+        if target is None:
+            continue
+        if name not in OUTPUTS:
+            raise PoisonCheckError(f"unknown output '{name}'; expected one of {list(OUTPUTS)}")
+        resolved = Path(target).resolve()
+        if resolved == source:
+            raise PoisonCheckError(f"{target}: refusing to overwrite the input file")
+        if resolved in seen:
+            raise PoisonCheckError(f"{target}: used for both the {seen[resolved]} and the {name} output")
+        seen[resolved] = name
+        if name in TABLE_OUTPUTS:
+            table_format(target)
+
+
+def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted, quarantined): the input rows unchanged, flagged ones apart;
+    the quarantined rows carry `poison_score` and `reasons` for review."""
+    flagged = outcome.findings["flagged"].to_numpy(dtype=bool)
+    accepted = outcome.data.loc[~flagged]
+    quarantined = outcome.data.loc[flagged].copy()
+    for column in QUARANTINE_COLUMNS:
+        name = column if column not in quarantined.columns else f"poison_check_{column}"
+        quarantined[name] = outcome.findings[column].to_numpy()[flagged]
+    return accepted, quarantined
+
+
+def write_outputs(outcome, outputs: Mapping[str, str | Path | None]) -> dict[str, str | None]:
+    """Write each requested output atomically; return {output: path or None}."""
+    from .io import write_table_atomic, write_text_atomic
+
+    written: dict[str, str | None] = {name: None for name in OUTPUTS}
+    if any(outputs.get(name) for name in ("accepted", "quarantine")):
+        accepted, quarantined = split_rows(outcome)
+    for name in OUTPUTS:
+        target = outputs.get(name)
+        if target is None:
+            continue
+        if name == "findings":
+            write_table_atomic(target, outcome.findings)
+        elif name == "report":
+            write_text_atomic(target, json.dumps(report_document(outcome), indent=2, default=str))
+        elif name == "accepted":
+            write_table_atomic(target, accepted)
+        else:
+            write_table_atomic(target, quarantined)
+        written[name] = str(target)
+    return written
+
+
+def report_document(outcome) -> dict:
+    """--report: our summary plus the GX checkpoint result."""
+    result = outcome.checkpoint_result
+    return {
+        "summary": outcome.summary(),
+        "checkpoint_result": {
+            "name": result.name,
+            "success": bool(result.success),
+            "run_id": str(result.run_id),
+            "validation_results": [r.to_json_dict() for r in result.run_results.values()],
+        },
+    }
+
+
+def run_job(data: str | Path, config: dict, outputs: Mapping[str, str | Path | None] | None = None,
+            progress: Callable[[str], Any] | None = None):
+    """Check the outputs, validate `data`, write the outputs.
+
+    Returns (RunOutcome, {output: path or None}).
+    """
+    from .runner import run_validation
+
+    outputs = dict(outputs or {})
+    check_outputs(data, outputs)
+    outcome = run_validation(data, config, progress=progress)
+    return outcome, write_outputs(outcome, outputs)
