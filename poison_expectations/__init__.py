@@ -4,9 +4,17 @@
 checkpoint action with GX; then `suite.add_expectation(pe.Expect...(...))`.
 """
 
-from . import expectations as _expectations
-from .analysis import register_reference
-from .expectations import *  # noqa: F401,F403  (registers with GX)
+import os
+
+# GNU OpenMP (used by scikit-learn and faiss) spin-waits by default; on a busy
+# 2-core worker that turned a 2 s model fit into 140 s. Passive waiting costs
+# nothing measurable when the machine is idle. Must be set before the OpenMP
+# runtime loads; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import expectations as _expectations  # noqa: E402
+from .analysis import register_reference  # noqa: E402
+from .expectations import *  # noqa: F401,F403,E402  (registers with GX)
 
 __version__ = "0.1.0"
 __all__ = ["register_reference", "__version__", *_expectations.__all__]

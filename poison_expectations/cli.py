@@ -17,7 +17,6 @@ from pathlib import Path
 import click
 
 from .errors import PoisonCheckError
-from .jobs import report_document  # noqa: F401  (kept importable from here)
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 

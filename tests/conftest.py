@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the package does; before sklearn loads OpenMP
+
 import subprocess
 import sys
 from pathlib import Path

@@ -27,11 +27,15 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from ..errors import InputError
 from .base import Signal, SignalResult
 
 METHODS = ("knn", "model", "both")
+# Below this many training rows a fit gains nothing from OpenMP threads, and
+# on a loaded machine threads made it many times slower: fit single-threaded.
+SINGLE_THREAD_ROWS = 50_000
 MODELS = ("hgb", "logistic")
 
 
@@ -95,7 +99,7 @@ class LabelConsistency(Signal):
             parts.append(knn_probabilities(nb.indices, nb.distances, ref.y, n_classes))
         if self.params["method"] in ("model", "both"):
             rows = _subsample(len(ref.y), self.params["max_train_rows"], self.params["random_state"])
-            model = self._model().fit(ref.X[rows], ref.y[rows])
+            model = _fit(self._model(), ref.X[rows], ref.y[rows])
             parts.append(_full_proba(model, analysis.batch.X, n_classes))
         return np.mean(parts, axis=0)
 
@@ -118,7 +122,7 @@ class LabelConsistency(Signal):
             if len(np.unique(y[train])) < 2:
                 probs[test] = np.bincount(y[train], minlength=n_classes) / len(train)
                 continue
-            model = self._model().fit(X[train], y[train])
+            model = _fit(self._model(), X[train], y[train])
             probs[test] = _full_proba(model, X[test], n_classes)
         return probs
 
@@ -215,6 +219,11 @@ def _per_class(flags, y, classes) -> list[dict]:
 
 def _label(value):
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _fit(model, X, y):
+    with threadpool_limits(limits=1 if len(y) < SINGLE_THREAD_ROWS else None, user_api="openmp"):
+        return model.fit(X, y)
 
 
 def _subsample(n: int, cap: int, seed: int) -> np.ndarray:
