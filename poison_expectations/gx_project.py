@@ -10,6 +10,7 @@ run (ConfigError, exit 2) when anything is missing.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -41,9 +42,16 @@ def load_context(project_dir: str | Path):
     project_dir = Path(project_dir)
     if not (project_dir / "gx" / "great_expectations.yml").is_file():
         raise ConfigError(f"{project_dir}: not a GX file-context project (no gx/great_expectations.yml)")
-    context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    gx_logger = logging.getLogger("great_expectations")
+    level = gx_logger.level
+    gx_logger.setLevel(logging.CRITICAL)  # GX logs a traceback per unknown expectation; we report it below
+    try:
+        context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+        suites = {name: context.suites.get(name) for name in stored_expectation_types(project_dir)}
+    finally:
+        gx_logger.setLevel(level)
     for suite_name, expected in stored_expectation_types(project_dir).items():
-        loaded = Counter(e.expectation_type for e in context.suites.get(suite_name).expectations)
+        loaded = Counter(e.expectation_type for e in suites[suite_name].expectations)
         missing = expected - loaded
         if missing:
             kinds = ", ".join(sorted(missing))

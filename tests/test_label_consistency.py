@@ -68,8 +68,8 @@ def test_single_class_is_an_input_error(separable):
 
 
 def test_confident_learning_prunes_by_noise_rate():
-    # 4 rows labelled 0; two are confidently class 1
-    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8], [0.1, 0.9], [0.2, 0.8]])
+    # 4 rows labelled 0; two are confidently class 1 (above class 1's mean self-confidence, 0.85)
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.12, 0.88], [0.1, 0.9], [0.2, 0.8]])
     y = np.array([0, 0, 0, 0, 1, 1])
     thresholds = class_thresholds(probs, y, 2)
     flags = confident_issues(probs, y, thresholds)
