@@ -24,7 +24,6 @@ from .io import read_table
 from .neighbors import Neighbors, find_neighbors
 from .signals.base import Signal, SignalResult
 
-MAX_CLASSES_FRACTION = 0.5  # more distinct float labels than this share of rows looks continuous
 
 
 @dataclass(frozen=True)
@@ -214,20 +213,6 @@ def _table(frame, encoder, y, roles) -> Table:
     ids = frame[roles.id_column].to_numpy() if roles.id_column else np.arange(len(frame))
     sources = frame[roles.source_column].astype(str).to_numpy() if roles.source_column else None
     return Table(frame, X, y, ids, sources)
-
-
-def label_looks_continuous(frame: pd.DataFrame, label_column: str) -> str | None:
-    """A reason string when the label looks like a regression target."""
-    labels = frame[label_column]
-    if not pd.api.types.is_float_dtype(labels):
-        return None
-    values = labels.dropna().to_numpy()
-    non_integer = not np.all(np.equal(np.mod(values, 1), 0))
-    distinct = len(np.unique(values))
-    if non_integer and distinct > max(20, MAX_CLASSES_FRACTION * len(values) ** 0.5 * 2):
-        return (f"label column '{label_column}' looks continuous ({distinct} distinct non-integer values); "
-                "label-consistency checks need class labels")
-    return None
 
 
 # -- process cache ------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .analysis import Analysis, Options, Roles, get_analysis, label_looks_continuous, register_reference
+from .analysis import Analysis, Options, Roles, get_analysis, register_reference
 from .errors import ConfigError, InputError, PoisonCheckError
 from .expectations.base import jsonable
 from .io import read_table
@@ -142,10 +142,6 @@ def _analysis(frame: pd.DataFrame, config: dict) -> Analysis:
                   tuple(shared["embedding_columns"] or ()))
     options = Options(shared["nan_policy"], shared["max_onehot_categories"], shared["k"],
                       shared["exact_max_rows"], shared["random_state"])
-    if roles.label_column and roles.label_column in frame.columns:
-        problem = label_looks_continuous(frame, roles.label_column)
-        if problem:
-            raise InputError(problem)
     analysis = get_analysis(frame, roles, options, shared["reference"])
     if analysis.n_classes == 1:
         raise InputError(f"label column '{roles.label_column}' has a single class ({analysis.classes[0]!r}); "

@@ -24,6 +24,7 @@ P_j - P_i, never a row whose given label is P's arg max. The row score is the no
 from __future__ import annotations
 
 import numpy as np
+from pandas.api.types import is_float_dtype
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -53,6 +54,9 @@ class LabelConsistency(Signal):
 
     def run(self, analysis) -> SignalResult:
         y = analysis.require_labels()
+        problem = label_looks_continuous(analysis.batch.frame, analysis.roles.label_column)
+        if problem:
+            raise InputError(problem)
         n_classes = analysis.n_classes
         if n_classes < 2:
             raise InputError(f"label column '{analysis.roles.label_column}' has a single class "
@@ -125,6 +129,22 @@ class LabelConsistency(Signal):
             model = _fit(self._model(), X[train], y[train])
             probs[test] = _full_proba(model, X[test], n_classes)
         return probs
+
+
+def label_looks_continuous(frame, label_column: str) -> str | None:
+    """A reason string when the label looks like a regression target: float
+    values that are not all integers, with more distinct values than
+    max(20, 2 sqrt(n))."""
+    labels = frame[label_column]
+    if not is_float_dtype(labels):
+        return None
+    values = labels.dropna().to_numpy()
+    non_integer = not np.all(np.equal(np.mod(values, 1), 0))
+    distinct = len(np.unique(values))
+    if non_integer and distinct > max(20, 2 * len(values) ** 0.5):
+        return (f"label column '{label_column}' looks continuous ({distinct} distinct non-integer values); "
+                "label-consistency checks need class labels")
+    return None
 
 
 def knn_probabilities(indices, distances, labels, n_classes) -> np.ndarray:
