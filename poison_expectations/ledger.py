@@ -37,7 +37,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
-from scipy import stats
 from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
                         UniqueConstraint, create_engine, delete, event, func, insert, select, update)
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -158,6 +157,8 @@ class Reputation:
 def reputation(rows: int, bad_rows: int, prior_bad: float = PRIOR_BAD, prior_good: float = PRIOR_GOOD,
                level: float = CREDIBLE_LEVEL) -> Reputation:
     """Posterior Beta(a + d, b + n - d) of the bad-row rate and its upper bound at `level`."""
+    from scipy import stats  # late: writers (8 at once) need not pay for importing scipy
+
     good = max(rows - bad_rows, 0)
     a, b = prior_bad + bad_rows, prior_good + good
     upper = float(stats.beta.ppf(level, a, b))
@@ -229,6 +230,8 @@ class Ledger:
         records = list(records)
         for record in records:
             _check_record(record)
+        if len({r.source for r in records}) != len(records):
+            raise ValueError(f"ledger run {run_id}: a source appears twice")
         when = recorded_at or datetime.now(timezone.utc)
 
         def write(conn: Connection) -> bool:
@@ -237,14 +240,17 @@ class Ledger:
             conn.execute(insert(runs).values(run_id=run_id, recorded_at=when, data_path=data_path,
                                              success=bool(success), sources=len(records),
                                              rows=sum(r.rows for r in records)))
-            for record in records:
-                source_run_id = conn.execute(insert(source_runs).values(
-                    run_id=run_id, source=record.source, recorded_at=when, rows=record.rows,
-                    bad_rows=record.bad_rows, verdict=record.verdict[:200])).inserted_primary_key[0]
-                if record.flagged:
-                    conn.execute(insert(source_signal_flags), [
-                        {"source_run_id": source_run_id, "signal": signal, "flagged": int(count)}
-                        for signal, count in sorted(record.flagged.items())])
+            if not records:
+                return True
+            conn.execute(insert(source_runs), [
+                {"run_id": run_id, "source": r.source, "recorded_at": when, "rows": r.rows,
+                 "bad_rows": r.bad_rows, "verdict": r.verdict[:200]} for r in records])
+            ids = dict(conn.execute(select(source_runs.c.source, source_runs.c.id)
+                                    .where(source_runs.c.run_id == run_id)).all())
+            flags = [{"source_run_id": ids[r.source], "signal": signal, "flagged": int(count)}
+                     for r in records for signal, count in sorted(r.flagged.items())]
+            if flags:
+                conn.execute(insert(source_signal_flags), flags)
             return True
 
         return self._transaction(write)
