@@ -10,7 +10,10 @@ import pytest
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from click.testing import CliRunner
+
 from poison_expectations import ledger as ledger_mod
+from poison_expectations.cli import main
 from poison_expectations.analysis import Options, Roles, build_analysis
 from poison_expectations.config import load_config
 from poison_expectations.attacks import make_tabular
@@ -21,7 +24,9 @@ from poison_expectations.expectations.sources import (ExpectSourceFlaggedRatesTo
 from poison_expectations.runner import run_checkpoint, run_validation
 from poison_expectations.signals.base import Signal, SignalResult
 from poison_expectations.signals.label_consistency import LabelConsistency
-from poison_expectations.signals.sources import SourceStatistics, fisher_greater, js_divergence, source_table
+from poison_expectations.signals import source_tests
+from poison_expectations.signals.source_tests import fisher_greater, js_divergence, stratified_fisher_greater
+from poison_expectations.signals.sources import SourceStatistics, source_table
 
 FLAGGED = "expect_source_flagged_rates_to_not_exceed_rest"
 REPUTATION = "expect_source_reputations_to_be_at_least"
@@ -153,6 +158,47 @@ def test_fisher_matches_scipy_fisher_exact():
         table = [[ks, ns - ks], [kt - ks, nt - ns - (kt - ks)]]
         assert p == pytest.approx(stats.fisher_exact(table, alternative="greater")[1], rel=1e-9)
     assert fisher_greater(k, n, 0, 1000).tolist() == [1.0] * 4
+
+
+def test_stratified_test_is_the_exact_tail_of_a_sum_of_hypergeometrics():
+    n_c, K_c, N_c = np.array([30, 3, 12]), np.array([3, 1, 9]), np.array([47, 50, 40])
+    pmfs = [stats.hypergeom.pmf(np.arange(n + 1), N, K, n) for n, K, N in zip(n_c, K_c, N_c)]
+    total = np.convolve(np.convolve(pmfs[0], pmfs[1]), pmfs[2])  # full support, independent of the code
+    for k in range(0, 12):
+        assert stratified_fisher_greater(k, n_c, K_c, N_c) == pytest.approx(total[k:].sum(), abs=1e-12)
+    # one stratum: Fisher's exact test
+    assert stratified_fisher_greater(5, np.array([20]), np.array([12]), np.array([400])) == pytest.approx(
+        fisher_greater(np.array([5]), np.array([20]), 12, 400)[0])
+
+
+def test_stratified_test_switches_to_the_cmh_normal_tail_for_large_counts(monkeypatch):
+    n_c, K_c, N_c = np.array([3000, 2500]), np.array([600, 900]), np.array([20000, 9000])
+    k = 3000 * 600 // 20000 + 2500 * 900 // 9000 + 35  # about 2.3 sd above the null mean (sd 15.4)
+    monkeypatch.setattr(source_tests, "EXACT_MAX_COUNT", 10_000)
+    exact = stratified_fisher_greater(k, n_c, K_c, N_c)
+    monkeypatch.setattr(source_tests, "EXACT_MAX_COUNT", 10)
+    approx = stratified_fisher_greater(k, n_c, K_c, N_c)
+    assert 0.001 < exact < 0.05 and approx == pytest.approx(exact, rel=0.1)
+
+
+def test_class_mix_alone_does_not_name_an_honest_source():
+    """Class 1 rows are flagged at 20%, class 0 rows at 2%, whatever their source.
+    An honest source with 90% class 1 has a pooled rate of about 18% against 4%
+    for the rest: the pooled test names it, the class-stratified one does not."""
+    rng = np.random.default_rng(3)
+    sources = np.array(["skewed"] * 400 + ["other"] * 2000)
+    y = np.concatenate([rng.random(400) < 0.9, rng.random(2000) < 0.1]).astype(np.int64)
+    flags = {"label_consistency": rng.random(2400) < np.where(y == 1, 0.20, 0.02)}
+    pooled = source_table(sources, None, None, None, flags, min_rows=25, alpha=0.01, min_excess=0.10)
+    stratified = source_table(sources, y, np.array([0, 1]), None, flags, min_rows=25, alpha=0.01, min_excess=0.10)
+    skewed = list(pooled["names"]).index("skewed")
+    assert pooled["suspicious"][skewed] and pooled["excess"][skewed, 0] > 0.1
+    assert not stratified["suspicious"].any() and abs(stratified["excess"][skewed, 0]) < 0.05
+    # a truly bad source is still named when stratified: a further 30% of its rows flagged
+    bad_flags = flags["label_consistency"] | ((sources == "skewed") & (rng.random(2400) < 0.3))
+    bad = source_table(sources, y, np.array([0, 1]), None, {"lc": bad_flags}, min_rows=25, alpha=0.01,
+                       min_excess=0.10)
+    assert bad["suspicious"].tolist() == [s == "skewed" for s in bad["names"]]
 
 
 def test_js_divergence_bounds():
@@ -339,9 +385,29 @@ def test_cli_validate_names_sources_and_records_the_ledger(tmp_path, cli):
     assert run.returncode == 1, run.stderr
     summary = json.loads(run.stdout)
     assert sorted(summary["signals"]["sources"]["summary"]["suspicious_sources"]) == sorted(BAD)
-    shown = cli("reputation", "show", "--config", cfg, cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    lines = {line.split()[0]: line for line in shown.stdout.splitlines()[2:]}
+    shown = CliRunner().invoke(main, ["reputation", "show", "--config", str(cfg), "--ledger",
+                                      str(tmp_path / ".poison" / "reputation.db")])
+    assert shown.exit_code == 0, shown.output
+    lines = {line.split()[0]: line for line in shown.output.splitlines()[2:]}
     assert set(lines) == set(frame["source"].unique())
     assert all("suspicious" in lines[s] for s in BAD) and "suspicious" not in lines["vendor_a"]
     assert (tmp_path / ".poison" / "reputation.db").is_file()  # the default ledger, under the working dir
+
+
+def test_each_source_expectation_renders_its_limits():
+    kwargs = dict(source_column="vendor")
+    cases = [
+        (ExpectSourceFlaggedRatesToNotExceedRest(**kwargs, alpha=0.02, min_excess=0.2),
+         {"alpha": 0.02, "min_excess": 0.2}),
+        (ExpectSourceReputationsToBeAtLeast(**kwargs, min_reputation=0.9, new_source_policy="cap", prior_good=29.0),
+         {"min_reputation": 0.9, "new_source_policy": "cap", "prior_good": 29.0}),
+        (ExpectSourcesToBeAllowed(**kwargs, denylist=["bad_*"]), {"denylist": ["bad_*"]}),
+    ]
+    for expectation, expected in cases:
+        (block,) = type(expectation)._prescriptive_renderer(configuration=expectation.configuration)
+        template = block.to_json_dict()["string_template"]
+        assert "$source_column" in template["template"] and template["params"]["source_column"] == "vendor"
+        for key, value in expected.items():
+            assert f"${key}" in template["template"] and template["params"][key] == value
+    with pytest.raises(Exception, match="new_source_policy"):
+        ExpectSourceReputationsToBeAtLeast(**kwargs, new_source_policy="sometimes")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
-from typing import Any, ClassVar, List, Optional
+from typing import Any, ClassVar, List, Literal, Optional
 
 import numpy as np
 
 from .. import ledger as ledger_mod
 from ..config import RATE, Param
-from ..errors import ConfigError
 from ..metrics.sources import SOURCE_KEYS, SourceStatisticsMetric
 from ..registry import ExpectationFamily, register_family
 from ..signals.sources import ALL
@@ -103,7 +102,7 @@ class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase):
     prior_good: float = ledger_mod.PRIOR_GOOD
     credible_level: float = ledger_mod.CREDIBLE_LEVEL
     min_history_rows: int = 100
-    new_source_policy: str = "allow"
+    new_source_policy: Literal["allow", "cap", "fail"] = "allow"
     new_source_max_share: float = 0.05
 
     limit_keys: ClassVar[tuple[str, ...]] = ("min_reputation", "min_history_rows", "new_source_policy",
@@ -118,9 +117,6 @@ class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase):
                        "min_history_rows", "new_source_policy", "new_source_max_share")
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-        if self.new_source_policy not in NEW_SOURCE_POLICIES:
-            raise ConfigError(f"new_source_policy {self.new_source_policy!r} is not one of "
-                              f"{list(NEW_SOURCE_POLICIES)}")
         result = self.signal_result(metrics)
         batch = self.source_rows(result)
         history = read_history(self.ledger, list(batch))

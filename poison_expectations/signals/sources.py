@@ -5,8 +5,10 @@ name (never a fixed list), per value of the source column:
 
 - rows and share of the batch per source;
 - per signal, the share of the source's rows it flagged, and a one-sided
-  Fisher exact test of that share against the rest of the batch (the
-  hypergeometric upper tail P(X >= k_s), X ~ Hypergeom(N, K, n_s));
+  Fisher exact test of its flagged count against the rest of the batch,
+  stratified by label class when there is a label (see source_tests.py):
+  an honest source whose class mix leans to a class that is flagged more
+  often is compared with the rest's rate in that class;
 - Benjamini-Hochberg over every (judged source, signal) test, so the false
   discovery rate of naming a source is at most `alpha`;
 - label distribution, and its Jensen-Shannon divergence (base 2, in [0, 1])
@@ -14,10 +16,15 @@ name (never a fixed list), per value of the source column:
   honest sources differ in class mix).
 
 A source is *suspicious* when one of its tests is significant after BH AND
-its flagged share exceeds the rest's by at least `min_excess` (absolute):
-with thousands of rows a test alone would name honest sources whose rows
-are a little harder (class mix, feature shift). Sources with fewer than
-`min_rows` rows are reported but not judged (no test, no BH slot).
+its flagged share exceeds the `expected_rate` by at least `min_excess`
+(absolute). `expected_rate` is what the rest's per-class flagged rates
+predict for this source's class mix. With thousands of rows a test alone
+would name an honest source whose rows are a little harder: a calibration
+offset of 0.5 sd along the class boundary already adds about 5 points of
+label-consistency flags (Phi(-1.0) - Phi(-1.5) on the shifted class at a
+class separation of 1.5 sd), hence the default of 10 points. Sources with
+fewer than `min_rows` rows are reported but not judged (no test, no BH
+slot).
 
 Which signals are aggregated (`signals`):
 - None (the expectation's default, for hand-built GX suites): label
@@ -55,11 +62,13 @@ from scipy import stats
 
 from ..errors import InputError
 from .base import Signal, SignalResult
+from .source_tests import class_adjusted_rate, fisher_greater, js_divergence, stratified_fisher_greater
 
 ALL = "*"
 VERDICTS = ("suspicious", "ok", "unjudged")
 CONSOLE_MAX_SOURCES = 12
 _REQUESTS = itertools.count()
+MAX_STRATA_CELLS = 20_000_000  # sources x classes above which the test is not stratified
 
 
 class SourceStatistics(Signal):
@@ -149,30 +158,35 @@ def default_signal(name: str, analysis) -> Signal:
 def source_table(sources: np.ndarray, y: np.ndarray | None, classes: np.ndarray | None,
                  reference_y: np.ndarray | None, flags: dict[str, np.ndarray], min_rows: int, alpha: float,
                  min_excess: float) -> dict[str, Any]:
-    """Vectorised per-source counts, tests and verdicts (no Python loop over rows)."""
+    """Per-source counts, class-stratified tests, BH and verdicts (no Python loop over rows)."""
     codes, names = pd.factorize(pd.Series(sources, dtype=object), sort=True)
     names = np.asarray([str(n) for n in names], dtype=object)
     n_total = len(codes)
     n_src = len(names)
     rows = np.bincount(codes, minlength=n_src)
     judged = rows >= min_rows
+    strata, n_strata = _strata(y, n_src, n_total)
+    cells = codes * n_strata + strata
+    n_sc = np.bincount(cells, minlength=n_src * n_strata).reshape(n_src, n_strata)
     signal_names = list(flags)
-    flagged = np.zeros((n_src, len(signal_names)), dtype=np.int64)
-    p_values = np.ones((n_src, len(signal_names)))
+    shape = (n_src, len(signal_names))
+    flagged = np.zeros(shape, dtype=np.int64)
+    p_values, expected = np.ones(shape), np.zeros(shape)
     any_flag = np.zeros(n_total, dtype=bool)
     for j, name in enumerate(signal_names):
         f = np.asarray(flags[name], dtype=bool)
         any_flag |= f
-        flagged[:, j] = np.bincount(codes, weights=f, minlength=n_src).astype(np.int64)
-        p_values[:, j] = fisher_greater(flagged[:, j], rows, int(f.sum()), n_total)
+        k_sc = np.bincount(cells, weights=f, minlength=n_src * n_strata).reshape(n_src, n_strata).astype(np.int64)
+        flagged[:, j] = k_sc.sum(axis=1)
+        p_values[:, j] = _p_values(k_sc, n_sc, judged)
+        expected[:, j] = class_adjusted_rate(k_sc, n_sc)
     q_values = np.ones_like(p_values)
-    tested = np.broadcast_to(judged[:, None], p_values.shape) & (flagged.sum(axis=0) > 0)[None, :]
+    tested = np.broadcast_to(judged[:, None], shape) & (flagged.sum(axis=0) > 0)[None, :]
     if tested.any():
         q_values[tested] = stats.false_discovery_control(p_values[tested], method="bh")
     rate = flagged / np.maximum(rows, 1)[:, None]
-    rest_rows = n_total - rows
-    rest_rate = (flagged.sum(axis=0)[None, :] - flagged) / np.maximum(rest_rows, 1)[:, None]
-    excess = rate - rest_rate
+    rest_rate = (flagged.sum(axis=0)[None, :] - flagged) / np.maximum(n_total - rows, 1)[:, None]
+    excess = rate - expected
     significant = tested & (q_values <= alpha) & (excess >= min_excess)
     suspicious = significant.any(axis=1)
     verdict = np.where(~judged, "unjudged", np.where(suspicious, "suspicious", "ok"))
@@ -180,31 +194,34 @@ def source_table(sources: np.ndarray, y: np.ndarray | None, classes: np.ndarray 
     labels = _label_block(codes, n_src, y, classes, reference_y)
     return {
         "codes": codes, "names": names, "rows": rows, "judged": judged, "signals": signal_names,
-        "flagged": flagged, "rate": rate, "rest_rate": rest_rate, "excess": excess, "p": p_values,
-        "q": q_values, "tested": tested, "significant": significant, "suspicious": suspicious,
-        "verdict": verdict, "any": any_count, "labels": labels,
+        "stratified": n_strata > 1, "flagged": flagged, "rate": rate, "rest_rate": rest_rate,
+        "expected_rate": expected, "excess": excess, "p": p_values, "q": q_values, "tested": tested,
+        "significant": significant, "suspicious": suspicious, "verdict": verdict, "any": any_count,
+        "labels": labels,
     }
 
 
-def fisher_greater(k: np.ndarray, n: np.ndarray, flagged_total: int, total: int) -> np.ndarray:
-    """One-sided Fisher exact p-values: P(X >= k), X ~ Hypergeom(total, flagged_total, n)."""
-    if flagged_total == 0:
-        return np.ones(len(k))
-    return np.clip(stats.hypergeom.sf(np.asarray(k) - 1, total, flagged_total, np.asarray(n)), 0.0, 1.0)
+def _strata(y: np.ndarray | None, n_src: int, n_total: int) -> tuple[np.ndarray, int]:
+    """Label classes as strata (one stratum without labels, or when sources x classes is huge)."""
+    n_classes = int(y.max()) + 1 if y is not None and len(y) else 1
+    if y is None or n_classes * n_src > MAX_STRATA_CELLS:
+        return np.zeros(n_total, dtype=np.int64), 1
+    return y.astype(np.int64), n_classes
 
 
-def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon divergence, base 2 (0 = same distribution, 1 = disjoint), row-wise."""
-    p = p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-300)
-    q = q / np.maximum(q.sum(axis=-1, keepdims=True), 1e-300)
-    m = 0.5 * (p + q)
-
-    def kl(a, b):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(a > 0, a * np.log2(a / np.where(b > 0, b, 1.0)), 0.0)
-        return terms.sum(axis=-1)
-
-    return np.clip(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0, 1.0)
+def _p_values(k_sc: np.ndarray, n_sc: np.ndarray, judged: np.ndarray) -> np.ndarray:
+    """One-sided p-value per source (1 for unjudged ones and sources with no flag)."""
+    K_c, N_c = k_sc.sum(axis=0), n_sc.sum(axis=0)
+    k, n = k_sc.sum(axis=1), n_sc.sum(axis=1)
+    p = np.ones(len(k))
+    if K_c.sum() == 0:
+        return p
+    if k_sc.shape[1] == 1:
+        p[judged] = fisher_greater(k[judged], n[judged], int(K_c[0]), int(N_c[0]))
+        return p
+    for s in np.flatnonzero(judged & (k > 0)):
+        p[s] = stratified_fisher_greater(int(k[s]), n_sc[s], K_c, N_c)
+    return p
 
 
 def _label_block(codes, n_src, y, classes, reference_y) -> dict[str, Any] | None:
@@ -236,6 +253,7 @@ def _result(name: str, sources: np.ndarray, t: dict[str, Any], params: dict) -> 
     per_source.sort(key=lambda d: (VERDICTS.index(d["verdict"]), d["min_q_value"], -d["rows"]))
     summary = {
         "signals": t["signals"],
+        "stratified_by_label": bool(t["stratified"]),
         "min_rows": params["min_rows"],
         "alpha": params["alpha"],
         "min_excess": params["min_excess"],
@@ -255,8 +273,8 @@ def _reason(t, s) -> str:
     parts = []
     for j, signal in enumerate(t["signals"]):
         if t["significant"][s, j]:
-            parts.append(f"{signal} {t['rate'][s, j]:.1%} vs {t['rest_rate'][s, j]:.1%} in the rest "
-                         f"(q={t['q'][s, j]:.2g})")
+            parts.append(f"{signal} {t['rate'][s, j]:.1%} vs {t['expected_rate'][s, j]:.1%} expected from the "
+                         f"rest (q={t['q'][s, j]:.2g})")
     return f"source {t['names'][s]!r} ({t['rows'][s]} rows) flagged: " + ", ".join(parts)
 
 
@@ -269,6 +287,7 @@ def _source_summary(t, s, min_q) -> dict[str, Any]:
             "flagged": int(t["flagged"][s, j]),
             "rate": float(t["rate"][s, j]),
             "rest_rate": float(t["rest_rate"][s, j]),
+            "expected_rate": float(t["expected_rate"][s, j]),
             "excess": float(t["excess"][s, j]),
             "p_value": float(t["p"][s, j]) if t["tested"][s, j] else None,
             "q_value": float(t["q"][s, j]) if t["tested"][s, j] else None,
@@ -303,14 +322,15 @@ def console_lines(summary: dict) -> list[str]:
     if not summary["signals"]:
         return lines
     width = min(max(len(r["source"]) for r in rows), 32)
-    lines.append(f"  {'source':<{width}}  {'rows':>7}  {'share':>6}  {'flagged':>7}  {'rest':>6}  {'q':>8}  verdict")
+    lines.append(f"  {'source':<{width}}  {'rows':>7}  {'share':>6}  {'flagged':>7}  {'expected':>8}  {'q':>8}  "
+                 "verdict  (worst signal; expected = the rest's per-class rates on this source's classes)")
     for r in rows[:CONSOLE_MAX_SOURCES]:
         worst = _worst_signal(r)
         rate = f"{worst['rate']:.1%}" if worst else "-"
-        rest = f"{worst['rest_rate']:.1%}" if worst else "-"
+        expected = f"{worst['expected_rate']:.1%}" if worst else "-"
         q = f"{r['min_q_value']:.2g}" if r["judged"] and worst else "-"
-        lines.append(f"  {r['source'][:width]:<{width}}  {r['rows']:>7}  {r['share']:>6.1%}  {rate:>7}  {rest:>6}  "
-                     f"{q:>8}  {r['verdict']}")
+        lines.append(f"  {r['source'][:width]:<{width}}  {r['rows']:>7}  {r['share']:>6.1%}  {rate:>7}  "
+                     f"{expected:>8}  {q:>8}  {r['verdict']}")
     if len(rows) > CONSOLE_MAX_SOURCES:
         lines.append(f"  ... {len(rows) - CONSOLE_MAX_SOURCES} more sources in the JSON report")
     return lines
