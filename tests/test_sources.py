@@ -411,3 +411,10 @@ def test_each_source_expectation_renders_its_limits():
             assert f"${key}" in template["template"] and template["params"][key] == value
     with pytest.raises(Exception, match="new_source_policy"):
         ExpectSourceReputationsToBeAtLeast(**kwargs, new_source_policy="sometimes")
+
+
+def test_record_false_writes_no_ledger(tmp_path):
+    frame, _ = sources_table(n=800, seed=11)
+    outcome = run_validation(frame, config(tmp_path, record=False))
+    assert outcome.results["sources"].summary["n_sources"] == 12
+    assert not (tmp_path / "ledger.db").exists()

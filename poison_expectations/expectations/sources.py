@@ -46,17 +46,13 @@ class SourceExpectationBase(PoisonBatchExpectation):
                details: dict) -> dict:
         """A GX result naming the offending sources; unexpected rows = their rows."""
         sources = self.source_rows(result)
-        names = np.asarray([str(s) for s in self._row_sources(result)], dtype=object)
-        flags = np.isin(names, list(offending)) if offending else np.zeros(result.n_rows, dtype=bool)
+        flags = (np.isin(result.columns["source"], list(offending)) if offending
+                 else np.zeros(result.n_rows, dtype=bool))
         details = {"offending_sources": [{"source": s, "rows": sources[s]["rows"], **info}
                                          for s, info in offending.items()],
                    "n_sources": result.summary["n_sources"], **details}
         return self.build_result(success=not offending, observed_value=observed, flags=flags, result=result,
                                  runtime_configuration=runtime_configuration, details=details)
-
-    @staticmethod
-    def _row_sources(result) -> np.ndarray:
-        return result.columns["source"]
 
 
 class ExpectSourceFlaggedRatesToNotExceedRest(SourceExpectationBase):

@@ -87,8 +87,9 @@ class SourceStatistics(Signal):
     def cache_key(self) -> tuple:
         """With "*" the inputs are whatever ran before, so never reuse an older result."""
         key = super().cache_key()
-        return key + (("request", next(_REQUESTS)),) if self.params["signals"] and ALL in self.params["signals"] \
-            else key
+        if self.params["signals"] is not None and ALL in self.params["signals"]:
+            return key + (("request", next(_REQUESTS)),)
+        return key
 
     def run(self, analysis) -> SignalResult:
         sources = analysis.batch.sources
@@ -100,14 +101,14 @@ class SourceStatistics(Signal):
         stats_ = source_table(sources, analysis.batch.y, analysis.classes,
                               analysis.reference.y if analysis.reference is not None else None,
                               {r.signal: r.flags for r in base}, p["min_rows"], p["alpha"], p["min_excess"])
-        return _result(self.name, sources, stats_, p)
+        return _result(self.name, stats_, p)
 
 
 # -- which signals ------------------------------------------------------------
 
 def base_results(analysis, wanted: tuple[str, ...] | None, exclude: tuple[str, ...], own: str
                  ) -> list[SignalResult]:
-    """The signal results to aggregate, one per name, in computation order."""
+    """The signal results to aggregate, one per signal name."""
     skip = set(exclude) | {own}
     latest: dict[str, SignalResult] = {}
     for result in analysis.results():  # least recently requested first: the last one per name wins
@@ -240,7 +241,7 @@ def _label_block(codes, n_src, y, classes, reference_y) -> dict[str, Any] | None
 
 # -- output -------------------------------------------------------------------
 
-def _result(name: str, sources: np.ndarray, t: dict[str, Any], params: dict) -> SignalResult:
+def _result(name: str, t: dict[str, Any], params: dict) -> SignalResult:
     codes = t["codes"]
     min_q = np.where(t["tested"], t["q"], 1.0).min(axis=1) if t["signals"] else np.ones(len(t["names"]))
     row_suspicious = t["suspicious"][codes]
