@@ -132,10 +132,15 @@ class Analysis:
                 result = signal.run(self)
                 result.ids = self.batch.ids
                 self._results[key] = result
+            else:
+                self._results[key] = self._results.pop(key)  # keep last-requested order (see results)
             return self._results[key]
 
     def results(self) -> list[SignalResult]:
-        return list(self._results.values())
+        """Every computed result, least recently requested first, so an aggregator
+        (per-source statistics) can take the latest result of each signal name."""
+        with self._lock:
+            return list(self._results.values())
 
     @property
     def n_classes(self) -> int:

@@ -132,5 +132,7 @@ def run_checkpoint_command(name, project_dir, data):
     sys.exit(EXIT_PASSED if result.success else EXIT_FAILED)
 
 
+main.add_command(__import__(f"{__package__}.cli_reputation", fromlist=["reputation"]).reputation)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
