@@ -8,6 +8,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the package does; befo
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,22 @@ def make_separable(n=2000, n_features=10, flip_rate=0.0, seed=0, n_classes=2):
     return frame, flipped
 
 
+SAMPLE_DATA = REPO / "sample_data"
+CHECKPOINTS = REPO / "checkpoints"
+
+
 def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    """`poison-check ARGS` in a fresh process, importing this checkout."""
+    """`poison-check ARGS` in a fresh process, importing this checkout.
+
+    By default it runs in a new empty folder, so nothing a run writes beside
+    itself (e.g. the reputation ledger under .poison/) leaks into the
+    checkout or into another test: pass absolute paths (SAMPLE_DATA).
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "poison_expectations", *map(str, args)], cwd=cwd or REPO,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "poison_expectations", *map(str, args)],
+                          cwd=cwd or tempfile.mkdtemp(prefix="poison-cli-"), env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-SAMPLE = "sample_data"
+from conftest import SAMPLE_DATA
+
+SAMPLE = str(SAMPLE_DATA)
 ARGS = ["--label", "label", "--id-column", "row_id", "--source-column", "source", "--quiet"]
 
 

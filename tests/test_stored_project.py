@@ -4,12 +4,15 @@ suite whose expectations did not load is refused (GX would drop them)."""
 import json
 import shutil
 
-REPO_CHECKPOINTS = "checkpoints"
+from conftest import CHECKPOINTS, SAMPLE_DATA
+
+REPO_CHECKPOINTS = str(CHECKPOINTS)
+CLEAN = str(SAMPLE_DATA / "train_clean.csv")
 
 
 def test_stored_checkpoint_runs_in_a_fresh_process(cli):
     clean = cli("run-checkpoint", "training_ingest", "--project", REPO_CHECKPOINTS,
-                "--data", "sample_data/train_clean.csv")
+                "--data", CLEAN)
     assert clean.returncode == 0, clean.stderr
     assert "PASS  expect_label_inconsistency_rate_to_be_at_most" in clean.stdout
 
@@ -22,7 +25,7 @@ def test_unloadable_stored_expectation_is_refused(cli, tmp_path):
     suite["expectations"].append({"type": "expect_rows_to_be_from_a_plugin_not_installed", "kwargs": {},
                                   "meta": {}, "id": "00000000-0000-0000-0000-000000000001"})
     suite_path.write_text(json.dumps(suite))
-    run = cli("run-checkpoint", "training_ingest", "--project", project, "--data", "sample_data/train_clean.csv")
+    run = cli("run-checkpoint", "training_ingest", "--project", project, "--data", CLEAN)
     assert run.returncode == 2
     assert "expect_rows_to_be_from_a_plugin_not_installed" in run.stderr
     assert "Traceback" not in run.stderr
