@@ -118,7 +118,8 @@ class NearDuplicates(Signal):
         flags = report.row_flags
         reasons = report.reasons(batch, analysis.classes, reference_view[1] if reference_view else None,
                                  analysis.reference)
-        summaries = report.cluster_summaries(batch, analysis.classes, REPORTED_CLUSTERS)
+        summaries = report.cluster_summaries(batch, analysis.classes, REPORTED_CLUSTERS,
+                                             reference_view[1] if reference_view else None, analysis.reference)
         ref_summary = None
         if reference_view is not None:
             ref_report = reference_view[0]
@@ -472,7 +473,8 @@ class ClusterReport:
             why.append(f"over the limit of {self.limit} rows")
         return f"near-duplicate cluster {c} of {size} rows: " + ", ".join(why)
 
-    def cluster_summaries(self, table, classes, count: int) -> list[dict]:
+    def cluster_summaries(self, table, classes, count: int, matches: ReferenceMatches | None = None,
+                          ref=None) -> list[dict]:
         """The `count` largest suspicious clusters, then the largest others."""
         order = np.lexsort((np.arange(self.n_clusters), -self.sizes, ~self.suspicious))[:count]
         all_members = self.members()
@@ -491,6 +493,7 @@ class ClusterReport:
                 "sources": source_counts(table, members),
                 "distinct_sources": int(self.n_sources[c]),
                 "rows_matching_reference": int(self.reference_rows[c]),
+                "reference_labels": _reference_labels(matches, ref, classes, members),
                 "example_ids": [_plain(v) for v in table.ids[members[:EXAMPLE_IDS]]],
             }
             out.append(entry)
@@ -561,6 +564,18 @@ def _own_label_share(cid: np.ndarray, y: np.ndarray, n_c: int) -> np.ndarray:
     return pair / np.bincount(cid, minlength=n_c)[cid]
 
 
+def _reference_labels(matches: ReferenceMatches | None, ref, classes, members) -> dict:
+    """Labels of the reference rows the members copy (a conflicting one where there is one)."""
+    if matches is None or ref is None or ref.y is None:
+        return {}
+    rows = np.where(matches.conflict_row[members] >= 0, matches.conflict_row[members], matches.first_row[members])
+    rows = rows[rows >= 0]
+    if not len(rows):
+        return {}
+    codes, counts = np.unique(ref.y[rows], return_counts=True)
+    return {_plain(classes[c]): int(k) for c, k in zip(codes, counts)}
+
+
 def label_counts(table, classes, members) -> dict:
     if table.y is None or members is None or len(members) == 0:
         return {}
@@ -588,7 +603,8 @@ def console_lines(summaries: list[dict], n_rows: int) -> list[str]:
                                ("over size limit", s["over_limit"])) if on]
         share = 100.0 * s["size"] / n_rows
         sources = f", sources {s['sources']}" if s["sources"] else ""
-        ref = f", {s['rows_matching_reference']} copy reference rows" if s["rows_matching_reference"] else ""
+        ref = (f", {s['rows_matching_reference']} of them near-copy reference rows labelled {s['reference_labels']}"
+               if s["rows_matching_reference"] else "")
         ids = ", ".join(map(str, s["example_ids"]))
         lines.append(f"  cluster {s['cluster_id']}: {s['size']} rows ({share:.2g}%), labels {s['labels']}"
                      f"{sources}{ref}; {' + '.join(why)}; e.g. {ids}")
