@@ -107,7 +107,7 @@ class ExpectLargestNearDuplicateClusterToBeAtMost(_NearDuplicateExpectation):
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         s = result.summary
-        limit = self.max_cluster_size if self.max_cluster_size is not None else s["allowed_cluster_size"]
+        limit = s["allowed_cluster_size"]  # max_cluster_size, else the size model's limit
         sizes = result.cluster_sizes
         flags = self._cluster_rows(result, sizes > limit)
         details = {**self._base_details(result), "allowed_cluster_size": int(limit),

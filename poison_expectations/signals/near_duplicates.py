@@ -315,9 +315,8 @@ class SizeModel:
 
 
 def allowed_size(model: SizeModel, max_cluster_size: int | None) -> int:
-    """Largest cluster size that is neither improbable nor over the configured limit."""
-    allowed = model.min_improbable_size(model.n) - 1
-    return allowed if max_cluster_size is None else min(allowed, int(max_cluster_size))
+    """The configured limit, else the largest cluster size the model does not call improbable."""
+    return model.min_improbable_size(model.n) - 1 if max_cluster_size is None else int(max_cluster_size)
 
 
 def nearest_label_disagreement(table, neighbors) -> float | None:
