@@ -45,6 +45,11 @@ def child(n: int) -> dict:
     t_signal = time.perf_counter() - t0
     s = result.summary
     poison = poisoned.is_poison
+    cid = result.columns["cluster_id"]
+    flood_clusters = set(cid[poison & (cid >= 0)].tolist())
+    improbable = [c for c in range(len(result.cluster_sizes))
+                  if result.cluster_suspicious[c] and not result.cluster_conflicting[c]]
+    clean_improbable = [c for c in improbable if c not in flood_clusters]
     return {
         "rows": len(frame), "prepare_s": t_prepare, "neighbors_s": t_neighbors, "signal_s": t_signal,
         "exact_search": neighbors.exact, "recall_estimate": neighbors.recall_estimate,
@@ -52,7 +57,10 @@ def child(n: int) -> dict:
         "flood_recall": float(result.flags[poison].mean()),
         "flagged_outside_flood": int(result.flags[~poison].sum()),
         "radius": s["radius"], "clusters": s["clusters"], "largest": s["largest_cluster"],
-        "improbable_clusters": s["improbable_clusters"], "min_improbable_size": s["size_model"]["min_improbable_size"],
+        "improbable_clusters": s["improbable_clusters"], "flood_clusters": len(flood_clusters),
+        "improbable_clusters_outside_flood": len(clean_improbable),
+        "conflicting_clusters": s["conflicting_clusters"],
+        "expected_conflicting_clusters": s["expected_conflicting_clusters"], "min_improbable_size": s["size_model"]["min_improbable_size"],
     }
 
 
@@ -73,14 +81,17 @@ def main() -> None:
         print(rows[-1], flush=True)
     table = [
         "| rows | neighbour search (s) | search | near-duplicate signal (s) | peak RSS (MB) | flood recall | "
-        "flagged outside flood | radius | largest cluster | min improbable size |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "flagged outside flood | radius | largest cluster | min improbable size | flood clusters | "
+        "improbable clusters outside flood | conflicting clusters (expected by chance) |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         search = "exact" if r["exact_search"] else f"HNSW (recall {r['recall_estimate']:.3f})"
         table.append(f"| {r['rows']:,} | {r['neighbors_s']:.1f} | {search} | {r['signal_s']:.2f} | "
                      f"{r['peak_rss_mb']:.0f} | {r['flood_recall']:.3f} | {r['flagged_outside_flood']} | "
-                     f"{r['radius']:.3g} | {r['largest']} | {r['min_improbable_size']} |")
+                     f"{r['radius']:.3g} | {r['largest']} | {r['min_improbable_size']} | {r['flood_clusters']} | "
+                     f"{r['improbable_clusters_outside_flood']} | {r['conflicting_clusters']} "
+                     f"({r['expected_conflicting_clusters']:.1f}) |")
     text = "\n".join([
         "# Near-duplicate clusters benchmark", "",
         f"make_tabular, 20 numeric features, plus a 2% flood of near-copies of 3 rows; k=10; "

@@ -17,7 +17,8 @@ Method (docs/near_duplicates.md has the full story):
   flood of copies cannot pull r down into the flood itself.
 - Improbable size: without copies, near-duplicate clusters of a sparse random
   geometric graph grow like a Poisson(lambda) branching process, so a row's
-  cluster size is Borel(lambda) distributed. lambda (mean near-duplicate
+  cluster size is Borel(lambda) distributed; lambda varies with local density,
+  taken as Gamma(shape 1) around its mean. The mean lambda (near-duplicate
   partners per row) is estimated from the fitting table's number of
   clusters (2 x clusters / rows, with a 95% Poisson upper bound), counting
   each cluster once so a few huge clusters barely move it. A cluster of size
@@ -51,6 +52,9 @@ REPORTED_CLUSTERS = 20
 CONSOLE_CLUSTERS = 5
 EXAMPLE_IDS = 5
 TAIL_TERMS = 400  # Borel terms summed beyond the largest observed size
+# Local density, and so a row's lambda, varies across the feature space; it is
+# modelled as Gamma with this shape (1: exponential, coefficient of variation 1).
+DENSITY_SHAPE = 1.0
 
 
 @dataclass
@@ -289,9 +293,7 @@ class SizeModel:
     def log_expected(self, max_size: int, n: int) -> np.ndarray:
         """log E[#clusters of size >= s] in n rows, for s = 0..max_size (index = s)."""
         t = np.arange(1, max_size + TAIL_TERMS + 1, dtype=np.float64)
-        lam = max(self.lam, 1e-300)
-        log_borel = -lam * t + (t - 1) * np.log(lam * t) - gammaln(t + 1)
-        log_terms = log_borel - np.log(t)
+        log_terms = log_mixed_borel(t, max(self.lam, 1e-300), DENSITY_SHAPE) - np.log(t)
         tail = np.logaddexp.accumulate(log_terms[::-1])[::-1]
         out = np.empty(max_size + 1)
         out[1:] = np.log(n) + tail[:max_size]
@@ -309,9 +311,17 @@ class SizeModel:
             size *= 2
 
     def as_dict(self) -> dict:
-        return {"model": "borel", "lambda": self.lam, "alpha": self.alpha,
+        return {"model": "borel_gamma_mixture", "lambda": self.lam, "density_shape": DENSITY_SHAPE, "alpha": self.alpha,
                 "fitted_on_clusters": self.fitted_clusters, "fitted_on_rows": self.fitted_rows,
                 "density_scale": self.scale, "min_improbable_size": self.min_improbable_size(self.n)}
+
+
+def log_mixed_borel(s: np.ndarray, lam: float, shape: float) -> np.ndarray:
+    """log P(S = s) for Borel(L) cluster sizes with L ~ Gamma(shape, mean lam):
+    s^(s-1)/s! (shape/lam)^shape Gamma(s-1+shape) / (Gamma(shape) (s + shape/lam)^(s-1+shape))."""
+    rate = shape / lam
+    return ((s - 1) * np.log(s) - gammaln(s + 1) + shape * np.log(rate) + gammaln(s - 1 + shape)
+            - gammaln(shape) - (s - 1 + shape) * np.log(s + rate))
 
 
 def allowed_size(model: SizeModel, max_cluster_size: int | None) -> int:
