@@ -109,7 +109,7 @@ def test_all_identical_rows_get_a_clear_failing_verdict():
     assert not outcome.success
     summary = outcome.results["near_duplicate"].summary
     assert summary["radius_rule"]["method"] == "exact_only" and summary["exact_duplicate_rows"] == 300
-    assert "300 rows (1e+02%)" in summary["console_lines"][1]
+    assert "300 rows (100%)" in summary["console_lines"][1]
 
 
 def test_identical_features_with_two_labels_is_one_conflicting_cluster():

@@ -615,7 +615,7 @@ def console_lines(summaries: list[dict], n_rows: int) -> list[str]:
         ref = (f", {s['rows_matching_reference']} of them near-copy reference rows labelled {s['reference_labels']}"
                if s["rows_matching_reference"] else "")
         ids = ", ".join(map(str, s["example_ids"]))
-        lines.append(f"  cluster {s['cluster_id']}: {s['size']} rows ({share:.2g}%), labels {s['labels']}"
+        lines.append(f"  cluster {s['cluster_id']}: {s['size']} rows ({share:.3g}%), labels {s['labels']}"
                      f"{sources}{ref}; {' + '.join(why)}; e.g. {ids}")
     return lines
 
