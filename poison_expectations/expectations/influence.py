@@ -27,7 +27,7 @@ class ExpectHighInfluenceRateToBeAtMost(PoisonBatchExpectation):
     z_limit: float = 3.5
     reference_quantile: float = 0.999
     max_rate: float = 0.02
-    max_excess_over_reference: float = 0.005
+    max_excess_over_reference: float = 0.002
     alpha: float = 0.001
 
     metric_class: ClassVar[type] = InfluenceMetric
@@ -85,8 +85,8 @@ register_family(ExpectationFamily(
                                     "reference's own values.", low=0.5, high=0.999999),
         "max_rate": Param(0.02, doc="Self-check: the largest share of rows over the cut (0-1).", **RATE),
         "max_excess_over_reference": Param(
-            0.005, doc="With a reference: the largest tolerated excess of the batch's share over the "
-                       "reference's (absolute, 0-1).", **RATE),
+            0.002, doc="With a reference: the largest tolerated excess of the batch's share over the "
+                       "reference's (absolute, 0-1); default twice the nominal tail share 1 - 0.999.", **RATE),
         "alpha": Param(0.001, doc="With a reference: significance level of the one-sided binomial test.", **RATE),
     },
     build=_build,

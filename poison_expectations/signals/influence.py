@@ -23,6 +23,8 @@ component is over its cut, a robust z above `z_limit` in a self-check
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import InputError
@@ -56,57 +58,30 @@ class Influence(Signal):
             raise InputError(f"label column '{analysis.roles.label_column}' has a single class; "
                              "influence needs two or more")
         p = self.params
-        k = p["k"] or analysis.options.k
-        crossfit = CrossFit(n_folds=p["n_folds"], l2=p["l2"], max_train_rows=p["max_train_rows"],
-                            exact_max_params=p["exact_max_params"], random_state=p["random_state"])
-        batch, ref = analysis.batch, analysis.reference
-        X = batch.X
-        # the shared graphs first: their search may use every core
-        if ref is None:
-            graph = analysis.neighbors("self", k)
-        else:
-            graph, ref_graph = analysis.neighbors("reference", k), analysis.reference_neighbors(k)
-        with single_threaded_blas():
-            if ref is None:
-                stats, _, model_info = crossfit.run(X, y)
-                si_base = None
-                heldout = stats.heldout
-                prior = np.bincount(y, minlength=analysis.n_classes) / len(y)
-                values = knn_shapley.self_values(graph.indices, y, p["shapley_k"], prior)
-                value_base = None
-                validation = {"points": "every batch row, for its k nearest other rows", "rows": int(len(y))}
-            else:
-                ref_stats, stats, model_info = crossfit.run(ref.X, ref.y, score=(X, y))
-                si_base = ref_stats.self_influence
-                # held-out influence on the trusted reference, models trained out of fold on the batch
-                heldout = crossfit.run(X, y, validation=(ref.X, ref.y))[0].heldout
-                prior = np.bincount(ref.y, minlength=analysis.n_classes) / len(ref.y)
-                values = knn_shapley.insertion_values(graph.indices, graph.distances, y, ref_graph.indices,
-                                                      ref_graph.distances, ref.y, p["shapley_k"], prior)
-                value_base = knn_shapley.insertion_values(ref_graph.indices, ref_graph.distances, ref.y,
-                                                          ref_graph.indices, ref_graph.distances, ref.y,
-                                                          p["shapley_k"], prior, query_is_table=True)
-                validation = {"points": "reference rows among each batch row's k nearest reference rows",
-                              "rows": int(len(ref.y))}
+        raw = self._self_check(analysis, y) if analysis.reference is None else self._against_reference(analysis, y)
+        ref = analysis.reference
         components = [
-            Component("self_influence", "self-influence", stats.self_influence, si_base, transform="log"),
-            Component("knn_shapley", "KNN-Shapley value", -values, None if value_base is None else -value_base),
+            Component("self_influence", "self-influence", raw.self_influence, raw.self_influence_base,
+                      transform="log"),
+            Component("knn_shapley", "KNN-Shapley value", -raw.values,
+                      None if raw.values_base is None else -raw.values_base),
         ]
         base_y = None if ref is None else ref.y
         normed = [normalise(c, y, base_y, analysis.n_classes, z_limit=p["z_limit"],
                             quantile=p["reference_quantile"]) for c in components]
         flags = np.logical_or.reduce([nm.flags for nm in normed])
         scores = np.max([nm.rank for nm in normed], axis=0)
-        reasons = _reasons(flags, normed, components, values, y, analysis.classes, p["reference_quantile"])
+        reasons = _reasons(flags, normed, components, raw.values, y, analysis.classes, p["reference_quantile"])
+        info = raw.model_info
         summary = {
             "mode": "self" if ref is None else "reference",
             "model": {"kind": "logistic regression (sigmoid)" if analysis.n_classes == 2 else
-                      "logistic regression (softmax)", "l2": p["l2"], **model_info,
-                      "solver": "exact Hessian (Cholesky)" if model_info["exact"] else
+                      "logistic regression (softmax)", "l2": p["l2"], **info,
+                      "solver": "exact Hessian (Cholesky)" if info["exact"] else
                       "conjugate gradients (diagonal Hessian for per-row terms)"},
-            "knn_shapley": {"K": min(p["shapley_k"], graph.k), "M": graph.k, "validation": validation,
-                            "exact_neighbours": bool(graph.exact), "neighbour_recall": graph.recall_estimate,
-                            "truncation_error_bound_per_validation_point": 1.0 / graph.k},
+            "knn_shapley": {"K": min(p["shapley_k"], raw.graph.k), "M": raw.graph.k, "validation": raw.validation,
+                            "exact_neighbours": bool(raw.graph.exact), "neighbour_recall": raw.graph.recall_estimate,
+                            "truncation_error_bound_per_validation_point": 1.0 / raw.graph.k},
             "z_limit": p["z_limit"],
             "reference_quantile": p["reference_quantile"],
             "components": {c.name: {"flagged": int(nm.flags.sum()),
@@ -119,12 +94,64 @@ class Influence(Signal):
             ref_flags = np.logical_or.reduce([nm.baseline_flags for nm in normed])
             summary["reference"] = {"rows": int(len(ref.y)), "flagged": int(ref_flags.sum())}
         columns = {
-            "influence_self": stats.self_influence,
-            "influence_heldout": heldout,
-            "influence_leverage": stats.leverage,
-            "influence_knn_shapley": values,
+            "influence_self": raw.self_influence,
+            "influence_heldout": raw.heldout,
+            "influence_leverage": raw.leverage,
+            "influence_knn_shapley": raw.values,
         }
         return SignalResult(self.name, scores, flags, reasons, summary, columns)
+
+    def _crossfit(self) -> CrossFit:
+        p = self.params
+        return CrossFit(n_folds=p["n_folds"], l2=p["l2"], max_train_rows=p["max_train_rows"],
+                        exact_max_params=p["exact_max_params"], random_state=p["random_state"])
+
+    def _self_check(self, analysis, y) -> "_Raw":
+        """Out-of-fold influence on the batch; every row validates its neighbours."""
+        K = self.params["shapley_k"]
+        graph = analysis.neighbors("self", self.params["k"] or analysis.options.k)  # may use every core
+        with single_threaded_blas():
+            stats, _, info = self._crossfit().run(analysis.batch.X, y)
+            prior = np.bincount(y, minlength=analysis.n_classes) / len(y)
+            values = knn_shapley.self_values(graph.indices, y, K, prior)
+        validation = {"points": "every batch row, for its k nearest other rows", "rows": int(len(y))}
+        return _Raw(stats.self_influence, None, stats.heldout, stats.leverage, values, None, info, graph, validation)
+
+    def _against_reference(self, analysis, y) -> "_Raw":
+        """Models cross-fitted on the reference score the batch like a held-out
+        reference fold; the reference rows validate the batch rows."""
+        ref, K = analysis.reference, self.params["shapley_k"]
+        k = self.params["k"] or analysis.options.k
+        graph, ref_graph = analysis.neighbors("reference", k), analysis.reference_neighbors(k)
+        crossfit = self._crossfit()
+        with single_threaded_blas():
+            ref_stats, stats, info = crossfit.run(ref.X, ref.y, score=(analysis.batch.X, y))
+            # held-out influence on the trusted reference, models trained out of fold on the batch
+            heldout = crossfit.run(analysis.batch.X, y, validation=(ref.X, ref.y))[0].heldout
+            prior = np.bincount(ref.y, minlength=analysis.n_classes) / len(ref.y)
+            values = knn_shapley.insertion_values(graph.indices, graph.distances, y, ref_graph.indices,
+                                                  ref_graph.distances, ref.y, K, prior)
+            base = knn_shapley.insertion_values(ref_graph.indices, ref_graph.distances, ref.y, ref_graph.indices,
+                                                ref_graph.distances, ref.y, K, prior, query_is_table=True)
+        validation = {"points": "reference rows among each batch row's k nearest reference rows",
+                      "rows": int(len(ref.y))}
+        return _Raw(stats.self_influence, ref_stats.self_influence, heldout, stats.leverage, values, base, info,
+                    graph, validation)
+
+
+@dataclass
+class _Raw:
+    """Raw per-row statistics of the batch (and the reference's baselines)."""
+
+    self_influence: np.ndarray
+    self_influence_base: np.ndarray | None
+    heldout: np.ndarray
+    leverage: np.ndarray
+    values: np.ndarray  # KNN-Shapley
+    values_base: np.ndarray | None
+    model_info: dict
+    graph: object  # the Neighbors the values came from
+    validation: dict
 
 
 def _reasons(flags, normed, components, values, y, classes, quantile):
