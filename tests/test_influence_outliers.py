@@ -258,3 +258,31 @@ def test_config_rejects_bad_values():
         load_config(overrides={"expectations.outliers.detector": "lof"})
     with pytest.raises(ConfigError, match="expectations.influence.max_rate"):
         load_config(overrides={"expectations.influence.max_rate": 2.0})
+
+
+def test_prescriptive_renderers_state_the_limits():
+    from poison_expectations.expectations import ExpectClassOutlierRateToBeAtMost, ExpectHighInfluenceRateToBeAtMost
+
+    influence = ExpectHighInfluenceRateToBeAtMost(label_column="y", max_rate=0.03, z_limit=4.0)
+    outliers = ExpectClassOutlierRateToBeAtMost(label_column="y", max_rate=0.04, z_limit=4.5, detector="iforest")
+    for expectation, words, limit, z in ((influence, "KNN-Shapley", 0.03, 4.0), (outliers, "class centroid", 0.04, 4.5)):
+        rendered = type(expectation)._prescriptive_renderer(configuration=expectation.configuration)[0]
+        template = rendered.to_json_dict()["string_template"]
+        assert words in template["template"]
+        assert template["params"]["max_rate"] == limit and template["params"]["z_limit"] == z
+    assert outliers.configuration.kwargs["detector"] == "iforest"
+
+
+def test_calibrate_sets_max_rate_to_an_upper_bound_of_the_trusted_share(separable):
+    from poison_expectations.gates import clopper_pearson_upper
+    from poison_expectations.registry import families
+
+    frame, _ = separable(n=1000, seed=9)
+    analysis = build_analysis(frame, ROLES, Options())
+    results = {"influence": Influence().run(analysis), "outlier": Outliers().run(analysis)}
+    by_section = {f.section: f for f in families()}
+    for section, signal in (("influence", "influence"), ("outliers", "outlier")):
+        update = by_section[section].calibrate({}, results)
+        trusted = results[signal]
+        assert update["max_rate"] == pytest.approx(clopper_pearson_upper(trusted.flagged_count, 1000, 0.999), abs=1e-6)
+        assert update["max_rate"] > trusted.flagged_rate
