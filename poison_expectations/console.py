@@ -24,6 +24,8 @@ def verdict_text(outcome: RunOutcome, show_rows: int = SHOW_ROWS) -> str:
         gate = e.details.get("reference_gate")
         extra = f"  (reference rate {gate['reference_rate']:.4g}, p={gate['p_value']:.2g})" if gate else ""
         lines.append(f"  {status}  {e.expectation:<{width}}  observed {_fmt(e.observed_value)}  limit {limit}{extra}")
+    if outcome.skipped:
+        lines.append(f"  SKIP  {', '.join(outcome.skipped)} (no label column: pass --label)")
     for section in extra_sections(outcome):
         lines.extend(section)
     top = top_rows(outcome.findings, outcome.analysis.id_name, show_rows)

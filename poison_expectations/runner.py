@@ -58,6 +58,7 @@ class RunOutcome:
     data_path: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     run_id: str = ""
+    skipped: list[str] = field(default_factory=list)  # families not run (no label column)
 
     @property
     def flagged_count(self) -> int:
@@ -78,6 +79,7 @@ class RunOutcome:
             "rows": int(len(self.findings)),
             "flagged_rows": self.flagged_count,
             "failed_expectations": self.failed_expectations(),
+            "skipped_families": self.skipped,
             "expectations": [e.as_dict() for e in self.expectations],
             "signals": {
                 name: {"flagged": r.flagged_count, "flagged_rate": r.flagged_rate, "summary": r.summary}
@@ -106,8 +108,13 @@ def shared_kwargs(config: dict) -> dict[str, Any]:
     }
 
 
-def build_expectations(config: dict) -> list:
-    """GX expectation instances for every enabled family, thresholds explicit."""
+def build_expectations(config: dict, skipped: list[str] | None = None) -> list:
+    """GX expectation instances for every enabled family, thresholds explicit.
+
+    Families that need a label are skipped when no label column is set (and
+    named in `skipped`, which the verdict prints), so a label-free table can
+    still be checked for floods, outliers and sources.
+    """
     shared = shared_kwargs(config)
     built = []
     for family in families():
@@ -115,11 +122,13 @@ def build_expectations(config: dict) -> list:
         if not section.get("enabled", True):
             continue
         if family.needs_label and not shared["label_column"]:
-            raise ConfigError(f"expectation '{family.section}' needs a label column: pass --label or set "
-                              "data.label_column")
+            if skipped is not None:
+                skipped.append(family.section)
+            continue
         built.extend(family.build(section, shared))
     if not built:
-        raise ConfigError("no expectation is enabled in the config")
+        raise ConfigError("no expectation can run: enable one in the config, or pass --label for the "
+                          "label-based ones")
     return built
 
 
@@ -170,7 +179,8 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
     frame, path = load_inputs(data, config)
     analysis = _analysis(frame, config)
     timings["prepare"] = time.perf_counter() - start
-    expectations = build_expectations(config)
+    skipped: list[str] = []
+    expectations = build_expectations(config, skipped)
     results: dict[str, SignalResult] = {}
     for expectation in expectations:
         signal = expectation.signal()
@@ -189,7 +199,7 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
     outcome = RunOutcome(
         success=all(o.success for o in outcomes), expectations=outcomes, findings=findings, results=results,
         analysis=analysis, data=frame, checkpoint_result=checkpoint_result, config=config, data_path=path,
-        timings=timings, run_id=uuid.uuid4().hex[:12],
+        timings=timings, run_id=uuid.uuid4().hex[:12], skipped=skipped,
     )
     run_after_hooks(outcome)
     return outcome

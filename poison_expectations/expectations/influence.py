@@ -26,7 +26,7 @@ class ExpectHighInfluenceRateToBeAtMost(PoisonBatchExpectation):
     shapley_k: int = 5
     z_limit: float = 3.5
     reference_quantile: float = 0.999
-    max_rate: float = 0.02
+    max_rate: float = 0.05
     max_excess_over_reference: float = 0.002
     alpha: float = 0.001
 
@@ -83,7 +83,7 @@ register_family(ExpectationFamily(
                          low=0.5, high=100.0),
         "reference_quantile": Param(0.999, float, "With a reference: cut at this per-class quantile of the "
                                     "reference's own values.", low=0.5, high=0.999999),
-        "max_rate": Param(0.02, doc="Self-check: the largest share of rows over the cut (0-1).", **RATE),
+        "max_rate": Param(0.05, doc="Self-check: the largest share of rows over the cut (0-1); a tolerance, not a bound: clean tables flagged up to 2.1% in our runs.", **RATE),
         "max_excess_over_reference": Param(
             0.002, doc="With a reference: the largest tolerated excess of the batch's share over the "
                        "reference's (absolute, 0-1); default twice the nominal tail share 1 - 0.999.", **RATE),
