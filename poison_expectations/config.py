@@ -48,6 +48,8 @@ class Param:
             raise ConfigError(f"config key '{key}': expected {_kind_name(kinds)}, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"config key '{key}': must be a finite number, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            raise ConfigError(f"config key '{key}': {value!r} is out of the 64-bit integer range")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"config key '{key}': {value!r} is not one of {list(self.choices)}")
         if self.low is not None and value < self.low:
@@ -68,11 +70,13 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 
 RATE = dict(kind=float, low=0.0, high=1.0)
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 # Shared sections. Expectation families add theirs under `expectations:`.
 BASE_SPEC: dict[str, Any] = {
     "version": Param(1, int, "Config schema version.", choices=(1,)),
-    "random_state": Param(0, int, "Seed for every random choice (folds, sampling, indexes)."),
+    "random_state": Param(0, int, "Seed for every random choice (folds, sampling, indexes).", low=0,
+                          high=2 ** 32 - 1),
     "data": {
         "label_column": Param(None, str, "Column holding the training label.", nullable=True),
         "id_column": Param(None, str, "Unique row id; findings use row_index when absent.", nullable=True),
@@ -103,7 +107,13 @@ BASE_SPEC: dict[str, Any] = {
     },
     "limits": {
         "max_rows": Param(
-            5_000_000, int, "Refuse inputs with more rows than this (memory guard).", low=1
+            5_000_000, int, "Refuse a batch or reference with more rows than this, before loading it whole "
+            "(Parquet: from the footer; CSV: reads at most max_rows + 1 rows).", low=1
+        ),
+        "max_memory_mb": Param(
+            None, int, "Memory budget (MiB) for each large allocation (loading a table, the encoded feature "
+            "matrix, a neighbour graph), estimated beforehand; larger work is refused with exit 2. "
+            "null: 75% of the memory free at that moment.", low=1, nullable=True
         ),
     },
     "expectations": {},
@@ -168,7 +178,9 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         node = raw
         *parents, leaf = dotted.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # an empty YAML section (`data:`) is null
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise ConfigError(f"config key '{dotted}': parent is not a mapping")
         node[leaf] = value

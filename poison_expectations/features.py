@@ -173,10 +173,14 @@ def _as_numeric(series: pd.Series, name: str) -> tuple[np.ndarray | None, bool]:
     is treated as garbage in a numeric column: an input error naming a value.
     """
     if pd.api.types.is_datetime64_any_dtype(series):
-        stamps = series.astype("datetime64[ns]")
-        values = stamps.astype("int64").to_numpy(dtype=np.float64) / 1e9
-        values[stamps.isna().to_numpy()] = np.nan
+        if getattr(series.dt, "tz", None) is not None:  # time-zone aware: compare instants in UTC
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        stamps = series.to_numpy(dtype="datetime64[s]")  # seconds: any year fits, unlike nanoseconds
+        values = stamps.astype(np.int64).astype(np.float64)
+        values[np.isnat(stamps)] = np.nan
         return values, True
+    if pd.api.types.is_timedelta64_dtype(series):
+        return series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan), False
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         with np.errstate(over="ignore", invalid="ignore"):
             return series.to_numpy(dtype=np.float64, na_value=np.nan), False
@@ -185,7 +189,7 @@ def _as_numeric(series: pd.Series, name: str) -> tuple[np.ndarray | None, bool]:
     present = series.dropna()
     if present.empty:
         return np.full(len(series), np.nan), False
-    parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    parsed = pd.to_numeric(as_text(present).str.strip(), errors="coerce")
     bad = parsed.isna()
     if bad.mean() < 0.5 and bad.any():
         example = present[bad].iloc[0]
@@ -195,6 +199,15 @@ def _as_numeric(series: pd.Series, name: str) -> tuple[np.ndarray | None, bool]:
             lambda v: v if v is None else str(v).strip()), errors="coerce")
         return values.to_numpy(dtype=np.float64, na_value=np.nan), False
     return None, False
+
+
+def as_text(series: pd.Series) -> pd.Series:
+    """str of every cell; bytes that are not UTF-8 are decoded with replacement
+    characters instead of failing (pandas' astype(str) decodes bytes strictly)."""
+    try:
+        return series.astype(str)
+    except (UnicodeDecodeError, TypeError, ValueError):
+        return series.map(lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v))
 
 
 def _embedding_matrix(series: pd.Series, name: str, dim: int | None = None) -> np.ndarray:

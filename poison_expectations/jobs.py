@@ -47,8 +47,9 @@ def job_config(config_path: str | Path | None = None, *, label_column: str | Non
 
 def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None]) -> None:
     """Fail before the (slow) run if an output would overwrite the input or
-    another output, or has an extension we cannot write."""
-    from .io import table_format
+    another output, has an extension we cannot write, or its folder is
+    missing or not writable."""
+    from .io import check_writable, table_format
 
     seen: dict[Path, str] = {}
     source = Path(data).resolve()
@@ -65,6 +66,7 @@ def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None]) ->
         seen[resolved] = name
         if name in TABLE_OUTPUTS:
             table_format(target)
+        check_writable(target)
 
 
 def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -79,26 +81,35 @@ def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
     return accepted, quarantined
 
 
-def write_outputs(outcome, outputs: Mapping[str, str | Path | None]) -> dict[str, str | None]:
-    """Write each requested output atomically; return {output: path or None}."""
-    from .io import write_table_atomic, write_text_atomic
+def write_outputs(outcome, outputs: Mapping[str, str | Path | None],
+                  before_commit: Callable[[], Any] | None = None) -> dict[str, str | None]:
+    """Write the requested outputs: all of them, or none.
+
+    Each goes to a temporary file first; `before_commit` (e.g. the run's
+    after-run hooks, which record the reputation ledger) runs once every
+    file is complete, and only then are they renamed into place together.
+    An error or interrupt before that leaves no output and no temporary file.
+    Returns {output: path or None}.
+    """
+    from .io import staged_outputs, table_format, table_writer, text_writer
 
     written: dict[str, str | None] = {name: None for name in OUTPUTS}
+    tables = {"findings": outcome.findings}
     if any(outputs.get(name) for name in ("accepted", "quarantine")):
-        accepted, quarantined = split_rows(outcome)
-    for name in OUTPUTS:
-        target = outputs.get(name)
-        if target is None:
-            continue
-        if name == "findings":
-            write_table_atomic(target, outcome.findings)
-        elif name == "report":
-            write_text_atomic(target, json.dumps(report_document(outcome), indent=2, default=str))
-        elif name == "accepted":
-            write_table_atomic(target, accepted)
-        else:
-            write_table_atomic(target, quarantined)
-        written[name] = str(target)
+        tables["accepted"], tables["quarantine"] = split_rows(outcome)
+    with staged_outputs() as stage:
+        for name in OUTPUTS:
+            target = outputs.get(name)
+            if target is None:
+                continue
+            if name == "report":
+                writer = text_writer(json.dumps(report_document(outcome), indent=2, default=str))
+            else:
+                writer = table_writer(tables[name], table_format(target))
+            writer(stage.path(target))
+            written[name] = str(target)
+        if before_commit is not None:
+            before_commit()
     return written
 
 
@@ -122,9 +133,9 @@ def run_job(data: str | Path, config: dict, outputs: Mapping[str, str | Path | N
 
     Returns (RunOutcome, {output: path or None}).
     """
-    from .runner import run_validation
+    from .runner import run_after_hooks, run_validation
 
     outputs = dict(outputs or {})
     check_outputs(data, outputs)
-    outcome = run_validation(data, config, progress=progress)
-    return outcome, write_outputs(outcome, outputs)
+    outcome = run_validation(data, config, progress=progress, after_run=False)
+    return outcome, write_outputs(outcome, outputs, before_commit=lambda: run_after_hooks(outcome))

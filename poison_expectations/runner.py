@@ -19,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .analysis import Analysis, Options, Roles, get_analysis, label_looks_continuous, register_reference
+from .analysis import (Analysis, Options, Roles, get_analysis, label_looks_continuous, load_reference,
+                       register_reference)
 from .errors import ConfigError, InputError, PoisonCheckError
 from .expectations.base import jsonable
 from .io import read_table
@@ -29,6 +30,7 @@ from .signals.base import SignalResult
 SUMMARY_SCHEMA_VERSION = 1
 TOP_ROWS = 20
 REASON_SEPARATOR = "; "
+FINDINGS_COLUMNS = ("poison_score", "flagged", "reasons")  # plus <signal>_score and signal columns
 
 
 @dataclass
@@ -124,18 +126,21 @@ def build_expectations(config: dict) -> list:
 
 
 def load_inputs(data: pd.DataFrame | str | Path, config: dict) -> tuple[pd.DataFrame, str | None]:
+    """The batch (read within limits.max_rows and the memory budget), and the
+    reference file read the same way, so neither is ever loaded past the limits."""
+    limits = config["limits"]
     path = None
     if not isinstance(data, pd.DataFrame):
         path = str(data)
-        data = read_table(data)
-    max_rows = config["limits"]["max_rows"]
-    if len(data) > max_rows:
-        raise InputError(f"{path or 'data'}: {len(data)} rows exceed limits.max_rows={max_rows}; raise the limit "
-                         "in the config or split the batch")
+        data = read_table(data, max_rows=limits["max_rows"], max_memory_mb=limits["max_memory_mb"])
+    elif len(data) > limits["max_rows"]:
+        raise InputError(f"data: {len(data)} rows exceed limits.max_rows={limits['max_rows']}; split the batch "
+                         "or raise the limit in the config")
+    load_reference(config["data"]["reference"], max_rows=limits["max_rows"], max_memory_mb=limits["max_memory_mb"])
     return data, path
 
 
-def _analysis(frame: pd.DataFrame, config: dict) -> Analysis:
+def _analysis(frame: pd.DataFrame, config: dict, expectations: list) -> Analysis:
     shared = shared_kwargs(config)
     roles = Roles(shared["label_column"], shared["id_column"], shared["source_column"],
                   tuple(shared["feature_columns"]) if shared["feature_columns"] else None,
@@ -146,24 +151,32 @@ def _analysis(frame: pd.DataFrame, config: dict) -> Analysis:
         problem = label_looks_continuous(frame, roles.label_column)
         if problem:
             raise InputError(problem)
-    analysis = get_analysis(frame, roles, options, shared["reference"])
+    analysis = get_analysis(frame, roles, options, shared["reference"],
+                            max_memory_mb=config["limits"]["max_memory_mb"])
+    reserved = set(FINDINGS_COLUMNS) | {f"{e.signal().name}_score" for e in expectations}
+    if roles.id_column in reserved:
+        raise InputError(f"id column '{roles.id_column}' has the name of a findings column; rename it "
+                         f"(reserved: {', '.join(sorted(reserved))})")
     if analysis.n_classes == 1:
         raise InputError(f"label column '{roles.label_column}' has a single class ({analysis.classes[0]!r}); "
                          "poisoning checks need two or more")
     min_rows = options.k + 1
-    if analysis.batch.n < min_rows:
-        raise InputError(f"the batch has {analysis.batch.n} rows; neighbour checks need at least k+1={min_rows}")
+    for table, what in ((analysis.batch, "batch"), (analysis.reference, "reference")):
+        if table is not None and table.n < min_rows:
+            raise InputError(f"the {what} has {table.n} rows; neighbour checks need at least k+1={min_rows}")
     return analysis
 
 
 def run_validation(data: pd.DataFrame | str | Path, config: dict,
                    progress: Callable[[str], Any] | None = None,
-                   reference: pd.DataFrame | None = None) -> RunOutcome:
+                   reference: pd.DataFrame | None = None, after_run: bool = True) -> RunOutcome:
     """Validate one batch with the configured expectations through a GX checkpoint.
 
     The reference is `config["data"]["reference"]` (a CSV/Parquet path), or
     the `reference` frame given here (registered under that name, or
-    "<reference>" when the config names none).
+    "<reference>" when the config names none). With `after_run=False` the
+    families' after-run hooks (e.g. the reputation ledger) are left to the
+    caller: `jobs.run_job` runs them once the output files are complete.
     """
     if reference is not None:
         name = config["data"]["reference"] or "<reference>"
@@ -172,9 +185,9 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
     timings: dict[str, float] = {}
     start = time.perf_counter()
     frame, path = load_inputs(data, config)
-    analysis = _analysis(frame, config)
-    timings["prepare"] = time.perf_counter() - start
     expectations = build_expectations(config)
+    analysis = _analysis(frame, config, expectations)
+    timings["prepare"] = time.perf_counter() - start
     results: dict[str, SignalResult] = {}
     for expectation in expectations:
         signal = expectation.signal()
@@ -195,7 +208,8 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
         analysis=analysis, data=frame, checkpoint_result=checkpoint_result, config=config, data_path=path,
         timings=timings, run_id=uuid.uuid4().hex[:12],
     )
-    run_after_hooks(outcome)
+    if after_run:
+        run_after_hooks(outcome)
     return outcome
 
 
@@ -268,8 +282,10 @@ def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFr
     flagged = np.zeros(n, dtype=bool)
     reasons = [[] for _ in range(n)]
     for result in results:
-        findings[f"{result.signal}_score"] = result.scores
-        for column, values in result.columns.items():
+        for column, values in ((f"{result.signal}_score", result.scores), *result.columns.items()):
+            if column == analysis.id_name:
+                raise InputError(f"id column '{column}' has the name of a findings column of the "
+                                 f"{result.signal} signal; rename it")
             findings[column] = values
         scores = np.maximum(scores, result.scores)
         flagged |= result.flags
