@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -64,7 +65,12 @@ def guarded(func):
     def wrapper(*args, **kwargs):
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                if not os.environ.get("POISON_CHECK_DEBUG"):
+                    # library warnings (numpy overflow on extreme values, sklearn convergence)
+                    # are noise on a CLI whose stderr carries one error line at most
+                    warnings.simplefilter("ignore")
+                return func(*args, **kwargs)
         except click.ClickException:
             raise
         except PoisonCheckError as exc:

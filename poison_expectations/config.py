@@ -155,6 +155,28 @@ def validate(raw: Mapping[str, Any], spec: Mapping[str, Any] | None = None, pref
     return merged
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps
+    the last silently, so `max_rate` written twice would hide the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key; the default constructor reports it
+                break
+            if duplicate:
+                raise DuplicateKeyError(None, None, f"key '{key}' is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Read a YAML config (the packaged default when `path` is None) and apply
     dotted-key overrides such as {"data.label_column": "y"}."""
@@ -166,11 +188,12 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}") from None
+        problem = f" ({exc.problem})" if isinstance(exc, DuplicateKeyError) else ""
+        raise ConfigError(f"{path}: invalid YAML{where}{problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of keys, got {type(raw).__name__}")
     raw = copy.deepcopy(raw)

@@ -143,7 +143,8 @@ class FeatureEncoder:
         if missing.any() and self.nan_policy == "reject":
             raise InputError(f"feature column '{plan.name}': {int(missing.sum())} missing or infinite values (nan_policy=reject)")
         values = np.where(missing, plan.fill, values)
-        scaled = np.clip((values - plan.center) / plan.scale, -CLIP, CLIP)
+        with np.errstate(over="ignore", invalid="ignore"):  # +-1e308 overflows to +-inf, then clips
+            scaled = np.clip((values - plan.center) / plan.scale, -CLIP, CLIP)
         return _with_indicator(scaled.astype(np.float32), missing, plan)
 
 
@@ -157,10 +158,11 @@ def _robust_scale(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return 1.0
-    q75, q25 = np.percentile(values, [75, 25])
-    scale = (q75 - q25) / 1.349  # IQR of a unit normal, so scale ~ std on normal data
-    if not np.isfinite(scale) or scale <= 0:
-        scale = float(np.std(values))
+    with np.errstate(over="ignore", invalid="ignore"):  # magnitudes near 1e308 overflow; handled below
+        q75, q25 = np.percentile(values, [75, 25])
+        scale = (q75 - q25) / 1.349  # IQR of a unit normal, so scale ~ std on normal data
+        if not np.isfinite(scale) or scale <= 0:
+            scale = float(np.std(values))
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     return float(scale)

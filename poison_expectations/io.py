@@ -21,6 +21,7 @@ import os
 import signal
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -104,12 +105,18 @@ def _read_csv(path: Path, max_rows: int | None, max_memory_mb: int | None) -> pd
     header = _csv_header(path)
     if header is not None:
         _check_names(path, header)  # pandas would silently rename a second 'x' to 'x.1'
-    frame = pd.read_csv(path, low_memory=False, nrows=None if max_rows is None else max_rows + 1)
+    with warnings.catch_warnings():
+        # with index_col=False pandas warns (and drops the extra fields) where it would
+        # otherwise silently take the first field of every row as an index
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            frame = pd.read_csv(path, low_memory=False, index_col=False,
+                                nrows=None if max_rows is None else max_rows + 1)
+        except pd.errors.ParserWarning:
+            raise InputError(f"{path}: rows have more fields than the header has names; check the delimiter "
+                             "and quoting") from None
     if max_rows is not None and len(frame) > max_rows:
         raise _too_many_rows(path, f"more than {max_rows}", max_rows)
-    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the first field as an index
-        raise InputError(f"{path}: rows have more fields than the header has names ({len(frame.columns)}); "
-                         "check the delimiter and quoting")
     if header and len(frame.columns) == 1:
         _delimiter_hint(path, header[0])
     if header:

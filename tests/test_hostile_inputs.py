@@ -14,11 +14,14 @@ a fixed seed and prints how many broke the contract (the issue's fuzz count).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import json
 import math
+import os
 import sys
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +33,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-if __name__ == "__main__":  # count mode: import this checkout, not an installed copy
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # count mode: import this checkout (or POISON_CHECK_ROOT), not an installed copy
+    sys.path.insert(0, os.environ.get("POISON_CHECK_ROOT") or str(Path(__file__).resolve().parents[1]))
 
 from poison_expectations.cli import main  # noqa: E402
 
@@ -59,10 +62,26 @@ BOOL_LABELS = ["True", "False", "true", "FALSE", "yes", "no", "1", "0"]
 
 # Each table is ordinary (numeric features, a 2-3 class label) except for a
 # few hostile aspects drawn from this list, so most tables reach the signals.
+CONTROL_NAMES = ["a\nb", "a\rb", "x\x85y", "p\u2028q", "t\tt", "nul\x00", "\x1b[31mred", "\u202eevil"]
+RESERVED_NAMES = ["poison_score", "flagged", "reasons", "label_consistency_score", "row_index"]
+UTC = dt.timezone.utc
+ARROW_CELLS = {  # Parquet types a CSV never has (CSV writes their str)
+    "timestamps": lambda i: dt.datetime(1500 + 37 * i % 1100, 1 + i % 12, 1),
+    "tz_timestamps": lambda i: dt.datetime(2024, 1, 1 + i % 28, tzinfo=UTC),
+    "durations": lambda i: dt.timedelta(seconds=i * 7),
+    "bytes": lambda i: bytes([0xFF, i % 256, 0x00]),
+    "lists": lambda i: [i, i + 1],
+    "dicts": lambda i: {"x": i},
+    "decimals": lambda i: Decimal(i) / 7,
+}
+
+# Each table is ordinary (numeric features, a 2-3 class label) except for a
+# few hostile aspects drawn from this list, so most tables reach the signals.
 ASPECTS = ["nan_inf", "mixed_types", "magnitudes", "constant", "tiny", "single_class", "one_row_per_class",
-           "many_classes", "unicode_names", "wild_names", "duplicate_names", "unicode_labels",
+           "many_classes", "unicode_names", "wild_names", "control_names", "duplicate_names", "unicode_labels",
            "numeric_labels", "bool_labels", "empty_strings", "high_cardinality", "numeric_text", "dates",
-           "missing_tokens", "odd_ids", "source", "no_features", "float_labels", "reference", "huge_k"]
+           "missing_tokens", "odd_ids", "source", "no_features", "float_labels", "reference", "huge_k",
+           "arrow_types", "list_labels", "role_clash", "cut_short"]
 
 
 @st.composite
@@ -72,6 +91,7 @@ def hostile_tables(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
     n = draw(st.integers(1, 5)) if "tiny" in aspects else draw(st.integers(12, 90))
     name_pool = (st.sampled_from(ODD_NAMES) if "unicode_names" in aspects
+                 else st.sampled_from(CONTROL_NAMES) if "control_names" in aspects
                  else WILD_TEXT if "wild_names" in aspects else None)
 
     def name(default):
@@ -104,6 +124,9 @@ def hostile_tables(draw):
         if kind == "dates":
             return [["2024-01-01", "2024-02-29", "1970-01-01T00:00:00", "2024-13-45", ""][i]
                     for i in rng.integers(5 if draw(st.booleans()) else 3, size=rows)]
+        if kind == "arrow_types":
+            make = ARROW_CELLS[draw(st.sampled_from(sorted(ARROW_CELLS)))]
+            return [make(int(i)) for i in rng.integers(0, 1000, size=rows)]
         if kind == "missing_tokens":
             return [MISSING_TOKENS[rng.integers(len(MISSING_TOKENS))] if rng.random() < 0.3 else v
                     for v in base.tolist()]
@@ -114,6 +137,8 @@ def hostile_tables(draw):
             return [draw(st.sampled_from([0, "x", "True", " "]))] * rows
         if "one_row_per_class" in aspects:
             return list(range(rows))
+        if "list_labels" in aspects:
+            return [[int(v)] for v in rng.integers(0, 2, size=rows)]
         if "many_classes" in aspects:
             return rng.integers(0, max(2, rows // 3), size=rows).tolist()
         pool = ([0, 1, 2] if draw(st.booleans()) else [0, 1])
@@ -128,7 +153,7 @@ def hostile_tables(draw):
         return [pool[i] for i in rng.integers(len(pool), size=rows)]
 
     kinds = [k for k in ("nan_inf", "mixed_types", "magnitudes", "constant", "empty_strings", "high_cardinality",
-                         "numeric_text", "dates", "missing_tokens") if k in aspects]
+                         "numeric_text", "dates", "missing_tokens", "arrow_types") if k in aspects]
     n_features = 0 if "no_features" in aspects else draw(st.integers(1, 4))
 
     def table(rows):
@@ -152,6 +177,15 @@ def hostile_tables(draw):
     if "source" in aspects:
         source_name = name("source")
         columns.append((source_name, [["s1", "s2", "", "ü", " s1"][i] for i in rng.integers(5, size=n)]))
+    if "role_clash" in aspects:
+        clash = draw(st.sampled_from(["id=label", "source=label", "reserved id"]))
+        if clash == "id=label":
+            id_name = label_name
+        elif clash == "source=label":
+            source_name = label_name
+        else:
+            id_name = draw(st.sampled_from(RESERVED_NAMES))
+            columns.append((id_name, list(range(n))))
     reference = None
     if "reference" in aspects:
         m = draw(st.integers(1, 5)) if "tiny" in aspects else draw(st.integers(12, 90))
@@ -160,8 +194,9 @@ def hostile_tables(draw):
             reference = [(col_name, column("normal", m) if i % 2 else cells)
                          for i, (col_name, cells) in enumerate(reference)]
     k = draw(st.sampled_from([50, 200])) if "huge_k" in aspects else 3
+    cut = draw(st.floats(0.05, 0.999)) if "cut_short" in aspects else None
     return {"columns": columns, "label": label_name, "id": id_name, "source": source_name,
-            "reference": reference, "k": k}
+            "reference": reference, "k": k, "cut": cut}
 
 
 # -- writing tables ---------------------------------------------------------------
@@ -227,6 +262,8 @@ def contract_problems(result, data: Path, before: str | None, outputs: dict[str,
         if any(path.exists() for path in outputs.values()):
             problems.append("output written although the run failed")
     if code in (0, 1):
+        if stderr.strip():
+            problems.append(f"stderr not empty with --quiet: {stderr.strip()[:200]!r}")
         if json_stdout:
             try:
                 summary = json.loads(stdout, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
@@ -254,8 +291,11 @@ def check_table(table, fmt: str, findings_fmt: str, json_stdout: bool) -> list[s
         write = write_csv if fmt == "csv" else write_parquet
         data = folder / f"data.{fmt}"
         write(columns, data)
+        if table["cut"] is not None:  # a copy interrupted mid-transfer
+            body = data.read_bytes()
+            data.write_bytes(body[:max(1, int(len(body) * table["cut"]))])
         config = folder / "config.yml"
-        config.write_text(FAST_CONFIG.replace("k: 3", f"k: {table['k']}"), encoding="utf-8")
+        config.write_text(table.get("config") or FAST_CONFIG.replace("k: 3", f"k: {table['k']}"), encoding="utf-8")
         out = folder / "out"
         out.mkdir()
         outputs = {"findings": out / f"findings.{findings_fmt}", "report": out / "report.json"}
@@ -273,7 +313,8 @@ def check_table(table, fmt: str, findings_fmt: str, json_stdout: bool) -> list[s
             args += ["--format", "json"]
         before = digest(data), digest(reference) if reference else None
         result = invoke(args)
-        problems = contract_problems(result, data, before[0], outputs, len(columns[0][1]), json_stdout)
+        rows = None if table["cut"] is not None else len(columns[0][1])  # a cut at a line end loses rows unseen
+        problems = contract_problems(result, data, before[0], outputs, rows, json_stdout)
         if reference is not None and digest(reference) != before[1]:
             problems.append("reference file changed")
         return problems
@@ -291,6 +332,62 @@ HOSTILE_SETTINGS = settings(max_examples=45, deadline=None, database=None,
 @given(table=hostile_tables(), formats=RUN_FORMATS)
 def test_hostile_tables_get_a_verdict_or_a_one_line_error(table, formats):
     assert check_table(table, *formats) == []
+
+
+# -- the crashes the fuzzing found, pinned ---------------------------------------------
+
+def spec(columns, label="label", **extra):
+    return {"columns": columns, "label": label, "id": None, "source": None, "reference": None, "k": 3,
+            "cut": None, **extra}
+
+
+def features(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [("a", rng.normal(size=n).tolist()), ("b", rng.normal(size=n).tolist())]
+
+
+def binary(n, seed=1):
+    return np.random.default_rng(seed).integers(0, 2, n).tolist()
+
+
+N = 40
+REGRESSIONS = {
+    # each of these exited 3 (internal error) or printed a broken line before the hardening
+    "timestamps outside the nanosecond range": (
+        "parquet", spec(features(N) + [("when", [ARROW_CELLS["timestamps"](i) for i in range(N)]),
+                                       ("label", binary(N))])),
+    "time-zone aware timestamps": (
+        "parquet", spec(features(N) + [("when", [ARROW_CELLS["tz_timestamps"](i) for i in range(N)]),
+                                       ("label", binary(N))])),
+    "bytes that are not UTF-8": (
+        "parquet", spec(features(N) + [("blob", [ARROW_CELLS["bytes"](i) for i in range(N)]),
+                                       ("label", binary(N))])),
+    "list-valued labels": ("parquet", spec(features(N) + [("label", [[v] for v in binary(N)])])),
+    "an id column named like a findings column": (
+        "csv", spec(features(N) + [("flagged", list(range(N))), ("label", binary(N))], id="flagged")),
+    "a line break in the label's name": ("csv", spec(features(N) + [("a\nb", [1] * N)], label="a\nb")),
+    "a NEL character in a column name": (
+        "csv", spec([("x\x85y", ["1_000"] * 30 + ["2"] * (N - 30)), ("label", binary(N))])),
+    "more folds than rows": ("csv", spec(features(6) + [("label", [0, 1] * 3)], config=(
+        "neighbors:\n  k: 2\nexpectations:\n  label_consistency:\n    method: both\n    n_folds: 20\n"))),
+    "a reference smaller than k": ("csv", spec(features(N) + [("label", binary(N))],
+                                               reference=features(2) + [("label", [0, 1])])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REGRESSIONS))
+def test_inputs_that_once_crashed(case):
+    fmt, table = REGRESSIONS[case]
+    assert check_table(table, fmt, "csv", False) == []
+
+
+def test_ten_thousand_categories_get_a_verdict_with_one_findings_row_each(tmp_path):
+    rows = 10_000
+    rng = np.random.default_rng(3)
+    table = spec([("a", rng.normal(size=rows).tolist()), ("city", [f"city {i} é" for i in rng.permutation(rows)]),
+                  ("label", rng.integers(0, 3, rows).tolist())])
+    assert check_table(table, "csv", "parquet", False) == []
+    assert check_table(table, "parquet", "csv", True) == []
 
 
 # -- count mode --------------------------------------------------------------------
