@@ -250,11 +250,8 @@ def run_checkpoint(frame: pd.DataFrame, expectations: list, *, context=None, nam
 def collect_outcomes(checkpoint_result, expectations: list) -> list[ExpectationOutcome]:
     outcomes = []
     for validation in checkpoint_result.run_results.values():
+        raise_first_exception(validation)
         for result in validation.results:
-            info = result.exception_info or {}
-            if info.get("raised_exception"):
-                message = (info.get("exception_message") or "unknown error").strip().splitlines()[0]
-                raise PoisonCheckError(f"{result.expectation_config.type}: {message}")
             body = result.result or {}
             details = body.get("details", {})
             outcomes.append(ExpectationOutcome(
@@ -267,6 +264,20 @@ def collect_outcomes(checkpoint_result, expectations: list) -> list[ExpectationO
                 details={k: v for k, v in details.items() if k not in ("signal", "limit")},
             ))
     return outcomes
+
+
+def raise_first_exception(validation) -> None:
+    """GX turns an error inside a metric into a failed expectation with
+    `exception_info`; a failure that is really an error must not read as
+    "poisoning found", so raise it (one line) instead."""
+    for result in validation.results:
+        info = result.exception_info or {}
+        # expectation-level errors are flat; metric errors are keyed by metric id
+        entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+        for entry in entries:
+            if entry.get("raised_exception"):
+                message = (entry.get("exception_message") or "unknown error").strip().splitlines() or ["?"]
+                raise PoisonCheckError(f"{result.expectation_config.type}: {message[0]}")
 
 
 def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFrame:

@@ -4,6 +4,7 @@ value the spec accepts runs to a verdict or a one-line error, never a crash."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -129,7 +130,8 @@ def test_bad_config_through_the_cli_is_one_line_naming_the_key(tmp_path, body, n
     config.write_text(body, encoding="utf-8")
     data = tmp_path / "d.csv"
     pd.DataFrame({"a": [1.0, 2.0], "label": [0, 1]}).to_csv(data, index=False)
-    result = CliRunner().invoke(main, ["validate", str(data), "--label", "label", "--config", str(config)])
+    with contextlib.chdir(tmp_path):
+        result = CliRunner().invoke(main, ["validate", str(data), "--label", "label", "--config", str(config)])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
@@ -201,8 +203,9 @@ def test_any_valid_config_runs_to_a_verdict_or_a_one_line_error(small_table, con
     clear_cache()
     path = small_table.parent / "valid.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    result = CliRunner().invoke(main, ["validate", str(small_table), "--label", "label", "--source-column", "src",
-                                       "--config", str(path), "--quiet"])
+    with contextlib.chdir(small_table.parent):  # a ledger or other default output stays in tmp
+        result = CliRunner().invoke(main, ["validate", str(small_table), "--label", "label", "--source-column",
+                                           "src", "--config", str(path), "--quiet"])
     assert result.exit_code in (0, 1, 2), (config, result.stderr, result.exception)
     assert "Traceback" not in result.stderr
     if result.exit_code == 2:

@@ -4,6 +4,7 @@ error (or exit 130/143) with no partial output and the input untouched."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -63,7 +64,8 @@ def validate(data, config, out_dir, *extra, outputs=("findings.csv", "report.jso
         flag = {"findings": "--findings", "report": "--report"}[name.split(".")[0]]
         paths[name] = Path(out_dir) / name
         args += [flag, str(paths[name])]
-    result = CliRunner().invoke(main, args + list(extra))
+    with contextlib.chdir(Path(config).parent):  # whatever a family writes by default stays in tmp
+        result = CliRunner().invoke(main, args + list(extra))
     return result, paths
 
 
@@ -146,6 +148,17 @@ def test_a_parquet_file_replaced_while_it_is_read_is_refused(tmp_path, config, m
     monkeypatch.setattr(pio.pd, "read_parquet", read_then_replace)
     result, paths = validate(data, config, tmp_path)
     assert_clean_failure(result, paths, "changed while it was being read")
+
+
+def test_a_stored_checkpoint_whose_metric_errors_is_exit_2_not_a_failed_verdict(tmp_path):
+    """GX reports an error inside a metric as a failed expectation; that is not "poisoning found"."""
+    data = make_table(tmp_path / "t.csv")  # lacks the stored suite's source column
+    with contextlib.chdir(tmp_path):
+        result = CliRunner().invoke(main, ["run-checkpoint", "training_ingest", "--project",
+                                           str(REPO / "checkpoints"), "--data", str(data)])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "source column 'source' not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "FAILED" not in result.stdout
 
 
 # -- outputs: unwritable folders and full disks ---------------------------------------
@@ -322,7 +335,7 @@ def _interrupt_mid_run(tmp_path, signum, make_separable):
     process = subprocess.Popen(
         [sys.executable, "-m", "poison_expectations", "validate", str(data), "--label", "label", "--id-column",
          "row_id", "--findings", str(out / "findings.csv"), "--report", str(out / "report.json")],
-        stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env, cwd=REPO)
+        stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
     os.close(slave)
     seen = b""
     deadline = time.monotonic() + 180

@@ -13,6 +13,7 @@ a fixed seed and prints how many broke the contract (the issue's fuzz count).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -226,12 +227,14 @@ def write_parquet(columns, path: Path) -> None:
 
 # -- running the CLI in-process ----------------------------------------------------
 
-def invoke(args):
+def invoke(args, cwd: Path):
+    """The CLI in-process, in `cwd` (so nothing a family writes by default, such as
+    a ledger under the working directory, lands in the checkout)."""
     from poison_expectations.analysis import clear_cache
 
     clear_cache()
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
-    return result
+    with contextlib.chdir(cwd):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
 
 
 def digest(path: Path) -> str | None:
@@ -252,7 +255,7 @@ def contract_problems(result, data: Path, before: str | None, outputs: dict[str,
         problems.append(f"exit {code}: {stderr.strip()[:300]}")
     if digest(data) != before:
         problems.append("input file changed")
-    leftovers = [p.name for p in data.parent.iterdir() if p.name.endswith(".tmp")]
+    leftovers = [p.name for p in data.parent.rglob("*.tmp")]
     if leftovers:
         problems.append(f"temporary files left: {leftovers}")
     if code == 2:
@@ -312,7 +315,7 @@ def check_table(table, fmt: str, findings_fmt: str, json_stdout: bool) -> list[s
         if json_stdout:
             args += ["--format", "json"]
         before = digest(data), digest(reference) if reference else None
-        result = invoke(args)
+        result = invoke(args, out)
         rows = None if table["cut"] is not None else len(columns[0][1])  # a cut at a line end loses rows unseen
         problems = contract_problems(result, data, before[0], outputs, rows, json_stdout)
         if reference is not None and digest(reference) != before[1]:
