@@ -167,8 +167,10 @@ def build_analysis(frame: pd.DataFrame, roles: Roles, options: Options,
                    reference: pd.DataFrame | None = None, *, max_memory_mb: int | None = None) -> Analysis:
     """Check the roles against the data and encode batch (and reference)."""
     _check_roles(roles)
+    frame = _string_columns(frame, "batch")
     _check_table(frame, roles, "batch")
     if reference is not None:
+        reference = _string_columns(reference, "reference")
         _check_table(reference, roles, "reference")
     features = roles.resolved_features(frame)
     if not features:
@@ -187,6 +189,17 @@ def build_analysis(frame: pd.DataFrame, roles: Roles, options: Options,
     batch = _table(frame, encoder, y_batch, roles)
     ref = _table(reference, encoder, y_ref, roles) if reference is not None else None
     return Analysis(roles, options, batch, ref, encoder, classes, id_name, max_memory_mb=max_memory_mb)
+
+
+def _string_columns(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Roles name columns by text; a frame from the Python API may use 0, 1, ..."""
+    if all(isinstance(c, str) for c in frame.columns):
+        return frame
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"{what}: duplicate column names {repeated}")
+    return frame.set_axis(names, axis=1)
 
 
 def _check_roles(roles: Roles) -> None:

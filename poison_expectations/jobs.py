@@ -45,28 +45,32 @@ def job_config(config_path: str | Path | None = None, *, label_column: str | Non
     return load_config(config_path, merged)
 
 
-def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None]) -> None:
-    """Fail before the (slow) run if an output would overwrite the input or
-    another output, has an extension we cannot write, or its folder is
-    missing or not writable."""
+def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None], *, reference: str | None = None,
+                  folders: bool = True) -> None:
+    """Fail before the (slow) run if an output would overwrite the input, the
+    reference or another output, has an extension we cannot write, or (with
+    `folders`) its folder is missing or not writable."""
     from .io import check_writable, table_format
 
     seen: dict[Path, str] = {}
-    source = Path(data).resolve()
+    protected = {Path(data).resolve(): "input"}
+    if reference:
+        protected.setdefault(Path(reference).resolve(), "reference")
     for name, target in outputs.items():
         if target is None:
             continue
         if name not in OUTPUTS:
             raise PoisonCheckError(f"unknown output '{name}'; expected one of {list(OUTPUTS)}")
         resolved = Path(target).resolve()
-        if resolved == source:
-            raise PoisonCheckError(f"{target}: refusing to overwrite the input file")
+        if resolved in protected:
+            raise PoisonCheckError(f"{target}: refusing to overwrite the {protected[resolved]} file")
         if resolved in seen:
             raise PoisonCheckError(f"{target}: used for both the {seen[resolved]} and the {name} output")
         seen[resolved] = name
         if name in TABLE_OUTPUTS:
             table_format(target)
-        check_writable(target)
+        if folders:
+            check_writable(target)
 
 
 def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -136,6 +140,6 @@ def run_job(data: str | Path, config: dict, outputs: Mapping[str, str | Path | N
     from .runner import run_after_hooks, run_validation
 
     outputs = dict(outputs or {})
-    check_outputs(data, outputs)
+    check_outputs(data, outputs, reference=config["data"]["reference"])
     outcome = run_validation(data, config, progress=progress, after_run=False)
     return outcome, write_outputs(outcome, outputs, before_commit=lambda: run_after_hooks(outcome))

@@ -161,6 +161,27 @@ def test_a_stored_checkpoint_whose_metric_errors_is_exit_2_not_a_failed_verdict(
     assert len(result.stderr.strip().splitlines()) == 1 and "FAILED" not in result.stdout
 
 
+def test_an_output_never_overwrites_the_reference(tmp_path, config):
+    data = make_table(tmp_path / "t.csv")
+    reference = make_table(tmp_path / "r.csv", seed=2)
+    before = digest(reference)
+    result, _ = validate(data, config, tmp_path, "--reference", str(reference), "--findings", str(reference),
+                         outputs=())
+    assert result.exit_code == 2 and "refusing to overwrite the reference file" in result.stderr
+    assert digest(reference) == before
+
+
+def test_a_python_api_frame_with_integer_column_names_runs(tmp_path):
+    from poison_expectations.jobs import job_config
+    from poison_expectations.runner import run_validation
+
+    frame = pd.read_csv(make_table(tmp_path / "t.csv")).drop(columns="row_id")
+    frame.columns = [0, 1, 2, 3, "label"]
+    config = job_config(None, label_column="label", overrides={"expectations.label_consistency.method": "knn"})
+    outcome = run_validation(frame, config)
+    assert len(outcome.findings) == len(frame)
+
+
 # -- outputs: unwritable folders and full disks ---------------------------------------
 
 def test_output_folder_that_is_a_file_fails_before_the_run(tmp_path, config, monkeypatch):
