@@ -103,7 +103,7 @@ def check_batch(data_path: str | Path, *, config: str | Path | None = None, labe
                      id_column=_blank_to_none(id_column), source_column=_blank_to_none(source_column),
                      feature_columns=_columns(features), reference=_blank_to_none(reference),
                      overrides=overrides)
-    check_outputs(data_path, outputs)
+    check_outputs(data_path, outputs, folders=not create_dirs)  # run_job checks them once created
     if create_dirs:
         for target in outputs.values():
             if target is not None:

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -32,8 +33,31 @@ def _on_sigterm(signum, frame):
 
 
 def _error(message: str, code: int) -> None:
-    click.echo(f"poison-check: error: {message}", err=True)
+    click.echo(f"poison-check: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def one_line(message: str) -> str:
+    """Escape line breaks and other control characters: messages quote column
+    names and values from the data, and the error must stay one line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message)
+
+
+class OneLineErrorGroup(click.Group):
+    """click's usage errors (bad option, missing argument) as one stderr line, like ours."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Abort:  # Ctrl-C while click itself was parsing
+            _error("interrupted", 130)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `poison-check`: the help text
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            hint = " (see --help)" if isinstance(exc, click.UsageError) else ""
+            _error(exc.format_message() + hint, exc.exit_code)
 
 
 def guarded(func):
@@ -41,7 +65,12 @@ def guarded(func):
     def wrapper(*args, **kwargs):
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                if not os.environ.get("POISON_CHECK_DEBUG"):
+                    # library warnings (numpy overflow on extreme values, sklearn convergence)
+                    # are noise on a CLI whose stderr carries one error line at most
+                    warnings.simplefilter("ignore")
+                return func(*args, **kwargs)
         except click.ClickException:
             raise
         except PoisonCheckError as exc:
@@ -64,7 +93,7 @@ def guarded(func):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="poison-expectations")
 def main():
     """Detect poisoned training data with Great Expectations checkpoints."""

@@ -48,6 +48,8 @@ class Param:
             raise ConfigError(f"config key '{key}': expected {_kind_name(kinds)}, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"config key '{key}': must be a finite number, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            raise ConfigError(f"config key '{key}': {value!r} is out of the 64-bit integer range")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"config key '{key}': {value!r} is not one of {list(self.choices)}")
         if self.low is not None and value < self.low:
@@ -68,11 +70,13 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 
 RATE = dict(kind=float, low=0.0, high=1.0)
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 # Shared sections. Expectation families add theirs under `expectations:`.
 BASE_SPEC: dict[str, Any] = {
     "version": Param(1, int, "Config schema version.", choices=(1,)),
-    "random_state": Param(0, int, "Seed for every random choice (folds, sampling, indexes)."),
+    "random_state": Param(0, int, "Seed for every random choice (folds, sampling, indexes).", low=0,
+                          high=2 ** 32 - 1),
     "data": {
         "label_column": Param(None, str, "Column holding the training label.", nullable=True),
         "id_column": Param(None, str, "Unique row id; findings use row_index when absent.", nullable=True),
@@ -103,7 +107,13 @@ BASE_SPEC: dict[str, Any] = {
     },
     "limits": {
         "max_rows": Param(
-            5_000_000, int, "Refuse inputs with more rows than this (memory guard).", low=1
+            5_000_000, int, "Refuse a batch or reference with more rows than this, before loading it whole "
+            "(Parquet: from the footer; CSV: reads at most max_rows + 1 rows).", low=1
+        ),
+        "max_memory_mb": Param(
+            None, int, "Memory budget (MiB) for each large allocation (loading a table, the encoded feature "
+            "matrix, a neighbour graph), estimated beforehand; larger work is refused with exit 2. "
+            "null: 75% of the memory free at that moment.", low=1, nullable=True
         ),
     },
     "expectations": {},
@@ -145,6 +155,28 @@ def validate(raw: Mapping[str, Any], spec: Mapping[str, Any] | None = None, pref
     return merged
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps
+    the last silently, so `max_rate` written twice would hide the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key; the default constructor reports it
+                break
+            if duplicate:
+                raise DuplicateKeyError(None, None, f"key '{key}' is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Read a YAML config (the packaged default when `path` is None) and apply
     dotted-key overrides such as {"data.label_column": "y"}."""
@@ -156,11 +188,12 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}") from None
+        problem = f" ({exc.problem})" if isinstance(exc, DuplicateKeyError) else ""
+        raise ConfigError(f"{path}: invalid YAML{where}{problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping of keys, got {type(raw).__name__}")
     raw = copy.deepcopy(raw)
@@ -168,7 +201,9 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         node = raw
         *parents, leaf = dotted.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # an empty YAML section (`data:`) is null
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise ConfigError(f"config key '{dotted}': parent is not a mapping")
         node[leaf] = value

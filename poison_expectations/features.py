@@ -143,7 +143,8 @@ class FeatureEncoder:
         if missing.any() and self.nan_policy == "reject":
             raise InputError(f"feature column '{plan.name}': {int(missing.sum())} missing or infinite values (nan_policy=reject)")
         values = np.where(missing, plan.fill, values)
-        scaled = np.clip((values - plan.center) / plan.scale, -CLIP, CLIP)
+        with np.errstate(over="ignore", invalid="ignore"):  # +-1e308 overflows to +-inf, then clips
+            scaled = np.clip((values - plan.center) / plan.scale, -CLIP, CLIP)
         return _with_indicator(scaled.astype(np.float32), missing, plan)
 
 
@@ -157,10 +158,11 @@ def _robust_scale(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return 1.0
-    q75, q25 = np.percentile(values, [75, 25])
-    scale = (q75 - q25) / 1.349  # IQR of a unit normal, so scale ~ std on normal data
-    if not np.isfinite(scale) or scale <= 0:
-        scale = float(np.std(values))
+    with np.errstate(over="ignore", invalid="ignore"):  # magnitudes near 1e308 overflow; handled below
+        q75, q25 = np.percentile(values, [75, 25])
+        scale = (q75 - q25) / 1.349  # IQR of a unit normal, so scale ~ std on normal data
+        if not np.isfinite(scale) or scale <= 0:
+            scale = float(np.std(values))
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     return float(scale)
@@ -173,10 +175,14 @@ def _as_numeric(series: pd.Series, name: str) -> tuple[np.ndarray | None, bool]:
     is treated as garbage in a numeric column: an input error naming a value.
     """
     if pd.api.types.is_datetime64_any_dtype(series):
-        stamps = series.astype("datetime64[ns]")
-        values = stamps.astype("int64").to_numpy(dtype=np.float64) / 1e9
-        values[stamps.isna().to_numpy()] = np.nan
+        if getattr(series.dt, "tz", None) is not None:  # time-zone aware: compare instants in UTC
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        stamps = series.to_numpy(dtype="datetime64[s]")  # seconds: any year fits, unlike nanoseconds
+        values = stamps.astype(np.int64).astype(np.float64)
+        values[np.isnat(stamps)] = np.nan
         return values, True
+    if pd.api.types.is_timedelta64_dtype(series):
+        return series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan), False
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         with np.errstate(over="ignore", invalid="ignore"):
             return series.to_numpy(dtype=np.float64, na_value=np.nan), False
@@ -185,7 +191,7 @@ def _as_numeric(series: pd.Series, name: str) -> tuple[np.ndarray | None, bool]:
     present = series.dropna()
     if present.empty:
         return np.full(len(series), np.nan), False
-    parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    parsed = pd.to_numeric(as_text(present).str.strip(), errors="coerce")
     bad = parsed.isna()
     if bad.mean() < 0.5 and bad.any():
         example = present[bad].iloc[0]
@@ -195,6 +201,15 @@ def _as_numeric(series: pd.Series, name: str) -> tuple[np.ndarray | None, bool]:
             lambda v: v if v is None else str(v).strip()), errors="coerce")
         return values.to_numpy(dtype=np.float64, na_value=np.nan), False
     return None, False
+
+
+def as_text(series: pd.Series) -> pd.Series:
+    """str of every cell; bytes that are not UTF-8 are decoded with replacement
+    characters instead of failing (pandas' astype(str) decodes bytes strictly)."""
+    try:
+        return series.astype(str)
+    except (UnicodeDecodeError, TypeError, ValueError):
+        return series.map(lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v))
 
 
 def _embedding_matrix(series: pd.Series, name: str, dim: int | None = None) -> np.ndarray:

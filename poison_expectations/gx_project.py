@@ -71,4 +71,12 @@ def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: s
     frame = read_table(data)
     if frame.empty:
         raise InputError(f"{data}: the table has no rows")
-    return checkpoint.run(batch_parameters={"dataframe": frame})
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from .runner import raise_first_exception
+
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # this run only; not saved
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    for validation in result.run_results.values():
+        raise_first_exception(validation)
+    return result

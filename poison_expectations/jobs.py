@@ -45,26 +45,32 @@ def job_config(config_path: str | Path | None = None, *, label_column: str | Non
     return load_config(config_path, merged)
 
 
-def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None]) -> None:
-    """Fail before the (slow) run if an output would overwrite the input or
-    another output, or has an extension we cannot write."""
-    from .io import table_format
+def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None], *, reference: str | None = None,
+                  folders: bool = True) -> None:
+    """Fail before the (slow) run if an output would overwrite the input, the
+    reference or another output, has an extension we cannot write, or (with
+    `folders`) its folder is missing or not writable."""
+    from .io import check_writable, table_format
 
     seen: dict[Path, str] = {}
-    source = Path(data).resolve()
+    protected = {Path(data).resolve(): "input"}
+    if reference:
+        protected.setdefault(Path(reference).resolve(), "reference")
     for name, target in outputs.items():
         if target is None:
             continue
         if name not in OUTPUTS:
             raise PoisonCheckError(f"unknown output '{name}'; expected one of {list(OUTPUTS)}")
         resolved = Path(target).resolve()
-        if resolved == source:
-            raise PoisonCheckError(f"{target}: refusing to overwrite the input file")
+        if resolved in protected:
+            raise PoisonCheckError(f"{target}: refusing to overwrite the {protected[resolved]} file")
         if resolved in seen:
             raise PoisonCheckError(f"{target}: used for both the {seen[resolved]} and the {name} output")
         seen[resolved] = name
         if name in TABLE_OUTPUTS:
             table_format(target)
+        if folders:
+            check_writable(target)
 
 
 def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -79,26 +85,35 @@ def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
     return accepted, quarantined
 
 
-def write_outputs(outcome, outputs: Mapping[str, str | Path | None]) -> dict[str, str | None]:
-    """Write each requested output atomically; return {output: path or None}."""
-    from .io import write_table_atomic, write_text_atomic
+def write_outputs(outcome, outputs: Mapping[str, str | Path | None],
+                  before_commit: Callable[[], Any] | None = None) -> dict[str, str | None]:
+    """Write the requested outputs: all of them, or none.
+
+    Each goes to a temporary file first; `before_commit` (e.g. the run's
+    after-run hooks, which record the reputation ledger) runs once every
+    file is complete, and only then are they renamed into place together.
+    An error or interrupt before that leaves no output and no temporary file.
+    Returns {output: path or None}.
+    """
+    from .io import staged_outputs, table_format, table_writer, text_writer
 
     written: dict[str, str | None] = {name: None for name in OUTPUTS}
+    tables = {"findings": outcome.findings}
     if any(outputs.get(name) for name in ("accepted", "quarantine")):
-        accepted, quarantined = split_rows(outcome)
-    for name in OUTPUTS:
-        target = outputs.get(name)
-        if target is None:
-            continue
-        if name == "findings":
-            write_table_atomic(target, outcome.findings)
-        elif name == "report":
-            write_text_atomic(target, json.dumps(report_document(outcome), indent=2, default=str))
-        elif name == "accepted":
-            write_table_atomic(target, accepted)
-        else:
-            write_table_atomic(target, quarantined)
-        written[name] = str(target)
+        tables["accepted"], tables["quarantine"] = split_rows(outcome)
+    with staged_outputs() as stage:
+        for name in OUTPUTS:
+            target = outputs.get(name)
+            if target is None:
+                continue
+            if name == "report":
+                writer = text_writer(json.dumps(report_document(outcome), indent=2, default=str))
+            else:
+                writer = table_writer(tables[name], table_format(target))
+            writer(stage.path(target))
+            written[name] = str(target)
+        if before_commit is not None:
+            before_commit()
     return written
 
 
@@ -122,9 +137,9 @@ def run_job(data: str | Path, config: dict, outputs: Mapping[str, str | Path | N
 
     Returns (RunOutcome, {output: path or None}).
     """
-    from .runner import run_validation
+    from .runner import run_after_hooks, run_validation
 
     outputs = dict(outputs or {})
-    check_outputs(data, outputs)
-    outcome = run_validation(data, config, progress=progress)
-    return outcome, write_outputs(outcome, outputs)
+    check_outputs(data, outputs, reference=config["data"]["reference"])
+    outcome = run_validation(data, config, progress=progress, after_run=False)
+    return outcome, write_outputs(outcome, outputs, before_commit=lambda: run_after_hooks(outcome))

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .analysis import Analysis, Options, Roles, get_analysis, register_reference
+from .analysis import Analysis, Options, Roles, get_analysis, load_reference, register_reference
 from .errors import ConfigError, InputError, PoisonCheckError
 from .expectations.base import jsonable
 from .io import read_table
@@ -29,6 +29,7 @@ from .signals.base import SignalResult
 SUMMARY_SCHEMA_VERSION = 1
 TOP_ROWS = 20
 REASON_SEPARATOR = "; "
+FINDINGS_COLUMNS = ("poison_score", "flagged", "reasons")  # plus <signal>_score and signal columns
 
 
 @dataclass
@@ -133,42 +134,53 @@ def build_expectations(config: dict, skipped: list[str] | None = None) -> list:
 
 
 def load_inputs(data: pd.DataFrame | str | Path, config: dict) -> tuple[pd.DataFrame, str | None]:
+    """The batch (read within limits.max_rows and the memory budget), and the
+    reference file read the same way, so neither is ever loaded past the limits."""
+    limits = config["limits"]
     path = None
     if not isinstance(data, pd.DataFrame):
         path = str(data)
-        data = read_table(data)
-    max_rows = config["limits"]["max_rows"]
-    if len(data) > max_rows:
-        raise InputError(f"{path or 'data'}: {len(data)} rows exceed limits.max_rows={max_rows}; raise the limit "
-                         "in the config or split the batch")
+        data = read_table(data, max_rows=limits["max_rows"], max_memory_mb=limits["max_memory_mb"])
+    elif len(data) > limits["max_rows"]:
+        raise InputError(f"data: {len(data)} rows exceed limits.max_rows={limits['max_rows']}; split the batch "
+                         "or raise the limit in the config")
+    load_reference(config["data"]["reference"], max_rows=limits["max_rows"], max_memory_mb=limits["max_memory_mb"])
     return data, path
 
 
-def _analysis(frame: pd.DataFrame, config: dict) -> Analysis:
+def _analysis(frame: pd.DataFrame, config: dict, expectations: list) -> Analysis:
     shared = shared_kwargs(config)
     roles = Roles(shared["label_column"], shared["id_column"], shared["source_column"],
                   tuple(shared["feature_columns"]) if shared["feature_columns"] else None,
                   tuple(shared["embedding_columns"] or ()))
     options = Options(shared["nan_policy"], shared["max_onehot_categories"], shared["k"],
                       shared["exact_max_rows"], shared["random_state"])
-    analysis = get_analysis(frame, roles, options, shared["reference"])
+    analysis = get_analysis(frame, roles, options, shared["reference"],
+                            max_memory_mb=config["limits"]["max_memory_mb"])
+    reserved = set(FINDINGS_COLUMNS) | {f"{e.signal().name}_score" for e in expectations}
+    if roles.id_column in reserved:
+        raise InputError(f"id column '{roles.id_column}' has the name of a findings column; rename it "
+                         f"(reserved: {', '.join(sorted(reserved))})")
     if analysis.n_classes == 1:
         raise InputError(f"label column '{roles.label_column}' has a single class ({analysis.classes[0]!r}); "
                          "poisoning checks need two or more")
     min_rows = options.k + 1
-    if analysis.batch.n < min_rows:
-        raise InputError(f"the batch has {analysis.batch.n} rows; neighbour checks need at least k+1={min_rows}")
+    for table, what in ((analysis.batch, "batch"), (analysis.reference, "reference")):
+        if table is not None and table.n < min_rows:
+            raise InputError(f"the {what} has {table.n} rows; neighbour checks need at least k+1={min_rows}")
     return analysis
 
 
 def run_validation(data: pd.DataFrame | str | Path, config: dict,
                    progress: Callable[[str], Any] | None = None,
-                   reference: pd.DataFrame | None = None) -> RunOutcome:
+                   reference: pd.DataFrame | None = None, after_run: bool = True) -> RunOutcome:
     """Validate one batch with the configured expectations through a GX checkpoint.
 
     The reference is `config["data"]["reference"]` (a CSV/Parquet path), or
     the `reference` frame given here (registered under that name, or
-    "<reference>" when the config names none).
+    "<reference>" when the config names none). With `after_run=False` the
+    families' after-run hooks (e.g. the reputation ledger) are left to the
+    caller: `jobs.run_job` runs them once the output files are complete.
     """
     if reference is not None:
         name = config["data"]["reference"] or "<reference>"
@@ -177,10 +189,10 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
     timings: dict[str, float] = {}
     start = time.perf_counter()
     frame, path = load_inputs(data, config)
-    analysis = _analysis(frame, config)
-    timings["prepare"] = time.perf_counter() - start
     skipped: list[str] = []
     expectations = build_expectations(config, skipped)
+    analysis = _analysis(frame, config, expectations)
+    timings["prepare"] = time.perf_counter() - start
     results: dict[str, SignalResult] = {}
     for expectation in expectations:
         signal = expectation.signal()
@@ -201,7 +213,8 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
         analysis=analysis, data=frame, checkpoint_result=checkpoint_result, config=config, data_path=path,
         timings=timings, run_id=uuid.uuid4().hex[:12], skipped=skipped,
     )
-    run_after_hooks(outcome)
+    if after_run:
+        run_after_hooks(outcome)
     return outcome
 
 
@@ -242,11 +255,8 @@ def run_checkpoint(frame: pd.DataFrame, expectations: list, *, context=None, nam
 def collect_outcomes(checkpoint_result, expectations: list) -> list[ExpectationOutcome]:
     outcomes = []
     for validation in checkpoint_result.run_results.values():
+        raise_first_exception(validation)
         for result in validation.results:
-            info = result.exception_info or {}
-            if info.get("raised_exception"):
-                message = (info.get("exception_message") or "unknown error").strip().splitlines()[0]
-                raise PoisonCheckError(f"{result.expectation_config.type}: {message}")
             body = result.result or {}
             details = body.get("details", {})
             outcomes.append(ExpectationOutcome(
@@ -259,6 +269,20 @@ def collect_outcomes(checkpoint_result, expectations: list) -> list[ExpectationO
                 details={k: v for k, v in details.items() if k not in ("signal", "limit")},
             ))
     return outcomes
+
+
+def raise_first_exception(validation) -> None:
+    """GX turns an error inside a metric into a failed expectation with
+    `exception_info`; a failure that is really an error must not read as
+    "poisoning found", so raise it (one line) instead."""
+    for result in validation.results:
+        info = result.exception_info or {}
+        # expectation-level errors are flat; metric errors are keyed by metric id
+        entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+        for entry in entries:
+            if entry.get("raised_exception"):
+                message = (entry.get("exception_message") or "unknown error").strip().splitlines() or ["?"]
+                raise PoisonCheckError(f"{result.expectation_config.type}: {message[0]}")
 
 
 def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFrame:
@@ -274,8 +298,10 @@ def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFr
     flagged = np.zeros(n, dtype=bool)
     reasons = [[] for _ in range(n)]
     for result in results:
-        findings[f"{result.signal}_score"] = result.scores
-        for column, values in result.columns.items():
+        for column, values in ((f"{result.signal}_score", result.scores), *result.columns.items()):
+            if column == analysis.id_name:
+                raise InputError(f"id column '{column}' has the name of a findings column of the "
+                                 f"{result.signal} signal; rename it")
             findings[column] = values
         scores = np.maximum(scores, result.scores)
         flagged |= result.flags

@@ -115,8 +115,10 @@ class LabelConsistency(Signal):
                                               early_stopping=False, random_state=seed)
 
     def _out_of_fold(self, X, y, n_classes) -> np.ndarray:
-        n_folds = self.params["n_folds"]
+        n_folds = min(self.params["n_folds"], len(y))  # a tiny table: leave-one-out at most
         seed = self.params["random_state"]
+        if n_folds < 2:
+            return np.tile(np.bincount(y, minlength=n_classes) / len(y), (len(y), 1))
         counts = np.bincount(y, minlength=n_classes)
         stratified = counts[counts > 0].min() >= n_folds
         splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_folds, shuffle=True, random_state=seed)
