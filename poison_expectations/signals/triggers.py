@@ -1,0 +1,437 @@
+"""Trigger patterns: a tabular analogue of Neural Cleanse.
+
+A dirty-label backdoor stamps a few feature values (the trigger) on rows of
+other classes and relabels them to a target class c. The search looks for
+the trigger directly, as a rule "pattern A -> label c":
+
+Items, per feature column of the raw table: each categorical level, each
+exact numeric value, and each of `n_bins` quantile bins of a numeric column
+(edges fitted on the reference when one is given), keeping only items held
+by at least `min_support` batch rows. Candidates are single items and pairs
+of items from different columns; pairs are formed only among the
+`max_pair_items` most enriched single items (lift > 1, smallest p-values),
+so the search costs O(n * columns + n * max_pair_items^2), never O(n * items^2).
+
+For a pattern A and label c: support = count(A), confidence = P(y = c | A),
+lift = confidence / P(y = c). A candidate is rare (support at most
+`max_support_share` of the rows), near-certain (confidence >=
+`min_confidence`), enriched (lift >= `min_lift`) and significant: the
+one-sided binomial p-value of count(A and c) given count(A) against p0,
+Benjamini-Hochberg adjusted over every (pattern, label) tested, is at most
+`alpha`. p0 is the batch's class share; with a reference, the Clopper-Pearson
+upper bound of the reference's P(c | A) when A has `min_support` reference
+rows, else the reference's class share.
+
+Overlapping candidates (same label, Jaccard of their rows >= 0.5) form one
+trigger; its full pattern adds every item, from any column, that covers at
+least 90% of the trigger's rows with lift >= `min_lift` (the most specific
+item per column). Finally the trigger must be unlike its label (the Neural
+Cleanse question "does the pattern alone cause the label?"): a model that
+never saw the pattern's rows nor its columns (trained on the reference, or
+on the batch minus those rows) predicts them; at least `min_unlike_share`
+must get another class, significantly more often than the model errs on
+held-out rows of class c. A legitimate strong feature value fails this
+test: the rows' other columns still say c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..gates import clopper_pearson_upper
+from .base import Signal, SignalResult
+from .representation import (
+    Reclassifier,
+    benjamini_hochberg,
+    column_blocks,
+    excess_test,
+    label_value,
+    sample_ids,
+)
+
+JACCARD_MERGE = 0.5  # candidates whose rows overlap this much are one trigger
+COVER_SHARE = 0.9  # an item joins a trigger's pattern when it covers this share of its rows
+PAIR_ITEM_ALPHA = 0.05  # unadjusted p-value an item needs to seed pairs
+
+
+@dataclass
+class ItemColumn:
+    """The items of one feature column: code per row (-1 = none of them)."""
+
+    column: str
+    kind: str  # value | bin | level
+    labels: list[str]
+    codes: np.ndarray
+    ref_codes: np.ndarray | None
+    values: list = field(default_factory=list)  # JSON-able description per item
+
+
+@dataclass
+class Candidate:
+    items: tuple[tuple[int, int], ...]  # (item column index, item code)
+    label: int
+    support: int
+    hits: int
+    p_value: float
+    q_value: float = 1.0  # Benjamini-Hochberg adjusted
+    rows: np.ndarray | None = None  # rows carrying the pattern with the label
+
+
+class TriggerPatterns(Signal):
+    name = "trigger"
+
+    def __init__(self, n_bins: int = 20, min_support: int = 20, max_support_share: float = 0.1,
+                 min_confidence: float = 0.95, min_lift: float = 1.25, alpha: float = 0.001,
+                 max_pair_items: int = 40, max_triggers: int = 5, min_unlike_share: float = 0.5,
+                 max_train_rows: int = 50_000, random_state: int = 0):
+        super().__init__(n_bins=n_bins, min_support=min_support, max_support_share=max_support_share,
+                         min_confidence=min_confidence, min_lift=min_lift, alpha=alpha,
+                         max_pair_items=max_pair_items, max_triggers=max_triggers,
+                         min_unlike_share=min_unlike_share, max_train_rows=max_train_rows,
+                         random_state=random_state)
+
+    # -- main -------------------------------------------------------------------
+    def run(self, analysis) -> SignalResult:
+        p = self.params
+        y = analysis.require_labels()
+        n, n_classes = len(y), analysis.n_classes
+        ref = analysis.reference
+        columns = self._columns(analysis)
+        items = [ic for name in columns for ic in _item_columns(
+            analysis.batch.frame[name], None if ref is None else ref.frame[name], name, p["n_bins"],
+            p["min_support"])]
+        prior = np.bincount(y, minlength=n_classes) / n
+        ref_prior = None if ref is None else np.bincount(ref.y, minlength=n_classes) / len(ref.y)
+
+        singles, n_tests = self._singles(items, y, ref, prior, ref_prior, n_classes)
+        pairs, n_pair_tests = self._pairs(items, singles, y, ref, prior, ref_prior, n_classes)
+        candidates = singles + pairs
+        q = benjamini_hochberg(np.array([c.p_value for c in candidates] +
+                                        [1.0] * (n_tests + n_pair_tests - len(candidates))))[:len(candidates)]
+        max_support = p["max_support_share"] * n
+        chosen = [c for c, qv in zip(candidates, q)
+                  if p["min_support"] <= c.support <= max_support
+                  and c.hits / c.support >= p["min_confidence"]
+                  and c.hits / c.support / prior[c.label] >= p["min_lift"]
+                  and qv <= p["alpha"]]
+        for c, qv in zip(candidates, q):
+            c.q_value = float(qv)
+        triggers = self._group(chosen, items, y)
+        reports = [self._assess(t, items, analysis, prior, n_classes) for t in triggers]
+        return self._result(reports, analysis, len(candidates), n_tests + n_pair_tests, len(chosen))
+
+    def _columns(self, analysis) -> list[str]:
+        embedded = set(analysis.roles.embedding_columns)
+        return [c for c in analysis.roles.resolved_features(analysis.batch.frame) if c not in embedded]
+
+    # -- search -------------------------------------------------------------------
+    def _p0(self, ref_hits, ref_support, label, prior, ref_prior):
+        """Null rate of label c among rows with the pattern (see module doc)."""
+        if ref_prior is None:
+            return np.broadcast_to(prior[label], np.shape(label)).astype(float)
+        ref_hits, ref_support, label = np.broadcast_arrays(ref_hits, ref_support, label)
+        out = ref_prior[label].astype(float)
+        enough = ref_support >= self.params["min_support"]
+        for i in np.flatnonzero(enough):
+            out[i] = clopper_pearson_upper(int(ref_hits[i]), int(ref_support[i]))
+        return out
+
+    def _singles(self, items, y, ref, prior, ref_prior, n_classes):
+        found, n_tests = [], 0
+        for ci, ic in enumerate(items):
+            counts = _class_counts(ic.codes, y, len(ic.labels), n_classes)
+            ref_counts = (None if ref is None else
+                          _class_counts(ic.ref_codes, ref.y, len(ic.labels), n_classes))
+            support = counts.sum(axis=1)
+            item, label = np.nonzero(counts > 0)
+            n_tests += len(item)
+            hits = counts[item, label]
+            if ref_counts is None:
+                p0 = self._p0(None, None, label, prior, None)
+            else:
+                p0 = self._p0(ref_counts[item, label], ref_counts.sum(axis=1)[item], label, prior, ref_prior)
+            pv = stats.binom.sf(hits - 1, support[item], p0)
+            keep = hits > support[item] * prior[label]  # enriched only; the rest are tested but not kept
+            for i, c, h, pvalue in zip(item[keep], label[keep], hits[keep], pv[keep]):
+                found.append(Candidate(((ci, int(i)),), int(c), int(support[i]), int(h), float(pvalue)))
+        return found, n_tests
+
+    def _pairs(self, items, singles, y, ref, prior, ref_prior, n_classes):
+        p = self.params
+        seeds = [c for c in singles if c.hits >= p["min_support"] and c.p_value <= PAIR_ITEM_ALPHA]
+        seeds.sort(key=lambda c: (c.p_value, -c.hits))
+        seeds = seeds[:p["max_pair_items"]]
+        masks = {}
+        for c in seeds:
+            (ci, code), = c.items
+            if (ci, code) not in masks:
+                masks[(ci, code)] = items[ci].codes == code
+        ref_masks = {}
+        if ref is not None:
+            for (ci, code) in masks:
+                ref_masks[(ci, code)] = items[ci].ref_codes == code
+        found, n_tests = [], 0
+        for a in range(len(seeds)):
+            for b in range(a + 1, len(seeds)):
+                sa, sb = seeds[a], seeds[b]
+                if sa.label != sb.label or items[sa.items[0][0]].column == items[sb.items[0][0]].column:
+                    continue
+                both = masks[sa.items[0]] & masks[sb.items[0]]
+                support = int(both.sum())
+                if support < p["min_support"]:
+                    continue
+                c = sa.label
+                hits = int(np.count_nonzero(y[both] == c))
+                n_tests += n_classes
+                if ref is not None:
+                    ref_both = ref_masks[sa.items[0]] & ref_masks[sb.items[0]]
+                    p0 = float(self._p0(np.array([np.count_nonzero(ref.y[ref_both] == c)]),
+                                        np.array([ref_both.sum()]), np.array([c]), prior, ref_prior)[0])
+                else:
+                    p0 = float(prior[c])
+                pvalue = float(stats.binom.sf(hits - 1, support, p0))
+                found.append(Candidate((sa.items[0], sb.items[0]), c, support, hits, pvalue))
+        return found, n_tests
+
+    # -- triggers -------------------------------------------------------------------
+    def _group(self, chosen, items, y):
+        """Merge overlapping candidates. The purest leads each group: candidates are
+        ranked by the Clopper-Pearson lower bound of their confidence, which
+        prefers an exact trigger value over a wider bin that merely contains it."""
+        lower = {id(c): _confidence_lower(c.hits, c.support) for c in chosen}
+        chosen = sorted(chosen, key=lambda c: (-lower[id(c)], -c.hits, len(c.items)))
+        groups: list[Candidate] = []
+        for cand in chosen:
+            mask = np.ones(len(y), dtype=bool)
+            for ci, code in cand.items:
+                mask &= items[ci].codes == code
+            rows = np.flatnonzero(mask & (y == cand.label))
+            cand.rows = rows
+            duplicate = False
+            for g in groups:
+                if g.label == cand.label:
+                    inter = len(np.intersect1d(g.rows, rows, assume_unique=True))
+                    if inter / max(len(np.union1d(g.rows, rows)), 1) >= JACCARD_MERGE:
+                        duplicate = True
+                        break
+            if not duplicate:
+                groups.append(cand)
+            if len(groups) >= self.params["max_triggers"]:
+                break
+        return groups
+
+    def _full_pattern(self, trigger, items, y, prior):
+        """Most specific covering item per column (see module doc)."""
+        rows, c = trigger.rows, trigger.label
+        best: dict[str, tuple[int, int, int]] = {}  # column -> (support, item col, code)
+        for ci, code in trigger.items:
+            best[items[ci].column] = (0, ci, code)  # the lead's own items always stay
+        for ci, ic in enumerate(items):
+            if ic.column in best and best[ic.column][0] == 0:
+                continue
+            cover = np.bincount(ic.codes[rows][ic.codes[rows] >= 0], minlength=len(ic.labels))
+            for code in np.flatnonzero(cover >= COVER_SHARE * len(rows)):
+                mask = ic.codes == code
+                support = int(mask.sum())
+                lift = np.count_nonzero(y[mask] == c) / support / prior[c]
+                if lift >= self.params["min_lift"] and (ic.column not in best or support < best[ic.column][0]):
+                    best[ic.column] = (support, ci, int(code))
+        order = sorted(best.values(), key=lambda t: (items[t[1]].column))
+        return [(ci, code) for _, ci, code in order]
+
+    def _assess(self, trigger, items, analysis, prior, n_classes) -> dict:
+        p = self.params
+        y = analysis.require_labels()
+        pattern = self._full_pattern(trigger, items, y, prior)
+        blocks = column_blocks(analysis)
+        used = {items[ci].column for ci, _ in pattern}
+        keep = np.array([j for name, cols in blocks.items() if name not in used for j in cols], dtype=np.int64)
+        rows = trigger.rows
+        reclass = Reclassifier(p["max_train_rows"], p["random_state"])
+        if analysis.reference is not None:
+            pool_X, pool_y = analysis.reference.X, analysis.reference.y
+        else:
+            carrying = np.ones(len(y), dtype=bool)
+            for ci, code in trigger.items:
+                carrying &= items[ci].codes == code
+            pool_X, pool_y = analysis.batch.X[~carrying], y[~carrying]
+        result = reclass.run(pool_X, pool_y, analysis.batch.X[rows], n_classes, columns=keep)
+        c = trigger.label
+        unlike = int(np.count_nonzero(result.predicted != c))
+        share = unlike / len(rows)
+        base_rows = int(result.baseline_rows[c])
+        base_wrong = int(round(result.baseline_error[c] * base_rows))
+        p_unlike = excess_test(unlike, len(rows), base_wrong, base_rows)
+        confirmed = share >= p["min_unlike_share"] and p_unlike <= p["alpha"]
+        classes = analysis.classes
+        predicted = np.bincount(result.predicted, minlength=n_classes)
+        predicted[c] = 0
+        return {
+            "pattern": [_item_json(items[ci], code) for ci, code in pattern],
+            "text": " & ".join(f"{items[ci].column} {items[ci].labels[code]}" for ci, code in pattern),
+            "lead": " & ".join(f"{items[ci].column} {items[ci].labels[code]}" for ci, code in trigger.items),
+            "label": label_value(classes[c]),
+            "label_code": c,
+            "support": trigger.support,
+            "rows": int(len(rows)),
+            "confidence": trigger.hits / trigger.support,
+            "lift": trigger.hits / trigger.support / prior[c],
+            "p_value": trigger.p_value,
+            "q_value": trigger.q_value,
+            "unlike_share": share,
+            "unlike_p_value": p_unlike,
+            "baseline_error": float(result.baseline_error[c]),
+            "looks_like": label_value(classes[int(predicted.argmax())]) if unlike else None,
+            "confirmed": bool(confirmed),
+            "row_positions": rows,
+        }
+
+    def _result(self, reports, analysis, n_candidates, n_tests, n_chosen) -> SignalResult:
+        n = analysis.batch.n
+        scores = np.zeros(n)
+        flags = np.zeros(n, dtype=bool)
+        reasons = np.full(n, "", dtype=object)
+        pattern_col = np.full(n, "", dtype=object)
+        ids = analysis.batch.ids
+        lines = []
+        for r in reports:
+            rows = r.pop("row_positions")
+            strength = r["confidence"] * r["unlike_share"]
+            better = strength > scores[rows]
+            scores[rows[better]] = strength
+            r["ids"] = sample_ids(ids, rows)
+            if not r["confirmed"]:
+                continue
+            flags[rows] = True
+            reason = f"carries trigger pattern {r['text']} -> label {r['label']!r}"
+            fresh = rows[reasons[rows] == ""]
+            reasons[fresh] = reason
+            pattern_col[fresh] = r["text"]
+            lines.append(_console_line(r))
+        confirmed = [r for r in reports if r["confirmed"]]
+        if lines:
+            lines.insert(0, f"Trigger patterns ({len(confirmed)} found):")
+        summary = {
+            "patterns": confirmed,
+            "rejected": [r for r in reports if not r["confirmed"]],
+            "candidates_tested": n_tests,
+            "candidates_significant": n_chosen,
+            "reference": analysis.reference is not None,
+            "console_lines": lines,
+        }
+        return SignalResult(self.name, scores, flags, reasons, summary, {"trigger_pattern": pattern_col})
+
+
+# -- items ------------------------------------------------------------------------
+
+def _class_counts(codes, y, n_items, n_classes) -> np.ndarray:
+    has = codes >= 0
+    flat = np.bincount(codes[has].astype(np.int64) * n_classes + y[has], minlength=n_items * n_classes)
+    return flat.reshape(n_items, n_classes)
+
+
+def _item_columns(series: pd.Series, ref_series: pd.Series | None, name: str, n_bins: int,
+                  min_support: int) -> list[ItemColumn]:
+    values = _numeric(series)
+    if values is None:
+        return [_levels(series, ref_series, name, min_support)]
+    ref_values = None if ref_series is None else _numeric(ref_series)
+    out = [_exact_values(values, ref_values, name, min_support)]
+    finite = values[np.isfinite(values)]
+    fit = finite if ref_values is None else ref_values[np.isfinite(ref_values)]
+    if len(np.unique(finite)) > n_bins and len(fit):
+        out.append(_bins(values, ref_values, fit, name, n_bins))
+    return [ic for ic in out if ic.labels]
+
+
+def _numeric(series: pd.Series) -> np.ndarray | None:
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return None
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _fmt(value: float) -> str:
+    if np.isfinite(value) and float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def _exact_values(values, ref_values, name, min_support) -> ItemColumn:
+    """Numeric values held by at least `min_support` batch rows (NaN = 'is missing')."""
+    key = np.where(np.isfinite(values), values, np.inf)  # every missing value is one item
+    uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    keep = counts >= min_support
+    remap = np.full(len(uniq), -1, dtype=np.int64)
+    remap[keep] = np.arange(int(keep.sum()))
+    codes = remap[inverse]
+    kept = uniq[keep]
+    labels = ["is missing" if not np.isfinite(v) else f"= {_fmt(v)}" for v in kept]
+    described = [{"missing": True} if not np.isfinite(v) else {"value": float(v)} for v in kept]
+    ref_codes = None
+    if ref_values is not None:
+        ref_key = np.where(np.isfinite(ref_values), ref_values, np.inf)
+        ref_codes = np.full(len(ref_key), -1, dtype=np.int64)
+        if len(kept):
+            pos = np.clip(np.searchsorted(kept, ref_key), 0, len(kept) - 1)
+            match = kept[pos] == ref_key
+            ref_codes[match] = pos[match]
+    return ItemColumn(name, "value", labels, codes, ref_codes, described)
+
+
+def _bins(values, ref_values, fit, name, n_bins) -> ItemColumn:
+    edges = np.unique(np.quantile(fit, np.linspace(0, 1, n_bins + 1)[1:-1]))
+
+    def code(v):
+        out = np.searchsorted(edges, v, side="right").astype(np.int64)
+        out[~np.isfinite(v)] = -1
+        return out
+
+    bounds = np.concatenate([[-np.inf], edges, [np.inf]])
+    labels, described = [], []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if not np.isfinite(lo):
+            labels.append(f"< {_fmt(hi)}")
+        elif not np.isfinite(hi):
+            labels.append(f">= {_fmt(lo)}")
+        else:
+            labels.append(f"in [{_fmt(lo)}, {_fmt(hi)})")
+        described.append({"low": float(lo) if np.isfinite(lo) else None,
+                          "high": float(hi) if np.isfinite(hi) else None})
+    return ItemColumn(name, "bin", labels, code(values), None if ref_values is None else code(ref_values),
+                      described)
+
+
+def _levels(series, ref_series, name, min_support) -> ItemColumn:
+    text = series.astype("object").where(series.notna(), "<NA>").map(str)
+    counts = text.value_counts()
+    kept = [level for level, count in counts.items() if count >= min_support]
+    lookup = {level: i for i, level in enumerate(kept)}
+    codes = text.map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+    ref_codes = None
+    if ref_series is not None:
+        ref_text = ref_series.astype("object").where(ref_series.notna(), "<NA>").map(str)
+        ref_codes = ref_text.map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+    labels = ["is missing" if level == "<NA>" else f"= {level!r}" for level in kept]
+    return ItemColumn(name, "level", labels, codes, ref_codes, [{"value": level} for level in kept])
+
+
+def _confidence_lower(hits: int, support: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson lower bound of hits / support."""
+    if hits <= 0:
+        return 0.0
+    return float(stats.beta.ppf(1 - confidence, hits, support - hits + 1))
+
+
+def _item_json(ic: ItemColumn, code: int) -> dict:
+    return {"column": ic.column, "kind": ic.kind, "condition": ic.labels[code], **ic.values[code]}
+
+
+def _console_line(r: dict) -> str:
+    ids = ", ".join(map(str, r["ids"][:5]))
+    return (f"  {r['text']} -> label {r['label']!r}: {r['rows']} rows, confidence {r['confidence']:.2f}, "
+            f"lift {r['lift']:.2f}; {r['unlike_share']:.0%} look like "
+            f"{r['looks_like']!r} without these columns (e.g. {ids})")
