@@ -22,8 +22,11 @@ Benjamini-Hochberg adjusted over every (pattern, label) tested, is at most
 upper bound of the reference's P(c | A) when A has `min_support` reference
 rows, else the reference's class share.
 
-Overlapping candidates (same label, Jaccard of their rows >= 0.5) form one
-trigger; its full pattern adds every item, from any column, that covers at
+The purest significant candidates are ranked by how unlike their label
+their rows' nearest neighbours are (shared k-NN graph); overlapping
+candidates (same label, sharing half of the smaller one's rows) form one
+trigger, led by its most unlike member among the larger ones, and the first
+`max_triggers` triggers are checked; its full pattern adds every item, from any column, that covers at
 least 90% of the trigger's rows with lift >= `min_lift` (the most specific
 item per column). Finally the trigger must be unlike its label (the Neural
 Cleanse question "does the pattern alone cause the label?"): a model that
@@ -53,9 +56,10 @@ from .representation import (
     sample_ids,
 )
 
-JACCARD_MERGE = 0.5  # candidates whose rows overlap this much are one trigger
+OVERLAP_MERGE = 0.5  # candidates sharing this share of the smaller one's rows are one trigger
 COVER_SHARE = 0.9  # an item joins a trigger's pattern when it covers this share of its rows
 PAIR_ITEM_ALPHA = 0.05  # unadjusted p-value an item needs to seed pairs
+RANKED = 100  # significant candidates ranked for the reclassification check at most
 
 
 @dataclass
@@ -120,7 +124,7 @@ class TriggerPatterns(Signal):
                   and qv <= p["alpha"]]
         for c, qv in zip(candidates, q):
             c.q_value = float(qv)
-        triggers = self._group(chosen, items, y)
+        triggers = self._group(chosen, items, y, analysis)
         reports = [self._assess(t, items, analysis, prior, n_classes) for t in triggers]
         return self._result(reports, analysis, len(candidates), n_tests + n_pair_tests, len(chosen))
 
@@ -198,41 +202,64 @@ class TriggerPatterns(Signal):
         return found, n_tests
 
     # -- triggers -------------------------------------------------------------------
-    def _group(self, chosen, items, y):
-        """Merge overlapping candidates. The purest leads each group: candidates are
-        ranked by the Clopper-Pearson lower bound of their confidence, which
-        prefers an exact trigger value over a wider bin that merely contains it."""
+    def _group(self, chosen, items, y, analysis):
+        """Merge overlapping candidates into triggers, most promising first.
+
+        The `RANKED` purest candidates (Clopper-Pearson lower bound of the
+        confidence) are ranked by how unlike their label their rows' nearest
+        neighbours are (the shared k-NN graph, against the reference when
+        given): a stamped trigger sits on rows of other classes, a legitimate
+        strong value does not. A candidate joins the first group (same label)
+        whose rows so far share half of the smaller row set; each group's lead is
+        its most unlike member among those with at least half its largest
+        row count."""
         lower = {id(c): _confidence_lower(c.hits, c.support) for c in chosen}
-        chosen = sorted(chosen, key=lambda c: (-lower[id(c)], -c.hits, len(c.items)))
-        groups: list[Candidate] = []
+        chosen = sorted(chosen, key=lambda c: (-lower[id(c)], -c.hits, len(c.items)))[:RANKED]
+        if not chosen:
+            return []
+        ref = analysis.reference
+        nb = analysis.neighbors("reference" if ref is not None else "self")
+        neighbour_labels = (ref.y if ref is not None else y)[nb.indices]
+        unlike = {}
         for cand in chosen:
             mask = np.ones(len(y), dtype=bool)
             for ci, code in cand.items:
                 mask &= items[ci].codes == code
-            rows = np.flatnonzero(mask & (y == cand.label))
-            cand.rows = rows
-            duplicate = False
-            for g in groups:
-                if g.label == cand.label:
-                    inter = len(np.intersect1d(g.rows, rows, assume_unique=True))
-                    if inter / max(len(np.union1d(g.rows, rows)), 1) >= JACCARD_MERGE:
-                        duplicate = True
-                        break
-            if not duplicate:
-                groups.append(cand)
-            if len(groups) >= self.params["max_triggers"]:
-                break
-        return groups
+            cand.rows = np.flatnonzero(mask & (y == cand.label))
+            unlike[id(cand)] = float(np.mean(neighbour_labels[cand.rows] != cand.label))
+        chosen.sort(key=lambda c: (-unlike[id(c)], -lower[id(c)], -c.hits, len(c.items)))
+        groups: list[list[Candidate]] = []
+        unions: list[np.ndarray] = []
+        for cand in chosen:
+            for group, union in zip(groups, unions):
+                if group[0].label == cand.label and _overlap(union, cand.rows) >= OVERLAP_MERGE:
+                    group.append(cand)
+                    break
+            else:
+                groups.append([cand])
+                unions.append(cand.rows)
+                continue
+            at = groups.index(group)
+            unions[at] = np.union1d(unions[at], cand.rows)
+        leads = []
+        for group in groups[:self.params["max_triggers"]]:
+            # the lead: the most unlike member among those holding at least half
+            # the group's largest row count (a sub-pattern of the trigger, e.g.
+            # trigger & one common value, must not shrink it)
+            largest = max(len(c.rows) for c in group)
+            big = [c for c in group if len(c.rows) >= 0.5 * largest]
+            leads.append(max(big, key=lambda c: (unlike[id(c)], lower[id(c)], c.hits)))
+        return leads
 
     def _full_pattern(self, trigger, items, y, prior):
-        """Most specific covering item per column (see module doc)."""
+        """Most specific covering item per column (see module doc): the lead's
+        items, each replaced by a narrower one of its column (an exact value
+        inside a bin) that covers the rows as well."""
         rows, c = trigger.rows, trigger.label
         best: dict[str, tuple[int, int, int]] = {}  # column -> (support, item col, code)
-        for ci, code in trigger.items:
-            best[items[ci].column] = (0, ci, code)  # the lead's own items always stay
+        for ci, code in trigger.items:  # the lead's own columns always stay, maybe narrowed
+            best[items[ci].column] = (int(np.count_nonzero(items[ci].codes == code)), ci, code)
         for ci, ic in enumerate(items):
-            if ic.column in best and best[ic.column][0] == 0:
-                continue
             cover = np.bincount(ic.codes[rows][ic.codes[rows] >= 0], minlength=len(ic.labels))
             for code in np.flatnonzero(cover >= COVER_SHARE * len(rows)):
                 mask = ic.codes == code
@@ -417,6 +444,13 @@ def _levels(series, ref_series, name, min_support) -> ItemColumn:
         ref_codes = ref_text.map(lookup).fillna(-1).to_numpy(dtype=np.int64)
     labels = ["is missing" if level == "<NA>" else f"= {level!r}" for level in kept]
     return ItemColumn(name, "level", labels, codes, ref_codes, [{"value": level} for level in kept])
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """|a & b| / min(|a|, |b|) of two sorted unique row arrays."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    return len(np.intersect1d(a, b, assume_unique=True)) / min(len(a), len(b))
 
 
 def _confidence_lower(hits: int, support: int, confidence: float = 0.95) -> float:
