@@ -260,3 +260,21 @@ def test_cli_reports_the_trigger_and_exits_1(cli, tmp_path, backdoored):
     for column, value in poisoned.details["trigger"].items():
         assert column in run.stdout
     assert "Trigger patterns (1 found):" in run.stdout
+
+
+def test_renderers_and_calibration(backdoored):
+    from poison_expectations.expectations import backdoor as module
+
+    for cls, limit in ((module.ExpectSpectralSignatureClassCountToBeAtMost, "max_classes"),
+                       (module.ExpectFeatureClusterClassCountToBeAtMost, "max_classes"),
+                       (module.ExpectTriggerPatternCountToBeAtMost, "max_patterns"),
+                       (module.ExpectCleanLabelCollisionGroupCountToBeAtMost, "max_groups")):
+        expectation = cls(label_column="label", **{limit: 2})
+        rendered = cls._prescriptive_renderer(configuration=expectation.configuration)
+        template = rendered[0].string_template
+        assert f"${limit}" in template["template"] and template["params"][limit] == 2
+    _, poisoned = backdoored
+    result = analysis_of(poisoned.frame).result(TriggerPatterns())
+    family = next(f for f in families() if f.section == "trigger_patterns")
+    assert family.calibrate(defaults()["expectations"]["trigger_patterns"], {"trigger": result}) == {
+        "max_patterns": 1}

@@ -251,11 +251,12 @@ class TriggerPatterns(Signal):
             leads.append(max(big, key=lambda c: (unlike[id(c)], lower[id(c)], c.hits)))
         return leads
 
-    def _full_pattern(self, trigger, items, y, prior):
+    def _full_pattern(self, trigger, items, y, prior, rows=None):
         """Most specific covering item per column (see module doc): the lead's
         items, each replaced by a narrower one of its column (an exact value
         inside a bin) that covers the rows as well."""
-        rows, c = trigger.rows, trigger.label
+        rows = trigger.rows if rows is None else rows
+        c = trigger.label
         best: dict[str, tuple[int, int, int]] = {}  # column -> (support, item col, code)
         for ci, code in trigger.items:  # the lead's own columns always stay, maybe narrowed
             best[items[ci].column] = (int(np.count_nonzero(items[ci].codes == code)), ci, code)
@@ -294,6 +295,10 @@ class TriggerPatterns(Signal):
         base_wrong = int(round(result.baseline_error[c] * base_rows))
         p_unlike = excess_test(unlike, len(rows), base_wrong, base_rows)
         confirmed = share >= p["min_unlike_share"] and p_unlike <= p["alpha"]
+        flagged, support, hits = rows, trigger.support, trigger.hits
+        if confirmed:
+            pattern, flagged, support, hits = self._refine(trigger, items, y, prior, rows[result.predicted != c],
+                                                           rows)
         classes = analysis.classes
         predicted = np.bincount(result.predicted, minlength=n_classes)
         predicted[c] = 0
@@ -303,10 +308,12 @@ class TriggerPatterns(Signal):
             "lead": " & ".join(f"{items[ci].column} {items[ci].labels[code]}" for ci, code in trigger.items),
             "label": label_value(classes[c]),
             "label_code": c,
-            "support": trigger.support,
-            "rows": int(len(rows)),
-            "confidence": trigger.hits / trigger.support,
-            "lift": trigger.hits / trigger.support / prior[c],
+            "support": support,
+            "rows": int(len(flagged)),
+            "confidence": hits / support,
+            "lift": hits / support / prior[c],
+            "lead_rows": int(len(rows)),
+            "lead_confidence": trigger.hits / trigger.support,
             "p_value": trigger.p_value,
             "q_value": trigger.q_value,
             "unlike_share": share,
@@ -314,8 +321,27 @@ class TriggerPatterns(Signal):
             "baseline_error": float(result.baseline_error[c]),
             "looks_like": label_value(classes[int(predicted.argmax())]) if unlike else None,
             "confirmed": bool(confirmed),
-            "row_positions": rows,
+            "row_positions": flagged,
         }
+
+    def _refine(self, trigger, items, y, prior, core, rows):
+        """Name and flag a confirmed trigger from its core: the lead's rows that
+        look like another class. The pattern is re-derived on the core (a lead
+        bin may hold clean rows that hide an exact trigger value from the 90%
+        cover rule) and the flagged rows are the label-c rows carrying all of
+        it, unless that keeps under half of the lead's rows. The confirmation
+        itself was decided on all lead rows, before this step. Returns the
+        pattern, the flagged rows, and the pattern's support and hits."""
+        if len(core) < self.params["min_support"]:
+            core = rows
+        pattern = self._full_pattern(trigger, items, y, prior, core)
+        carrying = np.ones(len(y), dtype=bool)
+        for ci, code in pattern:
+            carrying &= items[ci].codes == code
+        flagged = np.flatnonzero(carrying & (y == trigger.label))
+        if len(flagged) < 0.5 * len(rows):
+            return pattern, rows, trigger.support, trigger.hits
+        return pattern, flagged, int(carrying.sum()), int(len(flagged))
 
     def _result(self, reports, analysis, n_candidates, n_tests, n_chosen) -> SignalResult:
         n = analysis.batch.n
