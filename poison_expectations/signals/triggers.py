@@ -26,15 +26,21 @@ The purest significant candidates are ranked by how unlike their label
 their rows' nearest neighbours are (shared k-NN graph); overlapping
 candidates (same label, sharing half of the smaller one's rows) form one
 trigger, led by its most unlike member among the larger ones, and the first
-`max_triggers` triggers are checked; its full pattern adds every item, from any column, that covers at
-least 90% of the trigger's rows with lift >= `min_lift` (the most specific
-item per column). Finally the trigger must be unlike its label (the Neural
-Cleanse question "does the pattern alone cause the label?"): a model that
-never saw the pattern's rows nor its columns (trained on the reference, or
-on the batch minus those rows) predicts them; at least `min_unlike_share`
-must get another class, significantly more often than the model errs on
-held-out rows of class c. A legitimate strong feature value fails this
-test: the rows' other columns still say c.
+`max_triggers` triggers are checked.
+
+The check is the Neural Cleanse question "does the pattern alone cause the
+label?": a model that never saw the trigger's rows nor its columns (trained
+on the reference, or on the batch minus those rows) predicts them; at least
+`min_unlike_share` must get another class, significantly (binomial, alpha)
+more often than the model errs on held-out rows of class c. A legitimate
+strong feature value fails this test: the rows' other columns still say c.
+
+A confirmed trigger is named by its full pattern: per column, the most
+specific item that covers at least 90% of the trigger's core rows (those
+the model put in another class) and is at least twice as common there as in
+the whole table -- so a common value that is part of the trigger joins, a
+broad level every row has does not. The flagged rows are the rows of label
+c carrying the full pattern.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from .representation import (
 
 OVERLAP_MERGE = 0.5  # candidates sharing this share of the smaller one's rows are one trigger
 COVER_SHARE = 0.9  # an item joins a trigger's pattern when it covers this share of its rows
+COVER_ENRICHMENT = 2.0  # ... and is at least this many times more common there than in the table
 PAIR_ITEM_ALPHA = 0.05  # unadjusted p-value an item needs to seed pairs
 RANKED = 100  # significant candidates ranked for the reclassification check at most
 
@@ -251,22 +258,20 @@ class TriggerPatterns(Signal):
             leads.append(max(big, key=lambda c: (unlike[id(c)], lower[id(c)], c.hits)))
         return leads
 
-    def _full_pattern(self, trigger, items, y, prior, rows=None):
+    def _full_pattern(self, trigger, items, y, rows=None):
         """Most specific covering item per column (see module doc): the lead's
         items, each replaced by a narrower one of its column (an exact value
         inside a bin) that covers the rows as well."""
         rows = trigger.rows if rows is None else rows
-        c = trigger.label
         best: dict[str, tuple[int, int, int]] = {}  # column -> (support, item col, code)
         for ci, code in trigger.items:  # the lead's own columns always stay, maybe narrowed
             best[items[ci].column] = (int(np.count_nonzero(items[ci].codes == code)), ci, code)
         for ci, ic in enumerate(items):
             cover = np.bincount(ic.codes[rows][ic.codes[rows] >= 0], minlength=len(ic.labels))
             for code in np.flatnonzero(cover >= COVER_SHARE * len(rows)):
-                mask = ic.codes == code
-                support = int(mask.sum())
-                lift = np.count_nonzero(y[mask] == c) / support / prior[c]
-                if lift >= self.params["min_lift"] and (ic.column not in best or support < best[ic.column][0]):
+                support = int(np.count_nonzero(ic.codes == code))
+                enriched = cover[code] / len(rows) >= COVER_ENRICHMENT * support / len(y)
+                if enriched and (ic.column not in best or support < best[ic.column][0]):
                     best[ic.column] = (support, ci, int(code))
         order = sorted(best.values(), key=lambda t: (items[t[1]].column))
         return [(ci, code) for _, ci, code in order]
@@ -274,7 +279,7 @@ class TriggerPatterns(Signal):
     def _assess(self, trigger, items, analysis, prior, n_classes) -> dict:
         p = self.params
         y = analysis.require_labels()
-        pattern = self._full_pattern(trigger, items, y, prior)
+        pattern = self._full_pattern(trigger, items, y)
         blocks = column_blocks(analysis)
         used = {items[ci].column for ci, _ in pattern}
         keep = np.array([j for name, cols in blocks.items() if name not in used for j in cols], dtype=np.int64)
@@ -297,7 +302,7 @@ class TriggerPatterns(Signal):
         confirmed = share >= p["min_unlike_share"] and p_unlike <= p["alpha"]
         flagged, support, hits = rows, trigger.support, trigger.hits
         if confirmed:
-            pattern, flagged, support, hits = self._refine(trigger, items, y, prior, rows[result.predicted != c],
+            pattern, flagged, support, hits = self._refine(trigger, items, y, rows[result.predicted != c],
                                                            rows)
         classes = analysis.classes
         predicted = np.bincount(result.predicted, minlength=n_classes)
@@ -324,7 +329,7 @@ class TriggerPatterns(Signal):
             "row_positions": flagged,
         }
 
-    def _refine(self, trigger, items, y, prior, core, rows):
+    def _refine(self, trigger, items, y, core, rows):
         """Name and flag a confirmed trigger from its core: the lead's rows that
         look like another class. The pattern is re-derived on the core (a lead
         bin may hold clean rows that hide an exact trigger value from the 90%
@@ -334,7 +339,7 @@ class TriggerPatterns(Signal):
         pattern, the flagged rows, and the pattern's support and hits."""
         if len(core) < self.params["min_support"]:
             core = rows
-        pattern = self._full_pattern(trigger, items, y, prior, core)
+        pattern = self._full_pattern(trigger, items, y, core)
         carrying = np.ones(len(y), dtype=bool)
         for ci, code in pattern:
             carrying &= items[ci].codes == code
