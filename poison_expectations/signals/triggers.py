@@ -133,7 +133,7 @@ class TriggerPatterns(Signal):
             c.q_value = float(qv)
         triggers = self._group(chosen, items, y, analysis)
         reports = [self._assess(t, items, analysis, prior, n_classes) for t in triggers]
-        return self._result(reports, analysis, len(candidates), n_tests + n_pair_tests, len(chosen))
+        return self._result(reports, analysis, n_tests + n_pair_tests, len(chosen))
 
     def _columns(self, analysis) -> list[str]:
         embedded = set(analysis.roles.embedding_columns)
@@ -197,7 +197,7 @@ class TriggerPatterns(Signal):
                     continue
                 c = sa.label
                 hits = int(np.count_nonzero(y[both] == c))
-                n_tests += n_classes
+                n_tests += n_classes  # the pair was picked for c; count it as one test per label
                 if ref is not None:
                     ref_both = ref_masks[sa.items[0]] & ref_masks[sb.items[0]]
                     p0 = float(self._p0(np.array([np.count_nonzero(ref.y[ref_both] == c)]),
@@ -348,7 +348,7 @@ class TriggerPatterns(Signal):
             return pattern, rows, trigger.support, trigger.hits
         return pattern, flagged, int(carrying.sum()), int(len(flagged))
 
-    def _result(self, reports, analysis, n_candidates, n_tests, n_chosen) -> SignalResult:
+    def _result(self, reports, analysis, n_tests, n_chosen) -> SignalResult:
         n = analysis.batch.n
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
