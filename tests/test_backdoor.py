@@ -9,6 +9,7 @@ import pytest
 from sklearn import datasets
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import cross_val_predict
+from threadpoolctl import threadpool_limits
 
 from poison_expectations import attacks
 from poison_expectations.analysis import Options, Roles, build_analysis
@@ -186,8 +187,9 @@ def collided():
     clean = attacks.make_tabular(2000, n_classes=2, random_state=6)
     X = clean[[c for c in clean.columns if c.startswith("num_")]].to_numpy(dtype=float)
     y = clean["label"].to_numpy()
-    proba = cross_val_predict(HistGradientBoostingClassifier(max_iter=50, random_state=0), X, y, cv=3,
-                              method="predict_proba")
+    with threadpool_limits(limits=1):
+        proba = cross_val_predict(HistGradientBoostingClassifier(max_iter=50, random_state=0), X, y, cv=3,
+                                  method="predict_proba")
     target = int(np.flatnonzero(proba[np.arange(len(y)), y] > 0.97)[0])
     return clean, attacks.clean_label_collision(clean, rate=0.03, random_state=6, target_index=target)
 

@@ -38,7 +38,14 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from .base import Signal, SignalResult
-from .representation import Reclassifier, excess_test, label_value, representation, sample_ids
+from .representation import (
+    Reclassifier,
+    excess_test,
+    label_value,
+    representation,
+    sample_ids,
+    single_threaded,
+)
 
 MIN_CLASS_ROWS = 20
 
@@ -110,16 +117,18 @@ class FeatureClustering(Signal):
         dims = max(1, min(p["n_components"], R.shape[1], len(R) - 1))
         basis = vectors[:, ::-1][:, :dims]
         Z_fit = centred @ basis
-        kmeans = KMeans(2, n_init=3, random_state=p["random_state"]).fit(Z_fit)
-        Z = (R - mean) @ basis
-        assign = kmeans.predict(Z)
+        with single_threaded():
+            kmeans = KMeans(2, n_init=3, random_state=p["random_state"]).fit(Z_fit)
+            Z = (R - mean) @ basis
+            assign = kmeans.predict(Z)
         counts = np.bincount(assign, minlength=2)
         small_id = int(np.argmin(counts))
         share = counts[small_id] / len(R)
         sample = min(p["silhouette_rows"], len(R))
         pick = rng.choice(len(R), size=sample, replace=False) if sample < len(R) else np.arange(len(R))
-        silhouette = _silhouette(Z[pick], assign[pick])
-        null = _null_silhouette(Z_fit.std(axis=0), sample, rng, p["random_state"])
+        with single_threaded():
+            silhouette = _silhouette(Z[pick], assign[pick])
+            null = _null_silhouette(Z_fit.std(axis=0), sample, rng, p["random_state"])
         candidate = (p["min_share"] <= share <= p["max_share"]
                      and silhouette - null >= p["min_silhouette_gain"])
         info = {"small_share": float(share), "small_rows": int(counts[small_id]), "silhouette": silhouette,
@@ -128,7 +137,8 @@ class FeatureClustering(Signal):
 
     def _reference_check(self, model, R_ref, k, n, n_tests) -> dict:
         mean, basis, kmeans, small_id = model
-        ref_small = kmeans.predict((R_ref - mean) @ basis) == small_id
+        with single_threaded():
+            ref_small = kmeans.predict((R_ref - mean) @ basis) == small_id
         k0, n0 = int(ref_small.sum()), len(R_ref)
         p_value = excess_test(k, n, k0, n0)
         excess = k / n - k0 / n0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from ..errors import InputError
 from ..gates import clopper_pearson_upper
@@ -29,6 +30,15 @@ from ..gates import clopper_pearson_upper
 RANK_FIT_ROWS = 200_000  # rows the rank-Gauss transform is fitted on at most (sampled)
 REPRESENTATIONS = ("auto", "features", "embedding")
 MODEL_ITERATIONS = 50  # boosting rounds of the reclassification model (learning rate 0.2)
+# The models here fit at most a few 10k sampled rows; one OpenMP thread costs
+# little, while several threads on cores busy with other jobs busy-wait and run
+# 10-30x slower (measured on a shared 2-core machine).
+MODEL_THREADS = 1
+
+
+def single_threaded():
+    """Context limiting OpenMP/BLAS to MODEL_THREADS for small model fits."""
+    return threadpool_limits(limits=MODEL_THREADS)
 
 
 def column_blocks(analysis) -> dict[str, np.ndarray]:
@@ -131,9 +141,11 @@ class Reclassifier:
             model = HistGradientBoostingClassifier(max_iter=MODEL_ITERATIONS, learning_rate=0.2,
                                                    max_leaf_nodes=15, early_stopping=False,
                                                    random_state=self.random_state)
-            model.fit(X_pool[train][:, cols], y_pool[train])
-            predicted = model.predict(X_suspect[:, cols]) if X_suspect.shape[0] else np.zeros(0, dtype=int)
-            held = model.predict(X_pool[hold][:, cols])
+            with single_threaded():
+                model.fit(X_pool[train][:, cols], y_pool[train])
+                predicted = (model.predict(X_suspect[:, cols]) if X_suspect.shape[0]
+                             else np.zeros(0, dtype=int))
+                held = model.predict(X_pool[hold][:, cols])
         y_hold = y_pool[hold]
         rows = np.bincount(y_hold, minlength=n_classes)
         wrong = np.bincount(y_hold[held != y_hold], minlength=n_classes)

@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 
 from .base import Signal, SignalResult
-from .representation import excess_test, label_value, representation, sample_ids
+from .representation import excess_test, label_value, representation, sample_ids, single_threaded
 
 MIN_CLASS_ROWS = 20  # smaller classes are not tested (too few rows for a tail)
 
@@ -104,9 +104,10 @@ class SpectralSignatures(Signal):
         if len(s) > p["max_fit_rows"]:
             fit = np.random.default_rng(p["random_state"]).choice(s, size=p["max_fit_rows"], replace=False)
         fit = fit.reshape(-1, 1)
-        one = GaussianMixture(1, random_state=p["random_state"]).fit(fit)
-        two = GaussianMixture(2, n_init=3, random_state=p["random_state"]).fit(fit)
-        delta_bic = float(one.bic(fit) - two.bic(fit))
+        with single_threaded():
+            one = GaussianMixture(1, random_state=p["random_state"]).fit(fit)
+            two = GaussianMixture(2, n_init=3, random_state=p["random_state"]).fit(fit)
+            delta_bic = float(one.bic(fit) - two.bic(fit))
         weights, means = two.weights_, two.means_.ravel()
         sds = np.sqrt(two.covariances_.ravel())
         minor, major = int(np.argmin(weights)), int(np.argmax(weights))
