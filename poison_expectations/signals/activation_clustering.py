@@ -59,8 +59,8 @@ class FeatureClustering(Signal):
                  silhouette_rows: int = 5_000, max_train_rows: int = 50_000, random_state: int = 0):
         super().__init__(n_components=n_components, min_share=min_share, max_share=max_share,
                          min_silhouette_gain=min_silhouette_gain, reclassify=reclassify,
-                         min_other_share=min_other_share, alpha=alpha, representation=representation, max_fit_rows=max_fit_rows,
-                         silhouette_rows=silhouette_rows, max_train_rows=max_train_rows,
+                         min_other_share=min_other_share, alpha=alpha, representation=representation,
+                         max_fit_rows=max_fit_rows, silhouette_rows=silhouette_rows, max_train_rows=max_train_rows,
                          random_state=random_state)
 
     def run(self, analysis) -> SignalResult:
