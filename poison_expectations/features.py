@@ -205,11 +205,14 @@ def _as_numeric(series: pd.Series, name: str) -> tuple[np.ndarray | None, bool]:
 
 def as_text(series: pd.Series) -> pd.Series:
     """str of every cell; bytes that are not UTF-8 are decoded with replacement
-    characters instead of failing (pandas' astype(str) decodes bytes strictly)."""
+    characters instead of failing (pandas' astype(str) decodes bytes strictly),
+    and missing cells become "nan" (pandas 3's astype(str) keeps them missing,
+    which then breaks sorting and grouping of mixed values)."""
     try:
-        return series.astype(str)
+        text = series.astype(str)
     except (UnicodeDecodeError, TypeError, ValueError):
-        return series.map(lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v))
+        text = series.map(lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v))
+    return text.astype(object).where(text.notna(), "nan")
 
 
 def _embedding_matrix(series: pd.Series, name: str, dim: int | None = None) -> np.ndarray:
