@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_OUTPUTS = ("findings", "accepted", "quarantine")
-OUTPUTS = ("findings", "report", "accepted", "quarantine")
-QUARANTINE_COLUMNS = ("poison_score", "reasons")
+OUTPUTS = ("findings", "report", "accepted", "quarantine")  # always listed in the written-outputs record
+EXTRA_OUTPUTS = ("html", "data_docs")  # listed only when requested (data_docs is a folder)
 
 
 def job_config(config_path: str | Path | None = None, *, label_column: str | None = None,
@@ -47,58 +47,66 @@ def job_config(config_path: str | Path | None = None, *, label_column: str | Non
 
 def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None]) -> None:
     """Fail before the (slow) run if an output would overwrite the input or
-    another output, or has an extension we cannot write."""
+    another output, or has an extension we cannot write. Accepted and
+    quarantined rows keep the input's format, so their extension must match it."""
     from .io import table_format
+    from .quarantine import SPLIT_OUTPUTS, split_format
 
     seen: dict[Path, str] = {}
     source = Path(data).resolve()
     for name, target in outputs.items():
         if target is None:
             continue
-        if name not in OUTPUTS:
-            raise PoisonCheckError(f"unknown output '{name}'; expected one of {list(OUTPUTS)}")
+        if name not in OUTPUTS + EXTRA_OUTPUTS:
+            raise PoisonCheckError(f"unknown output '{name}'; expected one of {list(OUTPUTS + EXTRA_OUTPUTS)}")
         resolved = Path(target).resolve()
-        if resolved == source:
+        if resolved == source or (name == "data_docs" and source.is_relative_to(resolved)):
             raise PoisonCheckError(f"{target}: refusing to overwrite the input file")
         if resolved in seen:
             raise PoisonCheckError(f"{target}: used for both the {seen[resolved]} and the {name} output")
         seen[resolved] = name
-        if name in TABLE_OUTPUTS:
+        if name in SPLIT_OUTPUTS:
+            split_format(data, target, name)
+        elif name in TABLE_OUTPUTS:
             table_format(target)
 
 
 def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accepted, quarantined): the input rows unchanged, flagged ones apart;
-    the quarantined rows carry `poison_score` and `reasons` for review."""
-    flagged = outcome.findings["flagged"].to_numpy(dtype=bool)
-    accepted = outcome.data.loc[~flagged]
-    quarantined = outcome.data.loc[flagged].copy()
-    for column in QUARANTINE_COLUMNS:
-        name = column if column not in quarantined.columns else f"poison_check_{column}"
-        quarantined[name] = outcome.findings[column].to_numpy()[flagged]
-    return accepted, quarantined
+    """(accepted, quarantined) in memory: the input rows as read, flagged ones
+    apart; the quarantined rows carry `poison_score` and `reasons`."""
+    from .quarantine import split_frames
+
+    return split_frames(outcome.data, outcome.findings)
 
 
 def write_outputs(outcome, outputs: Mapping[str, str | Path | None]) -> dict[str, str | None]:
-    """Write each requested output atomically; return {output: path or None}."""
+    """Write each requested output atomically; return {output: path or None}.
+
+    Accepted/quarantine rows are cut from the input file itself, in its format.
+    """
     from .io import write_table_atomic, write_text_atomic
+    from .quarantine import write_split
 
     written: dict[str, str | None] = {name: None for name in OUTPUTS}
-    if any(outputs.get(name) for name in ("accepted", "quarantine")):
-        accepted, quarantined = split_rows(outcome)
-    for name in OUTPUTS:
-        target = outputs.get(name)
-        if target is None:
-            continue
-        if name == "findings":
-            write_table_atomic(target, outcome.findings)
-        elif name == "report":
-            write_text_atomic(target, json.dumps(report_document(outcome), indent=2, default=str))
-        elif name == "accepted":
-            write_table_atomic(target, accepted)
-        else:
-            write_table_atomic(target, quarantined)
-        written[name] = str(target)
+    if outputs.get("findings") is not None:
+        write_table_atomic(outputs["findings"], outcome.findings)
+        written["findings"] = str(outputs["findings"])
+    if outputs.get("report") is not None:
+        write_text_atomic(outputs["report"], json.dumps(report_document(outcome), indent=2, default=str))
+        written["report"] = str(outputs["report"])
+    split = write_split(outcome.findings, outcome.data, outcome.data_path,
+                        accepted=outputs.get("accepted"), quarantine=outputs.get("quarantine"))
+    written.update({name: path for name, path in split.items() if path is not None})
+    if outputs.get("html") is not None:
+        from .html_report import write_html_report
+
+        write_html_report(outcome, outputs["html"])
+        written["html"] = str(outputs["html"])
+    if outputs.get("data_docs") is not None:
+        from .data_docs import build_data_docs
+
+        page = build_data_docs(outcome.checkpoint_result, outputs["data_docs"])
+        written["data_docs"] = str(page)  # the run's validation page inside the site
     return written
 
 

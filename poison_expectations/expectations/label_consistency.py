@@ -18,7 +18,7 @@ from ..gates import reference_gate
 from ..metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
 from ..registry import ExpectationFamily, register_family
 from ..signals.label_consistency import METHODS, MODELS, LabelConsistency
-from .base import ExplicitParams, PoisonBatchExpectation, shared_success_keys
+from .base import ExplicitParams, PoisonBatchExpectation, PoisonRendering, shared_success_keys
 
 
 class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation):
@@ -80,7 +80,7 @@ class RowLabelConsistent(MulticolumnMapMetricProvider):
         return pd.Series(~result.flags, index=column_list.index)
 
 
-class ExpectRowLabelsToBeConsistent(ExplicitParams, MulticolumnMapExpectation):
+class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, MulticolumnMapExpectation):
     """Each row's label (one of `column_list`) agrees with its neighbourhood
     and an out-of-fold model; GX lists the rows that do not, so
     `unexpected_index_column_names` reports their ids."""
@@ -92,6 +92,9 @@ class ExpectRowLabelsToBeConsistent(ExplicitParams, MulticolumnMapExpectation):
 
     map_metric = "poison.row_label_consistent"
     success_keys = ("mostly", "label_column", "method", "k", "random_state")
+    renderer_template: ClassVar[str] = ("Each row's label $label_column must agree with its $k nearest neighbours and an "
+                         "out-of-fold model (method $method), for at least $mostly of the rows.")
+    renderer_params: ClassVar[tuple[str, ...]] = ("label_column", "k", "method", "mostly")
 
 
 # -- config family -------------------------------------------------------------
