@@ -150,6 +150,37 @@ def run_checkpoint_command(name, project_dir, data):
     sys.exit(EXIT_PASSED if result.success else EXIT_FAILED)
 
 
+@main.command()
+@click.argument("trusted", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label", "label_column", help="Label column.")
+@click.option("--id-column", help="Unique row id column.")
+@click.option("--source-column", help="Contributor / provenance column.")
+@click.option("--features", help="Comma-separated feature columns (default: all others).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config to start from.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="Write the calibrated config (YAML, every key explicit) here.")
+@click.option("--batch-rows", type=click.IntRange(min=1),
+              help="Smallest batch you will validate (default: the trusted table's rows).")
+@click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=0.999,
+              show_default=True, help="Confidence of each statistical margin.")
+@guarded
+def calibrate(trusted, label_column, id_column, source_column, features, config_path, out_path, batch_rows,
+              confidence):
+    """Set each family's limits from TRUSTED (clean) data and write the config."""
+    from .calibrate import calibrate as run_calibration
+    from .io import write_text_atomic
+    from .jobs import job_config
+
+    if Path(out_path).resolve() in {Path(trusted).resolve(), Path(config_path or trusted).resolve()}:
+        raise PoisonCheckError(f"{out_path}: refusing to overwrite an input file")
+    config = job_config(config_path, label_column=label_column, id_column=id_column,
+                        source_column=source_column, feature_columns=_split_columns(features))
+    calibration = run_calibration(trusted, config, batch_rows=batch_rows, confidence=confidence)
+    write_text_atomic(out_path, calibration.yaml())
+    click.echo(calibration.header().replace("# ", "").rstrip())
+    click.echo(f"wrote {out_path}")
+
+
 @main.command("init")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--project", "project_dir", type=click.Path(file_okay=False), default=".", show_default=True,

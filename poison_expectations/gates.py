@@ -53,3 +53,18 @@ def reference_gate(k: int, n: int, k0: int, n0: int, *, alpha: float, min_excess
     excess = rate - rate0
     passed = not (p_value < alpha and excess > min_excess)
     return ReferenceGate(rate, rate0, upper, p_value, excess, passed)
+
+
+def calibrated_rate_limit(flagged: int, rows: int, batch_rows: int, confidence: float = 0.999) -> float:
+    """The highest flagged share a clean batch of `batch_rows` rows should show,
+    given `flagged` of `rows` on trusted data (`poison-check calibrate`).
+
+    Two margins, each at `confidence`: the trusted rate is replaced by its
+    one-sided Clopper-Pearson upper bound p_u (the baseline is itself an
+    estimate), and the limit is the binomial quantile of a batch's count at
+    p_u (a batch's own sampling noise): limit = F^-1(confidence; batch_rows, p_u) / batch_rows.
+    """
+    if batch_rows <= 0:
+        raise ValueError("batch_rows must be positive")
+    upper = clopper_pearson_upper(flagged, rows, confidence)
+    return min(1.0, float(stats.binom.ppf(confidence, batch_rows, upper)) / batch_rows)

@@ -41,13 +41,14 @@ class StepProgress:
     # -- protocol used by the runner -------------------------------------
     def __call__(self, name: str) -> None:
         """Plain-callable form: a step of unknown position."""
-        self.step(name, self._index, max(self._total, self._index + 1))
+        self.step(name, self._index + (self._step is not None), 0)
 
     def step(self, name: str, index: int, total: int) -> None:
         """Step `index` (0-based) of `total` starts; the previous one is done."""
         with self._lock:
+            self._total = total  # may only now be known (0 = unknown)
             self._finish_current()
-            self._step, self._index, self._total = name, index, total
+            self._step, self._index = name, index
             self._started = time.perf_counter()
             self._draw()
         if self._thread is None:
@@ -75,10 +76,13 @@ class StepProgress:
         filled = int(round(BAR_WIDTH * done / self._total)) if self._total else 0
         return "#" * filled + "." * (BAR_WIDTH - filled)
 
+    def _count(self, position: int) -> str:
+        return f"{position}/{self._total or '?'}"
+
     def _draw(self) -> None:
         elapsed = time.perf_counter() - self._started
         spin = SPINNER[self._tick % len(SPINNER)]
-        line = (f"poison-check [{self._bar(self._index)}] {self._index + 1}/{self._total} "
+        line = (f"poison-check [{self._bar(self._index)}] {self._count(self._index + 1)} "
                 f"{spin} {self._step}  {elapsed:.1f} s")
         self._write("\r\x1b[2K" + line)
 
@@ -87,7 +91,7 @@ class StepProgress:
             return
         elapsed = time.perf_counter() - self._started
         done = self._index + 1
-        self._write(f"\r\x1b[2Kpoison-check [{self._bar(done)}] {done}/{self._total} "
+        self._write(f"\r\x1b[2Kpoison-check [{self._bar(done)}] {self._count(done)} "
                     f"done {self._step}  {elapsed:.1f} s\n")
         self._step = None
 

@@ -180,12 +180,12 @@ def _run(data, config: dict, progress) -> RunOutcome:
     timings: dict[str, float] = {}
     run_id = uuid.uuid4().hex[:12]
     start = time.perf_counter()
+    notify(progress, "prepare", 0, 0)  # step count unknown until the expectations are built
+    frame, path = load_inputs(data, config)
+    analysis = _analysis(frame, config)
     expectations = build_expectations(config)
     signals = list({e.signal().cache_key(): e.signal() for e in expectations}.values())
     total = len(signals) + 2  # prepare, each signal, the GX checkpoint
-    notify(progress, "prepare", 0, total)
-    frame, path = load_inputs(data, config)
-    analysis = _analysis(frame, config)
     timings["prepare"] = time.perf_counter() - start
     results: dict[str, SignalResult] = {}
     for index, signal in enumerate(signals, start=1):

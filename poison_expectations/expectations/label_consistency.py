@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import pandas as pd
@@ -14,7 +15,7 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 
 from ..analysis import Options, Roles, get_analysis
 from ..config import RATE, Param
-from ..gates import reference_gate
+from ..gates import calibrated_rate_limit, reference_gate
 from ..metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
 from ..registry import ExpectationFamily, register_family
 from ..signals.label_consistency import METHODS, MODELS, LabelConsistency
@@ -104,6 +105,20 @@ def _build(section: dict, shared: dict) -> list:
     return [ExpectLabelInconsistencyRateToBeAtMost(**shared, **params)]
 
 
+def _calibrate(section: dict, results) -> dict:
+    """max_rate from the trusted flagged rate: Clopper-Pearson upper bound,
+    then the binomial quantile for a batch (both at the run's confidence,
+    0.999 by default), rounded up to 4 decimals. The reference-mode keys stay:
+    that gate measures the reference's own rate at every run."""
+    result = results.get(LabelConsistency.name)
+    if result is None:
+        return {}
+    batch_rows = getattr(results, "batch_rows", None) or result.n_rows
+    confidence = getattr(results, "confidence", 0.999)
+    limit = calibrated_rate_limit(result.flagged_count, result.n_rows, batch_rows, confidence)
+    return {"max_rate": min(1.0, math.ceil(limit * 10_000) / 10_000)}
+
+
 register_family(ExpectationFamily(
     section="label_consistency",
     order=10,
@@ -120,4 +135,5 @@ register_family(ExpectationFamily(
         "alpha": Param(0.001, doc="With a reference: significance level of the one-sided binomial test.", **RATE),
     },
     build=_build,
+    calibrate=_calibrate,
 ))
