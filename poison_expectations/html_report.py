@@ -92,14 +92,30 @@ def _expectation_rows(outcome: RunOutcome) -> list[tuple]:
     return [(e, sentence(c)) for e, c in zip(outcome.expectations, configs)]
 
 
-def _overview(pairs) -> str:
+def _limit_cell(expectation) -> str:
+    """The limit, and with a reference the gate that actually decided."""
+    text = limit_text(expectation.limit)
+    gate = expectation.details.get("reference_gate")
+    if isinstance(gate, dict) and "reference_rate" in gate:
+        text += (f"; against the reference: its rate {fmt(gate['reference_rate'])}, excess "
+                 f"{fmt(gate.get('excess_over_reference'))}, p-value {fmt(gate.get('p_value'))}")
+    return text
+
+
+def _overview(outcome: RunOutcome, pairs) -> str:
     rows = "".join(
         f"<tr><td><span class='badge {'pass' if e.success else 'fail'}'>{'PASS' if e.success else 'FAIL'}</span></td>"
         f"<td><b>{esc(e.expectation)}</b><div class=sentence>{esc(text)}</div></td>"
         f"<td><a href='#signal-{esc(e.signal)}'>{esc(e.signal)}</a></td><td class=num>{esc(fmt(e.observed_value))}</td>"
-        f"<td>{esc(limit_text(e.limit))}</td><td class=num>{e.unexpected_count}</td></tr>" for e, text in pairs)
+        f"<td>{esc(_limit_cell(e))}</td><td class=num>{e.unexpected_count}</td></tr>" for e, text in pairs)
     head = "".join(f"<th>{h}</th>" for h in ("", "expectation", "signal", "observed", "limit", "flagged rows"))
-    return f"<section class=card><h2>Expectations</h2><table><thead><tr>{head}</tr></thead>{rows}</table></section>"
+    sources = ""
+    if outcome.analysis.batch.sources is not None:
+        sources = "<div class=plots>" + source_bars(
+            "all signals: flagged share per source", outcome.analysis.batch.sources,
+            outcome.findings["flagged"].to_numpy(dtype=bool)) + "</div>"
+    return (f"<section class=card><h2>Expectations</h2><table><thead><tr>{head}</tr></thead>{rows}</table>"
+            f"{sources}</section>")
 
 
 def _signal_section(outcome: RunOutcome, name: str, pairs) -> str:
@@ -146,20 +162,16 @@ def _top_rows(outcome: RunOutcome) -> str:
         values.append(top.iloc[position]["reasons"])
         rows.append([str(v) for v in values])
     numeric = set(range(1, 2)) | set(range(2 + len(extra), 2 + len(extra) + len(score_columns)))
-    shown = f"the {len(top)} highest-scoring of {outcome.flagged_count}"
-    overall = ""
-    if outcome.analysis.batch.sources is not None:
-        overall = source_bars("all signals: flagged share per source", outcome.analysis.batch.sources,
-                              outcome.findings["flagged"].to_numpy(dtype=bool))
-    return (f"<section class=card><h2>Most suspicious rows</h2><p>{shown} flagged rows; every flagged row is in "
-            f"the findings and quarantine outputs.</p>{_table(header, rows, numeric)}"
-            f"<div class=plots>{overall}</div></section>")
+    shown = f"The {len(top)} highest-scoring of {outcome.flagged_count}"
+    return (f"<section class=card id=rows><h2>Most suspicious rows</h2><p>{shown} flagged rows; every flagged row "
+            f"is in the --findings and --quarantine outputs.</p>{_table(header, rows, numeric)}</section>")
 
 
 def render_html(outcome: RunOutcome) -> str:
     pairs = _expectation_rows(outcome)
-    sections = [_verdict(outcome), _overview(pairs), _top_rows(outcome)]
+    sections = [_verdict(outcome), _overview(outcome, pairs)]
     sections += [_signal_section(outcome, name, pairs) for name in outcome.results]
+    sections.append(_top_rows(outcome))
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.timings.items())
     sections.append(f"<p class=muted>poison-check · {esc(timings)}</p>")
     title = f"poison-check {'PASSED' if outcome.success else 'FAILED'}: {outcome.data_path or 'batch'}"

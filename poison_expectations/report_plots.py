@@ -40,7 +40,7 @@ def _svg(plt, fig) -> str:
 def score_histogram(name: str, scores: np.ndarray, flags: np.ndarray) -> str:
     """Stacked histogram of one signal's row scores, flagged rows in red, with
     the flag limit (the lowest score of a flagged row) marked."""
-    plt, fig, ax = _figure(6.0, 2.8)
+    plt, fig, ax = _figure(5.0, 2.8)
     edges = np.linspace(0.0, 1.0, BINS + 1)
     kept_counts, _ = np.histogram(scores[~flags], bins=edges)
     flagged_counts, _ = np.histogram(scores[flags], bins=edges)
@@ -70,7 +70,7 @@ def source_bars(title: str, sources: np.ndarray, flags: np.ndarray) -> str:
     share = flagged / np.maximum(rows, 1)
     order = np.lexsort((-rows, -share))[:MAX_SOURCES]
     height = 0.9 + 0.26 * len(order)
-    plt, fig, ax = _figure(6.0, height)
+    plt, fig, ax = _figure(5.0, height)
     positions = np.arange(len(order))[::-1]
     overall = flags.mean() if len(flags) else 0.0
     colors = [FLAGGED if share[i] > overall else KEPT for i in order]

@@ -15,7 +15,7 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 
 from ..analysis import Options, Roles, get_analysis
 from ..config import RATE, Param
-from ..gates import calibrated_rate_limit, reference_gate
+from ..gates import calibrated_rate_limit, dispersion_index, reference_gate
 from ..metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
 from ..registry import ExpectationFamily, register_family
 from ..signals.label_consistency import METHODS, MODELS, LabelConsistency
@@ -106,16 +106,21 @@ def _build(section: dict, shared: dict) -> list:
 
 
 def _calibrate(section: dict, results) -> dict:
-    """max_rate from the trusted flagged rate: Clopper-Pearson upper bound,
-    then the binomial quantile for a batch (both at the run's confidence,
-    0.999 by default), rounded up to 4 decimals. The reference-mode keys stay:
-    that gate measures the reference's own rate at every run."""
+    """max_rate for clean batches of `results.batch_rows` rows: the flagged
+    counts of trusted batches of that size (pooled; their dispersion), the
+    Clopper-Pearson upper bound of the rate, then the count's upper quantile
+    (`gates.calibrated_rate_limit`, both at the run's confidence, 0.999 by
+    default), rounded up to 4 decimals. The reference-mode keys stay: that
+    gate measures the reference's own rate at every run."""
     result = results.get(LabelConsistency.name)
     if result is None:
         return {}
+    batches = (getattr(results, "batches", None) or {}).get(LabelConsistency.name) or [result]
+    counts = [b.flagged_count for b in batches]
+    sizes = [b.n_rows for b in batches]
     batch_rows = getattr(results, "batch_rows", None) or result.n_rows
-    confidence = getattr(results, "confidence", 0.999)
-    limit = calibrated_rate_limit(result.flagged_count, result.n_rows, batch_rows, confidence)
+    limit = calibrated_rate_limit(sum(counts), sum(sizes), batch_rows, getattr(results, "confidence", 0.999),
+                                  dispersion=dispersion_index(counts, sizes))
     return {"max_rate": min(1.0, math.ceil(limit * 10_000) / 10_000)}
 
 
