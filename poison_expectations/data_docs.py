@@ -35,6 +35,7 @@ def docs_context(directory: str | Path):
         "class_name": "TupleFilesystemStoreBackend", "base_directory": str(directory / RESULTS_FOLDER)}
     defaults.data_docs_sites = {SITE_NAME: {
         "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(directory)},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     }}
