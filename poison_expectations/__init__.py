@@ -13,8 +13,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import expectations as _expectations  # noqa: E402
+from .actions import PoisonQuarantineAction  # noqa: E402  (registers the checkpoint action type)
 from .analysis import register_reference  # noqa: E402
 from .expectations import *  # noqa: F401,F403,E402  (registers with GX)
 
 __version__ = "0.1.0"
-__all__ = ["register_reference", "__version__", *_expectations.__all__]
+__all__ = ["register_reference", "PoisonQuarantineAction", "__version__", *_expectations.__all__]

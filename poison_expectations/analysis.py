@@ -370,3 +370,10 @@ def clear_cache() -> None:
         _CACHE.clear()
     _REFERENCES.clear()
     _REFERENCE_FILES.clear()
+
+
+def cached_frames() -> list[pd.DataFrame]:
+    """The batch frames of the cached analyses, newest first (used to find a
+    checkpoint's batch again after GX ran it in this process)."""
+    with _CACHE_LOCK:
+        return [analysis.batch.frame for analysis in reversed(_CACHE.values())]

@@ -118,12 +118,19 @@ def _split_columns(value: str | None) -> list[str] | None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Checkpoint config YAML.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--findings", type=click.Path(dir_okay=False), help="Write row-level findings (CSV/Parquet).")
+@click.option("--accepted", type=click.Path(dir_okay=False),
+              help="Write the unflagged rows here, unchanged, in the input's format.")
+@click.option("--quarantine", type=click.Path(dir_okay=False),
+              help="Write the flagged rows here, unchanged, plus poison_score and reasons.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
+@click.option("--data-docs", "data_docs", type=click.Path(file_okay=False),
+              help="Build GX Data Docs for this run in this folder.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="stdout format.")
 @click.option("--quiet", is_flag=True, help="No progress output on stderr.")
 @guarded
 def validate(data, label_column, id_column, source_column, features, reference, config_path, report,
-             findings, output_format, quiet):
+             findings, accepted, quarantine, html_path, data_docs, output_format, quiet):
     """Validate DATA (CSV or Parquet) against the poisoning checkpoint."""
     from .console import verdict_text
     from .jobs import job_config, run_job
@@ -131,15 +138,26 @@ def validate(data, label_column, id_column, source_column, features, reference, 
     config = job_config(config_path, label_column=label_column, id_column=id_column,
                         source_column=source_column, feature_columns=_split_columns(features),
                         reference=reference)
-    progress = None
-    if not quiet and sys.stderr.isatty():
-        progress = lambda name: click.echo(f"  running {name} ...", err=True)  # noqa: E731
-    outcome, _ = run_job(data, config, {"findings": findings, "report": report}, progress=progress)
+    outputs = {"findings": findings, "report": report, "accepted": accepted, "quarantine": quarantine,
+               "html": html_path, "data_docs": data_docs}
+    outcome, written = run_job(data, config, outputs, progress=_progress(quiet))
     if output_format == "json":
         click.echo(json.dumps(outcome.summary(), indent=2, default=str))
     else:
         click.echo(verdict_text(outcome))
+        for name, path in written.items():
+            if path is not None:
+                click.echo(f"{name}: {path}")
     sys.exit(EXIT_PASSED if outcome.success else EXIT_FAILED)
+
+
+def _progress(quiet: bool):
+    """A progress bar on stderr, only for a person at a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from .progress import StepProgress
+
+    return StepProgress(sys.stderr)
 
 
 @main.command("run-checkpoint")
@@ -159,6 +177,76 @@ def run_checkpoint_command(name, project_dir, data):
             click.echo(f"  {status}  {r.expectation_config.type}  observed {r.result.get('observed_value')}")
     click.echo(f"checkpoint {name}: {'PASSED' if result.success else 'FAILED'}")
     sys.exit(EXIT_PASSED if result.success else EXIT_FAILED)
+
+
+@main.command()
+@click.argument("trusted", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label", "label_column", help="Label column.")
+@click.option("--id-column", help="Unique row id column.")
+@click.option("--source-column", help="Contributor / provenance column.")
+@click.option("--features", help="Comma-separated feature columns (default: all others).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config to start from.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="Write the calibrated config (YAML, every key explicit) here.")
+@click.option("--batch-rows", type=click.IntRange(min=1),
+              help="Smallest batch you will validate (default: the trusted table's rows).")
+@click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=0.999,
+              show_default=True, help="Confidence of each statistical margin.")
+@guarded
+def calibrate(trusted, label_column, id_column, source_column, features, config_path, out_path, batch_rows,
+              confidence):
+    """Set each family's limits from TRUSTED (clean) data and write the config."""
+    from .calibrate import calibrate as run_calibration
+    from .io import write_text_atomic
+    from .jobs import job_config
+
+    if Path(out_path).resolve() in {Path(trusted).resolve(), Path(config_path or trusted).resolve()}:
+        raise PoisonCheckError(f"{out_path}: refusing to overwrite an input file")
+    config = job_config(config_path, label_column=label_column, id_column=id_column,
+                        source_column=source_column, feature_columns=_split_columns(features))
+    calibration = run_calibration(trusted, config, batch_rows=batch_rows, confidence=confidence)
+    write_text_atomic(out_path, calibration.yaml())
+    click.echo(calibration.header().replace("# ", "").rstrip())
+    click.echo(f"wrote {out_path}")
+
+
+@main.command("init")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--project", "project_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="GX project root (gx/ is created in it, or extended when it exists).")
+@click.option("--name", default="poison_check", show_default=True,
+              help="Checkpoint and suite name (the validation definition is NAME_validation).")
+@click.option("--label", "label_column", help="Label column.")
+@click.option("--id-column", help="Unique row id column.")
+@click.option("--source-column", help="Contributor / provenance column.")
+@click.option("--features", help="Comma-separated feature columns (default: all others).")
+@click.option("--reference", type=click.Path(dir_okay=False), help="Trusted reference table (stored absolute).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Checkpoint config YAML (e.g. from `poison-check calibrate`).")
+@click.option("--accepted", help="Add a quarantine action writing accepted rows here ({run_name} allowed).")
+@click.option("--quarantine", help="Add a quarantine action writing flagged rows here ({run_name} allowed).")
+@click.option("--force", is_flag=True, help="Replace a suite/validation/checkpoint of the same name.")
+@guarded
+def init(data, project_dir, name, label_column, id_column, source_column, features, reference, config_path,
+         accepted, quarantine, force):
+    """Scaffold a GX project with our suite and a checkpoint for tables like DATA."""
+    from .jobs import job_config
+    from .scaffold import ProjectNames, scaffold
+
+    config = job_config(config_path, label_column=label_column, id_column=id_column,
+                        source_column=source_column, feature_columns=_split_columns(features),
+                        reference=reference)
+    written = scaffold(project_dir, data, config, ProjectNames(checkpoint=name), accepted=accepted,
+                       quarantine=quarantine, replace=force)
+    click.echo(f"GX project {written['project']}: checkpoint '{name}', suite '{written['suite']}' "
+               f"({len(written['expectations'])} expectations: {', '.join(written['expectations'])}), "
+               f"validation definition '{written['validation_definition']}', dataframe asset {written['asset']}")
+    click.echo("Run it with either:")
+    click.echo(f"  poison-check run-checkpoint {name} --project {project_dir} --data {data}")
+    click.echo(f"  python -c \"import great_expectations as gx, pandas as pd, poison_expectations; "
+               f"ctx = gx.get_context(mode='file', project_root_dir='{project_dir}'); "
+               f"print(ctx.checkpoints.get('{name}').run(batch_parameters={{'dataframe': pd.read_csv('{data}')}})"
+               ".success)\"")
 
 
 main.add_command(__import__(f"{__package__}.cli_reputation", fromlist=["reputation"]).reputation)

@@ -9,8 +9,10 @@ excess k/n - k0/n0 is over the minimum effect.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats
 
 
@@ -53,3 +55,42 @@ def reference_gate(k: int, n: int, k0: int, n0: int, *, alpha: float, min_excess
     excess = rate - rate0
     passed = not (p_value < alpha and excess > min_excess)
     return ReferenceGate(rate, rate0, upper, p_value, excess, passed)
+
+
+def dispersion_index(counts, sizes) -> float:
+    """Pearson chi-square / df of flagged counts over equal-sized clean batches:
+    how much more the count varies than a binomial would (1 = binomial).
+    Flags of neighbouring rows are correlated, and a signal's thresholds are
+    re-estimated on every batch, so clean counts are often overdispersed
+    (measured 1.1 to 2.2 for label consistency). At least 1; 1 for fewer than 2 batches."""
+    counts = np.asarray(counts, dtype=float)
+    sizes = np.asarray(sizes, dtype=float)
+    if len(counts) < 2 or sizes.sum() <= 0:
+        return 1.0
+    p = counts.sum() / sizes.sum()
+    if p <= 0.0 or p >= 1.0:
+        return 1.0
+    chi2 = float(np.sum((counts - sizes * p) ** 2 / (sizes * p * (1 - p))))
+    return max(1.0, chi2 / (len(counts) - 1))
+
+
+def calibrated_rate_limit(flagged: int, rows: int, batch_rows: int, confidence: float = 0.999,
+                          dispersion: float = 1.0) -> float:
+    """The highest flagged share a clean batch of `batch_rows` rows should show,
+    given `flagged` of `rows` flagged on trusted data (`poison-check calibrate`).
+
+    Two margins, each at `confidence`: the trusted rate is replaced by its
+    one-sided Clopper-Pearson upper bound p_u (the baseline is an estimate),
+    and the limit is the `confidence` quantile of a batch's count at p_u (a
+    batch's own noise): the binomial quantile, or with `dispersion` phi > 1 the
+    normal quantile m p_u + z sqrt(phi m p_u (1 - p_u)) if that is higher.
+    """
+    if batch_rows <= 0:
+        raise ValueError("batch_rows must be positive")
+    upper = clopper_pearson_upper(flagged, rows, confidence)
+    count = float(stats.binom.ppf(confidence, batch_rows, upper))
+    if dispersion > 1.0:
+        z = float(stats.norm.ppf(confidence))
+        spread = math.sqrt(dispersion * batch_rows * upper * (1.0 - upper))
+        count = max(count, math.ceil(batch_rows * upper + z * spread))
+    return min(1.0, count / batch_rows)

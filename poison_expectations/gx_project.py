@@ -36,6 +36,7 @@ def stored_expectation_types(project_dir: Path) -> dict[str, Counter]:
 def load_context(project_dir: str | Path):
     """A file context whose suites are verified to contain every stored expectation."""
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     import poison_expectations  # noqa: F401  (registers our expectations before GX reads suites)
 
@@ -47,6 +48,8 @@ def load_context(project_dir: str | Path):
     gx_logger.setLevel(logging.CRITICAL)  # GX logs a traceback per unknown expectation; we report it below
     try:
         context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+        # no tqdm bars on stderr (in memory only: the project's yml is not rewritten)
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
         suites = {name: context.suites.get(name) for name in stored_expectation_types(project_dir)}
     finally:
         gx_logger.setLevel(level)
@@ -73,10 +76,12 @@ def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: s
         raise InputError(f"{data}: the table has no rows")
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    from .actions import batch_file
     from .runner import raise_first_exception
 
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # this run only; not saved
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    with batch_file(data):  # quarantine actions keep DATA's format and cells
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
     for validation in result.run_results.values():
         raise_first_exception(validation)
     return result

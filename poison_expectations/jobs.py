@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_OUTPUTS = ("findings", "accepted", "quarantine")
-OUTPUTS = ("findings", "report", "accepted", "quarantine")
-QUARANTINE_COLUMNS = ("poison_score", "reasons")
+OUTPUTS = ("findings", "report", "accepted", "quarantine")  # always listed in the written-outputs record
+EXTRA_OUTPUTS = ("html", "data_docs")  # listed only when requested (data_docs is a folder)
 
 
 def job_config(config_path: str | Path | None = None, *, label_column: str | None = None,
@@ -49,8 +49,10 @@ def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None], *,
                   folders: bool = True) -> None:
     """Fail before the (slow) run if an output would overwrite the input, the
     reference or another output, has an extension we cannot write, or (with
-    `folders`) its folder is missing or not writable."""
+    `folders`) its folder is missing or not writable. Accepted and
+    quarantined rows keep the input's format, so their extension must match it."""
     from .io import check_writable, table_format
+    from .quarantine import SPLIT_OUTPUTS, split_format
 
     seen: dict[Path, str] = {}
     protected = {Path(data).resolve(): "input"}
@@ -59,61 +61,73 @@ def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None], *,
     for name, target in outputs.items():
         if target is None:
             continue
-        if name not in OUTPUTS:
-            raise PoisonCheckError(f"unknown output '{name}'; expected one of {list(OUTPUTS)}")
+        if name not in OUTPUTS + EXTRA_OUTPUTS:
+            raise PoisonCheckError(f"unknown output '{name}'; expected one of {list(OUTPUTS + EXTRA_OUTPUTS)}")
         resolved = Path(target).resolve()
-        if resolved in protected:
-            raise PoisonCheckError(f"{target}: refusing to overwrite the {protected[resolved]} file")
+        if resolved in protected or (name == "data_docs" and any(p.is_relative_to(resolved) for p in protected)):
+            raise PoisonCheckError(f"{target}: refusing to overwrite the {protected.get(resolved, 'input')} file")
         if resolved in seen:
             raise PoisonCheckError(f"{target}: used for both the {seen[resolved]} and the {name} output")
         seen[resolved] = name
-        if name in TABLE_OUTPUTS:
+        if name in SPLIT_OUTPUTS:
+            split_format(data, target, name)
+        elif name in TABLE_OUTPUTS:
             table_format(target)
         if folders:
             check_writable(target)
 
 
 def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accepted, quarantined): the input rows unchanged, flagged ones apart;
-    the quarantined rows carry `poison_score` and `reasons` for review."""
-    flagged = outcome.findings["flagged"].to_numpy(dtype=bool)
-    accepted = outcome.data.loc[~flagged]
-    quarantined = outcome.data.loc[flagged].copy()
-    for column in QUARANTINE_COLUMNS:
-        name = column if column not in quarantined.columns else f"poison_check_{column}"
-        quarantined[name] = outcome.findings[column].to_numpy()[flagged]
-    return accepted, quarantined
+    """(accepted, quarantined) in memory: the input rows as read, flagged ones
+    apart; the quarantined rows carry `poison_score` and `reasons`."""
+    from .quarantine import split_frames
+
+    return split_frames(outcome.data, outcome.findings)
 
 
 def write_outputs(outcome, outputs: Mapping[str, str | Path | None],
                   before_commit: Callable[[], Any] | None = None) -> dict[str, str | None]:
-    """Write the requested outputs: all of them, or none.
+    """Write the requested outputs.
 
-    Each goes to a temporary file first; `before_commit` (e.g. the run's
-    after-run hooks, which record the reputation ledger) runs once every
-    file is complete, and only then are they renamed into place together.
-    An error or interrupt before that leaves no output and no temporary file.
+    Findings, report, accepted and quarantine rows are all or none: each goes
+    to a temporary file first; `before_commit` (e.g. the run's after-run
+    hooks, which record the reputation ledger) runs once every file is
+    complete, and only then are they renamed into place together. An error
+    or interrupt before that leaves no output and no temporary file. The HTML
+    report and Data Docs follow, each written atomically on its own.
+    Accepted/quarantine rows are cut from the input file itself, in its format.
     Returns {output: path or None}.
     """
     from .io import staged_outputs, table_format, table_writer, text_writer
+    from .quarantine import write_split
 
     written: dict[str, str | None] = {name: None for name in OUTPUTS}
-    tables = {"findings": outcome.findings}
-    if any(outputs.get(name) for name in ("accepted", "quarantine")):
-        tables["accepted"], tables["quarantine"] = split_rows(outcome)
     with staged_outputs() as stage:
-        for name in OUTPUTS:
+        for name in ("findings", "report"):
             target = outputs.get(name)
             if target is None:
                 continue
             if name == "report":
                 writer = text_writer(json.dumps(report_document(outcome), indent=2, default=str))
             else:
-                writer = table_writer(tables[name], table_format(target))
+                writer = table_writer(outcome.findings, table_format(target))
             writer(stage.path(target))
             written[name] = str(target)
+        split = write_split(outcome.findings, outcome.data, outcome.data_path, accepted=outputs.get("accepted"),
+                            quarantine=outputs.get("quarantine"), stage=stage)
+        written.update({name: path for name, path in split.items() if path is not None})
         if before_commit is not None:
             before_commit()
+    if outputs.get("html") is not None:
+        from .html_report import write_html_report
+
+        write_html_report(outcome, outputs["html"])
+        written["html"] = str(outputs["html"])
+    if outputs.get("data_docs") is not None:
+        from .data_docs import build_data_docs
+
+        page = build_data_docs(outcome.checkpoint_result, outputs["data_docs"])
+        written["data_docs"] = str(page)  # the run's validation page inside the site
     return written
 
 

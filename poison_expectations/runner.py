@@ -23,6 +23,7 @@ from .analysis import Analysis, Options, Roles, get_analysis, load_reference, re
 from .errors import ConfigError, InputError, PoisonCheckError
 from .expectations.base import jsonable
 from .io import read_table
+from .progress import finish, notify
 from .registry import families
 from .signals.base import SignalResult
 
@@ -186,24 +187,33 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
         name = config["data"]["reference"] or "<reference>"
         register_reference(name, reference)
         config = {**config, "data": {**config["data"], "reference": name}}
+    try:
+        return _run(data, config, progress, after_run)
+    finally:
+        finish(progress)
+
+
+def _run(data, config: dict, progress, after_run: bool) -> RunOutcome:
     timings: dict[str, float] = {}
+    run_id = uuid.uuid4().hex[:12]
     start = time.perf_counter()
+    notify(progress, "prepare", 0, 0)  # step count unknown until the expectations are built
     frame, path = load_inputs(data, config)
     skipped: list[str] = []
     expectations = build_expectations(config, skipped)
     analysis = _analysis(frame, config, expectations)
+    signals = list({e.signal().cache_key(): e.signal() for e in expectations}.values())
+    total = len(signals) + 2  # prepare, each signal, the GX checkpoint
     timings["prepare"] = time.perf_counter() - start
     results: dict[str, SignalResult] = {}
-    for expectation in expectations:
-        signal = expectation.signal()
-        if signal.name not in results:
-            t0 = time.perf_counter()
-            if progress:
-                progress(signal.name)
-            results[signal.name] = analysis.result(signal)
-            timings[signal.name] = time.perf_counter() - t0
+    for index, signal in enumerate(signals, start=1):
+        t0 = time.perf_counter()
+        notify(progress, signal.name, index, total)
+        results.setdefault(signal.name, analysis.result(signal))
+        timings[signal.name] = timings.get(signal.name, 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
-    checkpoint_result = run_checkpoint(frame, expectations)
+    notify(progress, "gx_checkpoint", total - 1, total)
+    checkpoint_result = run_checkpoint(frame, expectations, run_name=f"poison-check-{run_id}")
     timings["gx_checkpoint"] = time.perf_counter() - t0
     outcomes = collect_outcomes(checkpoint_result, expectations)
     findings = build_findings(analysis, list(results.values()))
@@ -211,7 +221,7 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
     outcome = RunOutcome(
         success=all(o.success for o in outcomes), expectations=outcomes, findings=findings, results=results,
         analysis=analysis, data=frame, checkpoint_result=checkpoint_result, config=config, data_path=path,
-        timings=timings, run_id=uuid.uuid4().hex[:12], skipped=skipped,
+        timings=timings, run_id=run_id, skipped=skipped,
     )
     if after_run:
         run_after_hooks(outcome)
@@ -236,9 +246,11 @@ def ephemeral_context():
     return context
 
 
-def run_checkpoint(frame: pd.DataFrame, expectations: list, *, context=None, name: str = "poison_check"):
+def run_checkpoint(frame: pd.DataFrame, expectations: list, *, context=None, name: str = "poison_check",
+                   run_name: str | None = None):
     """An ordinary GX checkpoint over a dataframe batch with our suite."""
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     context = context or ephemeral_context()
     source = context.data_sources.add_pandas(f"{name}_source")
@@ -249,7 +261,8 @@ def run_checkpoint(frame: pd.DataFrame, expectations: list, *, context=None, nam
         gx.ValidationDefinition(name=f"{name}_validation", data=batch_definition, suite=suite))
     checkpoint = context.checkpoints.add(gx.Checkpoint(
         name=name, validation_definitions=[validation], result_format={"result_format": "SUMMARY"}))
-    return checkpoint.run(batch_parameters={"dataframe": frame})
+    run_id = RunIdentifier(run_name=run_name) if run_name else None
+    return checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
 
 
 def collect_outcomes(checkpoint_result, expectations: list) -> list[ExpectationOutcome]:

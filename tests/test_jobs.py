@@ -40,6 +40,8 @@ def test_outputs_never_overwrite_the_input_or_each_other(tmp_path):
         check_outputs(data, {"findings": tmp_path / "x.csv", "accepted": tmp_path / "x.csv"})
     with pytest.raises(InputError, match="unknown file extension"):
         check_outputs(data, {"accepted": tmp_path / "x.txt"})
+    with pytest.raises(PoisonCheckError, match=r"keep the input's format \(csv\)"):
+        check_outputs(data, {"quarantine": tmp_path / "q.parquet"})
     check_outputs(data, {"report": tmp_path / "report.json", "findings": None})
 
 
@@ -49,7 +51,7 @@ def test_run_job_writes_split_findings_and_report_and_leaves_the_input(tmp_path,
     frame.to_csv(data, index=False)
     before = hashlib.sha256(data.read_bytes()).hexdigest()
     outputs = {name: tmp_path / f"{name}.{ext}" for name, ext in
-               (("findings", "csv"), ("report", "json"), ("accepted", "csv"), ("quarantine", "parquet"))}
+               (("findings", "csv"), ("report", "json"), ("accepted", "csv"), ("quarantine", "csv"))}
     config = job_config(None, label_column="label", id_column="row_id",
                         overrides={"expectations.label_consistency.method": "knn"})  # fast: I/O is under test
     outcome, written = run_job(data, config, outputs)
@@ -58,7 +60,7 @@ def test_run_job_writes_split_findings_and_report_and_leaves_the_input(tmp_path,
     assert hashlib.sha256(data.read_bytes()).hexdigest() == before
     findings = pd.read_csv(outputs["findings"])
     accepted = pd.read_csv(outputs["accepted"])
-    quarantined = pd.read_parquet(outputs["quarantine"])
+    quarantined = pd.read_csv(outputs["quarantine"])
     assert len(accepted) + len(quarantined) == len(frame) == len(findings)
     assert list(accepted.columns) == list(frame.columns)
     assert list(quarantined.columns) == list(frame.columns) + ["poison_score", "reasons"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import pandas as pd
@@ -14,11 +15,11 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 
 from ..analysis import Options, Roles, get_analysis
 from ..config import RATE, Param
-from ..gates import reference_gate
+from ..gates import calibrated_rate_limit, dispersion_index, reference_gate
 from ..metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
 from ..registry import ExpectationFamily, register_family
 from ..signals.label_consistency import METHODS, MODELS, LabelConsistency
-from .base import ExplicitParams, PoisonBatchExpectation, shared_success_keys
+from .base import ExplicitParams, PoisonBatchExpectation, PoisonRendering, shared_success_keys
 
 
 class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation):
@@ -80,7 +81,7 @@ class RowLabelConsistent(MulticolumnMapMetricProvider):
         return pd.Series(~result.flags, index=column_list.index)
 
 
-class ExpectRowLabelsToBeConsistent(ExplicitParams, MulticolumnMapExpectation):
+class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, MulticolumnMapExpectation):
     """Each row's label (one of `column_list`) agrees with its neighbourhood
     and an out-of-fold model; GX lists the rows that do not, so
     `unexpected_index_column_names` reports their ids."""
@@ -92,6 +93,9 @@ class ExpectRowLabelsToBeConsistent(ExplicitParams, MulticolumnMapExpectation):
 
     map_metric = "poison.row_label_consistent"
     success_keys = ("mostly", "label_column", "method", "k", "random_state")
+    renderer_template: ClassVar[str] = ("Each row's label $label_column must agree with its $k nearest neighbours and an "
+                         "out-of-fold model (method $method), for at least $mostly of the rows.")
+    renderer_params: ClassVar[tuple[str, ...]] = ("label_column", "k", "method", "mostly")
 
 
 # -- config family -------------------------------------------------------------
@@ -99,6 +103,25 @@ class ExpectRowLabelsToBeConsistent(ExplicitParams, MulticolumnMapExpectation):
 def _build(section: dict, shared: dict) -> list:
     params = {k: v for k, v in section.items() if k != "enabled"}
     return [ExpectLabelInconsistencyRateToBeAtMost(**shared, **params)]
+
+
+def _calibrate(section: dict, results) -> dict:
+    """max_rate for clean batches of `results.batch_rows` rows: the flagged
+    counts of trusted batches of that size (pooled; their dispersion), the
+    Clopper-Pearson upper bound of the rate, then the count's upper quantile
+    (`gates.calibrated_rate_limit`, both at the run's confidence, 0.999 by
+    default), rounded up to 4 decimals. The reference-mode keys stay: that
+    gate measures the reference's own rate at every run."""
+    result = results.get(LabelConsistency.name)
+    if result is None:
+        return {}
+    batches = (getattr(results, "batches", None) or {}).get(LabelConsistency.name) or [result]
+    counts = [b.flagged_count for b in batches]
+    sizes = [b.n_rows for b in batches]
+    batch_rows = getattr(results, "batch_rows", None) or result.n_rows
+    limit = calibrated_rate_limit(sum(counts), sum(sizes), batch_rows, getattr(results, "confidence", 0.999),
+                                  dispersion=dispersion_index(counts, sizes))
+    return {"max_rate": min(1.0, math.ceil(limit * 10_000) / 10_000)}
 
 
 register_family(ExpectationFamily(
@@ -117,4 +140,5 @@ register_family(ExpectationFamily(
         "alpha": Param(0.001, doc="With a reference: significance level of the one-sided binomial test.", **RATE),
     },
     build=_build,
+    calibrate=_calibrate,
 ))

@@ -1,0 +1,89 @@
+"""GX Data Docs for a run, checked in a real browser (headless Chromium), and
+every expectation's prescriptive sentence."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from string import Template
+
+import pytest
+from great_expectations.expectations.registry import get_expectation_impl
+
+import poison_expectations as pe
+from poison_expectations.details import detail_blocks, fmt
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync", "--hide-scrollbars"]
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
+                                    "(Debian: apt-get install -y chromium; .ci/run does this)")
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _browser(tmp_path, *args) -> subprocess.CompletedProcess:
+    profile = tmp_path / "chromium-profile"
+    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _visible_text(dom: str) -> str:
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S | re.I)
+    return html.unescape(re.sub(r"<[^>]+>", " ", dom))
+
+
+def test_every_expectation_renders_a_sentence_with_its_parameters():
+    for name in pe.__all__:
+        cls = getattr(pe, name)
+        if not name.startswith("Expect"):
+            continue
+        template = cls.renderer_template
+        assert template, f"{name} has no prescriptive sentence"
+        used = set(re.findall(r"\$(\w+)", template))
+        assert used <= set(cls.renderer_params), f"{name}: {used - set(cls.renderer_params)} not in renderer_params"
+
+
+@needs_chromium
+def test_data_docs_page_shows_sentences_and_failing_values_in_chromium(cli, tmp_path):
+    config = tmp_path / "fast.yml"
+    config.write_text("expectations:\n  label_consistency:\n    method: knn\n")
+    docs, report = tmp_path / "docs", tmp_path / "report.json"
+    run = cli("validate", "sample_data/train_poisoned_flips.csv", "--label", "label", "--id-column", "row_id",
+              "--source-column", "source", "--reference", "sample_data/reference.csv", "--config", config,
+              "--data-docs", docs, "--report", report, "--html", tmp_path / "report.html")
+    assert run.returncode == 1, run.stderr
+    page = next(line.split(": ", 1)[1] for line in run.stdout.splitlines() if line.startswith("data_docs: "))
+    assert (docs / "index.html").is_file() and page.endswith(".html")
+
+    shown = _browser(tmp_path, "--dump-dom", f"file://{page}")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    text = _squash(_visible_text(shown.stdout))
+    results = [r for v in json.loads(report.read_text())["checkpoint_result"]["validation_results"]
+               for r in v["results"]]
+    assert results
+    for result in results:
+        config_ = result["expectation_config"]
+        cls = get_expectation_impl(config_["type"])
+        sentence = Template(cls.renderer_template).safe_substitute({k: str(v) for k, v in config_["kwargs"].items()})
+        assert _squash(sentence) in text, f"sentence of {config_['type']} missing"
+        body = result["result"]
+        assert _squash(fmt(body["observed_value"])) in text
+        assert _squash(f"{body['unexpected_count']} of {body['element_count']}") in text
+        for flagged_id in body["partial_unexpected_list"][:5]:
+            assert str(flagged_id) in text
+        for table in detail_blocks(body["details"]).tables:  # per class, reference gate, ...
+            assert _squash(table.title) in text
+    failed = [r for r in results if not r["success"]]
+    assert failed and _squash("Status: Failed") in text
+
+    for name, target in (("datadocs", page), ("report", tmp_path / "report.html")):
+        shot = tmp_path / f"{name}.png"
+        taken = _browser(tmp_path, "--window-size=1280,2200", f"--screenshot={shot}", f"file://{target}")
+        assert taken.returncode == 0 and shot.stat().st_size > 20_000, taken.stderr[-2000:]
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
