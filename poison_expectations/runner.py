@@ -149,7 +149,7 @@ def load_inputs(data: pd.DataFrame | str | Path, config: dict) -> tuple[pd.DataF
     return data, path
 
 
-def _analysis(frame: pd.DataFrame, config: dict, expectations: list) -> Analysis:
+def _analysis(frame: pd.DataFrame, config: dict, expectations: list | None = None) -> Analysis:
     shared = shared_kwargs(config)
     roles = Roles(shared["label_column"], shared["id_column"], shared["source_column"],
                   tuple(shared["feature_columns"]) if shared["feature_columns"] else None,
@@ -158,7 +158,7 @@ def _analysis(frame: pd.DataFrame, config: dict, expectations: list) -> Analysis
                       shared["exact_max_rows"], shared["random_state"])
     analysis = get_analysis(frame, roles, options, shared["reference"],
                             max_memory_mb=config["limits"]["max_memory_mb"])
-    reserved = set(FINDINGS_COLUMNS) | {f"{e.signal().name}_score" for e in expectations}
+    reserved = set(FINDINGS_COLUMNS) | {f"{e.signal().name}_score" for e in expectations or ()}
     if roles.id_column in reserved:
         raise InputError(f"id column '{roles.id_column}' has the name of a findings column; rename it "
                          f"(reserved: {', '.join(sorted(reserved))})")
