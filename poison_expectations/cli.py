@@ -243,9 +243,10 @@ def init(data, project_dir, name, label_column, id_column, source_column, featur
                f"validation definition '{written['validation_definition']}', dataframe asset {written['asset']}")
     click.echo("Run it with either:")
     click.echo(f"  poison-check run-checkpoint {name} --project {project_dir} --data {data}")
+    reader = "read_parquet" if Path(data).suffix.lower() in (".parquet", ".pq") else "read_csv"
     click.echo(f"  python -c \"import great_expectations as gx, pandas as pd, poison_expectations; "
                f"ctx = gx.get_context(mode='file', project_root_dir='{project_dir}'); "
-               f"print(ctx.checkpoints.get('{name}').run(batch_parameters={{'dataframe': pd.read_csv('{data}')}})"
+               f"print(ctx.checkpoints.get('{name}').run(batch_parameters={{'dataframe': pd.{reader}('{data}')}})"
                ".success)\"")
 
 
