@@ -39,17 +39,25 @@ SAMPLE_DATA = REPO / "sample_data"
 CHECKPOINTS = REPO / "checkpoints"
 
 
+def _scratch_folder() -> str:
+    folder = Path(tempfile.mkdtemp(prefix="poison-cli-"))
+    for name in ("sample_data", "checkpoints"):
+        (folder / name).symlink_to(REPO / name, target_is_directory=True)
+    return str(folder)
+
+
 def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     """`poison-check ARGS` in a fresh process, importing this checkout.
 
-    By default it runs in a new empty folder, so nothing a run writes beside
-    itself (e.g. the reputation ledger under .poison/) leaks into the
-    checkout or into another test: pass absolute paths (SAMPLE_DATA).
+    By default it runs in a new folder holding only links to sample_data/ and
+    checkpoints/, so relative sample paths work while nothing a run writes
+    beside itself (e.g. the reputation ledger under .poison/) leaks into the
+    checkout or into another test.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "poison_expectations", *map(str, args)],
-                          cwd=cwd or tempfile.mkdtemp(prefix="poison-cli-"), env=env, capture_output=True,
+                          cwd=cwd or _scratch_folder(), env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -79,7 +79,8 @@ def test_init_adds_to_an_existing_project_and_refuses_to_clobber(tmp_path):
                           overrides={"expectations.label_consistency.max_rate": 0.03})
     scaffold(project, CLEAN, stricter, ProjectNames(checkpoint="first"), replace=True)
     suite = json.loads((project / "gx" / "expectations" / "first.json").read_text())
-    assert [e["kwargs"]["max_rate"] for e in suite["expectations"]] == [0.03]
+    assert [e["kwargs"]["max_rate"] for e in suite["expectations"]
+            if e["type"] == "expect_label_inconsistency_rate_to_be_at_most"] == [0.03]
 
 
 def test_init_checks_the_data_against_the_roles(tmp_path):
