@@ -70,7 +70,9 @@ def test_data_docs_page_shows_sentences_and_failing_values_in_chromium(cli, tmp_
     for result in results:
         config_ = result["expectation_config"]
         cls = get_expectation_impl(config_["type"])
-        sentence = Template(cls.renderer_template).safe_substitute({k: str(v) for k, v in config_["kwargs"].items()})
+        values = {k: "–" for k in cls.renderer_params}  # unset limits render as a dash
+        values.update({k: str(v) for k, v in config_["kwargs"].items() if v is not None})
+        sentence = Template(cls.renderer_template).safe_substitute(values)
         assert _squash(sentence) in text, f"sentence of {config_['type']} missing"
         body = result["result"]
         assert _squash(fmt(body["observed_value"])) in text

@@ -75,6 +75,7 @@ class PoisonRendering:
             configuration = result.expectation_config
         params = substitute_none_for_missing(configuration.kwargs if configuration else {},
                                              list(cls.renderer_params))
+        params = {k: ("–" if v is None else v) for k, v in params.items()}  # an unset limit reads as a dash
         return [
             RenderedStringTemplateContent(
                 content_block_type="string_template",
