@@ -352,7 +352,7 @@ def _interrupt_mid_run(tmp_path, signum, make_separable):
     out = tmp_path / "out"
     out.mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    master, slave = pty.openpty()  # stderr on a terminal: the CLI prints "running <signal> ..."
+    master, slave = pty.openpty()  # stderr on a terminal: the CLI draws its progress bar
     process = subprocess.Popen(
         [sys.executable, "-m", "poison_expectations", "validate", str(data), "--label", "label", "--id-column",
          "row_id", "--findings", str(out / "findings.csv"), "--report", str(out / "report.json")],
@@ -360,10 +360,10 @@ def _interrupt_mid_run(tmp_path, signum, make_separable):
     os.close(slave)
     seen = b""
     deadline = time.monotonic() + 180
-    while b"running" not in seen and time.monotonic() < deadline and process.poll() is None:
+    while b"poison-check [" not in seen and time.monotonic() < deadline and process.poll() is None:
         if select.select([master], [], [], 0.5)[0]:
             seen += os.read(master, 4096)
-    assert b"running" in seen, seen
+    assert b"poison-check [" in seen, seen
     time.sleep(0.5)  # well inside the signal's computation
     process.send_signal(signum)
     process.communicate(timeout=120)
