@@ -403,6 +403,9 @@ def render(mode_note: str = "") -> str:
     if ratios:
         lines += ["Wall-time ratio, 20 numeric columns: " + "; ".join(ratios) + ".", ""]
     lines += [f"![{p}](plots/{p})" for p in plots if "by_attack" not in p]
+    notes = RESULTS_DIR / "notes.md"  # hand-written analysis of a given run (why a target is missed)
+    if notes.exists():
+        lines += ["", "## Notes", "", notes.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
