@@ -49,14 +49,18 @@ def wait_until_quiet(threshold: float, max_minutes: float, poll_s: float = 120.0
         time.sleep(poll_s)
 
 
-def run_speed(plan, path, log=print) -> list[dict]:
+def run_speed(plan, path, repeats: int = 1, log=print) -> list[dict]:
+    """Measure each (tool, rows, kind) `repeats` times; replaces earlier records of that key."""
     from .speed import measure
 
     records = json.loads(path.read_text()) if path.exists() else []
     for tool, rows, kind in plan:
-        record = measure(tool, rows, kind, log=log)
-        records = [r for r in records if (r["tool"], r["rows"], r.get("kind")) != (tool, rows, kind)]
-        records.append(record)
+        fresh = []
+        for rep in range(repeats):
+            record = measure(tool, rows, kind, log=log)
+            record["rep"] = rep + 1
+            fresh.append(record)
+        records = [r for r in records if (r["tool"], r["rows"], r.get("kind")) != (tool, rows, kind)] + fresh
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(records, indent=1))
     return records
@@ -71,6 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", default=",".join(MODES), help="ours_self,ours_ref,cleanlab")
     parser.add_argument("--clean-seeds", type=int, help="clean batches per dataset (quick 2, full 5)")
     parser.add_argument("--speed", help="speed plan as tool:rows:kind,... e.g. ours:100000:tabular")
+    parser.add_argument("--repeats", type=int, default=1, help="speed: measurements per point (median reported)")
     parser.add_argument("--cleanlab-1m", action="store_true", help="also time Datalab at 1M rows (30 min cap)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="MINUTES",
                         help="before speed: wait up to MINUTES for 1-min load < --quiet-load")
@@ -98,7 +103,7 @@ def main(argv=None) -> int:
             plan = list(QUICK_SPEED if args.quick else FULL_SPEED) + ([CLEANLAB_1M] if args.cleanlab_1m else [])
         if args.wait_quiet:
             print(wait_until_quiet(args.quiet_load, args.wait_quiet), flush=True)
-        run_speed(plan, speed_path, log=lambda s: print(s, flush=True))
+        run_speed(plan, speed_path, args.repeats, log=lambda s: print(s, flush=True))
     path = report.write(mode_note)
     print(f"wrote {path}")
     return 0
