@@ -257,5 +257,7 @@ def _subsample(n: int, cap: int, seed: int) -> np.ndarray:
 def _full_proba(model, X, n_classes) -> np.ndarray:
     """predict_proba with a column per class, also for classes a fold never saw."""
     out = np.zeros((X.shape[0], n_classes))
-    out[:, model.classes_] = model.predict_proba(X)
+    # same thread policy as _fit: OpenMP threads in predict made small batches many times slower when busy
+    with threadpool_limits(limits=1 if X.shape[0] < SINGLE_THREAD_ROWS else None, user_api="openmp"):
+        out[:, model.classes_] = model.predict_proba(X)
     return out
