@@ -302,12 +302,18 @@ def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFr
     """One row per input row, in input order: id, poison_score, flagged,
     <signal>_score per signal, extra signal columns, reasons.
 
-    poison_score is the maximum of the signals' scores (each in [0, 1]): a
-    row is as suspicious as its most suspicious signal says.
+    poison_score ranks in two tiers. A row that some signal flagged (its
+    calibrated cut says so) scores 0.5 + 0.5 x the highest score among the
+    signals that flagged it; any other row scores 0.5 x its highest score.
+    The signals' raw scores are on different scales (several are per-class
+    ranks, uniform on clean data), so a plain maximum over many signals would
+    push clean rows up to 1 and bury the flagged ones; the flags carry each
+    signal's calibration, so they decide the tier.
     """
     n = analysis.batch.n
     findings = pd.DataFrame({analysis.id_name: analysis.batch.ids})
     scores = np.zeros(n)
+    flag_scores = np.zeros(n)
     flagged = np.zeros(n, dtype=bool)
     reasons = [[] for _ in range(n)]
     for result in results:
@@ -317,10 +323,11 @@ def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFr
                                  f"{result.signal} signal; rename it")
             findings[column] = values
         scores = np.maximum(scores, result.scores)
+        flag_scores = np.maximum(flag_scores, np.where(result.flags, result.scores, 0.0))
         flagged |= result.flags
         for row in np.flatnonzero(result.flags):
             reasons[row].append(result.reasons[row])
-    findings.insert(1, "poison_score", scores)
+    findings.insert(1, "poison_score", np.where(flagged, 0.5 + 0.5 * flag_scores, 0.5 * scores))
     findings.insert(2, "flagged", flagged)
     findings["reasons"] = [REASON_SEPARATOR.join(r) for r in reasons]
     return findings
