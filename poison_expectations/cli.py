@@ -64,6 +64,10 @@ def guarded(func):
     """Run a command body; map every failure to a one-line message and exit code."""
     def wrapper(*args, **kwargs):
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # a shell starts background jobs with SIGINT ignored; an explicit
+            # `kill -INT` must still stop the run cleanly (exit 130)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             with warnings.catch_warnings():
                 if not os.environ.get("POISON_CHECK_DEBUG"):

@@ -332,6 +332,8 @@ def test_interrupt_while_writing_removes_the_temporaries(tmp_path, config, monke
 
 
 def test_signals_are_held_during_the_renames_and_delivered_after():
+    # pytest may run with SIGINT ignored (a background CI job): use Python's default
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     caught = []
     with pytest.raises(KeyboardInterrupt):
         with pio.signals_deferred():
@@ -340,6 +342,7 @@ def test_signals_are_held_during_the_renames_and_delivered_after():
             caught.append("still running")
     assert caught == ["still running"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, previous)
 
 
 # -- real signals, real process ------------------------------------------------------
