@@ -37,6 +37,8 @@ rate=0.03, random_state=0, feature_columns=None, id_column=None, ...)``:
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -510,10 +512,8 @@ def _insert(ctx: _Ctx, new: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.
     out = both.take(order).reset_index(drop=True)
     for c in ctx.frame.columns:  # concat may upcast (e.g. nullable ints); restore
         if out[c].dtype != ctx.frame[c].dtype:
-            try:
+            with contextlib.suppress(TypeError, ValueError):  # keep the upcast if it cannot go back
                 out[c] = out[c].astype(ctx.frame[c].dtype)
-            except (TypeError, ValueError):
-                pass
     positions = np.flatnonzero(~is_new)
     return out, is_new, positions
 

@@ -156,7 +156,7 @@ def validate(raw: Mapping[str, Any], spec: Mapping[str, Any] | None = None, pref
 
 
 class DuplicateKeyError(yaml.constructor.ConstructorError):
-    pass
+    """A YAML mapping names the same key twice (YAML would keep the last silently)."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
