@@ -79,14 +79,10 @@ class Calibration:
 
 
 def _signal_results(frame, config: dict) -> dict:
-    from .runner import _analysis, build_expectations
+    from .runner import build_expectations, compute_signals, prepare_analysis
 
-    analysis = _analysis(frame, config)
-    results = {}
-    for expectation in build_expectations(config):
-        signal = expectation.signal()
-        results.setdefault(signal.name, analysis.result(signal))
-    return results
+    expectations = build_expectations(config)
+    return compute_signals(prepare_analysis(frame, config, expectations), expectations)
 
 
 def trusted_run(trusted: str | Path, config: dict, batch_rows: int | None, confidence: float) -> tuple[int, CalibrationRun]:

@@ -19,10 +19,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .analysis import Analysis, Options, Roles, get_analysis, load_reference, register_reference
+from .analysis import Analysis, get_analysis, load_reference, register_reference
 from .errors import ConfigError, InputError, PoisonCheckError
 from .expectations.base import jsonable
 from .io import read_table
+from .metrics.base import options_from, roles_from
 from .progress import finish, notify
 from .registry import families
 from .signals.base import SignalResult
@@ -149,13 +150,10 @@ def load_inputs(data: pd.DataFrame | str | Path, config: dict) -> tuple[pd.DataF
     return data, path
 
 
-def _analysis(frame: pd.DataFrame, config: dict, expectations: list | None = None) -> Analysis:
+def prepare_analysis(frame: pd.DataFrame, config: dict, expectations: list | None = None) -> Analysis:
+    """The batch's shared Analysis, with the roles checked against the data."""
     shared = shared_kwargs(config)
-    roles = Roles(shared["label_column"], shared["id_column"], shared["source_column"],
-                  tuple(shared["feature_columns"]) if shared["feature_columns"] else None,
-                  tuple(shared["embedding_columns"] or ()))
-    options = Options(shared["nan_policy"], shared["max_onehot_categories"], shared["k"],
-                      shared["exact_max_rows"], shared["random_state"])
+    roles, options = roles_from(shared), options_from(shared)  # exactly as the GX metrics build them
     analysis = get_analysis(frame, roles, options, shared["reference"],
                             max_memory_mb=config["limits"]["max_memory_mb"])
     reserved = set(FINDINGS_COLUMNS) | {f"{e.signal().name}_score" for e in expectations or ()}
@@ -201,16 +199,10 @@ def _run(data, config: dict, progress, after_run: bool) -> RunOutcome:
     frame, path = load_inputs(data, config)
     skipped: list[str] = []
     expectations = build_expectations(config, skipped)
-    analysis = _analysis(frame, config, expectations)
-    signals = list({e.signal().cache_key(): e.signal() for e in expectations}.values())
-    total = len(signals) + 2  # prepare, each signal, the GX checkpoint
+    analysis = prepare_analysis(frame, config, expectations)
     timings["prepare"] = time.perf_counter() - start
-    results: dict[str, SignalResult] = {}
-    for index, signal in enumerate(signals, start=1):
-        t0 = time.perf_counter()
-        notify(progress, signal.name, index, total)
-        results.setdefault(signal.name, analysis.result(signal))
-        timings[signal.name] = timings.get(signal.name, 0.0) + time.perf_counter() - t0
+    results = compute_signals(analysis, expectations, progress, timings)
+    total = len(results) + 2
     t0 = time.perf_counter()
     notify(progress, "gx_checkpoint", total - 1, total)
     checkpoint_result = run_checkpoint(frame, expectations, run_name=f"poison-check-{run_id}")
@@ -226,6 +218,23 @@ def _run(data, config: dict, progress, after_run: bool) -> RunOutcome:
     if after_run:
         run_after_hooks(outcome)
     return outcome
+
+
+def compute_signals(analysis: Analysis, expectations: list, progress: Callable | None = None,
+                    timings: dict[str, float] | None = None) -> dict[str, SignalResult]:
+    """Each distinct signal of `expectations` once, before GX runs (so input
+    errors surface as InputError, and GX's metrics reuse the cached results).
+    A name used with two parameter sets keeps the first result."""
+    signals = list({signal.cache_key(): signal for signal in (e.signal() for e in expectations)}.values())
+    total = len(signals) + 2  # prepare, each signal, the GX checkpoint
+    results: dict[str, SignalResult] = {}
+    for index, signal in enumerate(signals, start=1):
+        t0 = time.perf_counter()
+        notify(progress, signal.name, index, total)
+        results.setdefault(signal.name, analysis.result(signal))
+        if timings is not None:
+            timings[signal.name] = timings.get(signal.name, 0.0) + time.perf_counter() - t0
+    return results
 
 
 def run_after_hooks(outcome: RunOutcome) -> None:

@@ -116,13 +116,13 @@ def scaffold(project_dir: str | Path, data: str | Path, config: dict, names: Pro
     the suite of every enabled family, the validation definition and the
     checkpoint (with a quarantine action when asked). Returns what was written."""
     from .actions import PoisonQuarantineAction
-    from .runner import _analysis, build_expectations, load_inputs
+    from .runner import build_expectations, load_inputs, prepare_analysis
 
     reference = config["data"]["reference"]
     if reference:  # stored suites run from anywhere: keep an absolute path
         config = {**config, "data": {**config["data"], "reference": str(Path(reference).resolve())}}
     frame, _ = load_inputs(data, config)
-    _analysis(frame, config)  # the roles fit the data: columns, label, ids (an InputError otherwise)
+    prepare_analysis(frame, config)  # the roles fit the data: columns, label, ids (an InputError otherwise)
     expectations = build_expectations(config)
     actions = []
     if accepted or quarantine:

@@ -15,7 +15,7 @@ from poison_expectations.config import full_spec, load_config
 from poison_expectations.gates import calibrated_rate_limit, dispersion_index
 from poison_expectations.jobs import job_config, run_job
 from poison_expectations.registry import families
-from poison_expectations.runner import _analysis, build_expectations
+from poison_expectations.runner import prepare_analysis, build_expectations
 
 BATCHES = 100
 
@@ -44,7 +44,7 @@ def _failures(config: dict, batches, flip: float = 0.0) -> int:
         if flip:
             hit = np.random.default_rng(number).random(len(frame)) < flip
             frame.loc[hit, "label"] = 1 - frame.loc[hit, "label"]
-        analysis = _analysis(frame, config)
+        analysis = prepare_analysis(frame, config)
         ok = all(e._validate({e.metric_class.metric_name: analysis.result(e.signal())}, runtime_configuration={})
                  ["success"] for e in build_expectations(config))
         failed += not ok

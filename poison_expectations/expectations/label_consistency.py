@@ -15,11 +15,12 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 
 from ..analysis import Options, Roles, get_analysis
 from ..config import RATE, Param
-from ..gates import calibrated_rate_limit, dispersion_index, reference_gate
+from ..gates import calibrated_rate_limit, dispersion_index
 from ..metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
 from ..registry import ExpectationFamily, register_family
 from ..signals.label_consistency import METHODS, MODELS, LabelConsistency
 from .base import ExplicitParams, PoisonBatchExpectation, PoisonRendering, shared_success_keys
+from .rate_gate import rate_result
 
 
 class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation):
@@ -47,19 +48,7 @@ class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation):
     renderer_params = ("label_column", "k", "method", "max_rate", "max_excess_over_reference", "alpha")
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-        result = self.signal_result(metrics)
-        rate = result.flagged_rate
-        details = {"per_class": result.summary["per_class"], "method": self.method}
-        reference = result.summary.get("reference")
-        if reference:
-            gate = reference_gate(result.flagged_count, result.n_rows, reference["flagged"], reference["rows"],
-                                  alpha=self.alpha, min_excess=self.max_excess_over_reference)
-            success = gate.passed
-            details["reference_gate"] = gate.as_dict()
-        else:
-            success = rate <= self.max_rate
-        return self.build_result(success=success, observed_value=rate, flags=result.flags, result=result,
-                                 runtime_configuration=runtime_configuration, details=details)
+        return rate_result(self, self.signal_result(metrics), runtime_configuration, {"method": self.method})
 
 
 # -- row-level variant -----------------------------------------------------------

@@ -19,11 +19,12 @@ import numpy as np
 from scipy import stats
 
 from ..config import RATE, Param
-from ..gates import clopper_pearson_upper, reference_gate
+from ..gates import clopper_pearson_upper
 from ..metrics.near_duplicates import NEAR_DUPLICATE_KEYS, NearDuplicateMetric
 from ..registry import ExpectationFamily, register_family
 from ..signals.near_duplicates import DEFAULT_QUANTILE
 from .base import PoisonBatchExpectation, shared_success_keys
+from .rate_gate import judge_rate
 
 
 class _NearDuplicateExpectation(PoisonBatchExpectation):
@@ -79,14 +80,11 @@ class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation):
         details = {**self._base_details(result), "suspicious_clusters": s["suspicious_clusters"],
                    "suspicious_rows": s["suspicious_rows"],
                    "cluster_summaries": self._clusters(result, lambda c: c["suspicious"])}
-        if s["reference"]:
-            ref = s["reference"]
-            gate = reference_gate(s["suspicious_rows"], result.n_rows, ref["suspicious_rows"], ref["rows"],
-                                  alpha=self.alpha, min_excess=self.max_excess_over_reference)
-            success = gate.passed
-            details["reference_gate"] = gate.as_dict()
-        else:
-            success = share <= self.max_share
+        ref = s["reference"]
+        success, gate = judge_rate(self, s["suspicious_rows"], result.n_rows,
+                                   (ref["suspicious_rows"], ref["rows"]) if ref else None, self.max_share)
+        if gate is not None:
+            details["reference_gate"] = gate
         return self.build_result(success=success, observed_value=share, flags=result.flags, result=result,
                                  runtime_configuration=runtime_configuration, details=details)
 

@@ -7,6 +7,7 @@ batch's `Analysis`, and returns the `SignalResult` object itself.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 from great_expectations.execution_engine import PandasExecutionEngine
@@ -61,13 +62,20 @@ def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
 
 
 class PoisonSignalMetric(TableMetricProvider):
-    """Subclasses set metric_name, value_keys and `make_signal`."""
+    """Subclasses set metric_name, value_keys (SHARED_KEYS + signal_keys),
+    `signal_class` and `signal_keys`."""
 
+    signal_class: ClassVar[type[Signal]]
     signal_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def make_signal(cls, kwargs: dict[str, Any]) -> Signal:  # overridden by each metric
-        raise TypeError(f"{cls.__name__} does not define make_signal")
+    def make_signal(cls, kwargs: dict[str, Any]) -> Signal:
+        """The signal with every key the expectation set. None keeps the
+        signal's own default, so each default lives in one place: the signal.
+        The shared `k` and `random_state` go to signals that take them."""
+        accepted = inspect.signature(cls.signal_class).parameters
+        keys = cls.signal_keys + tuple(key for key in ("k", "random_state") if key in accepted)
+        return cls.signal_class(**{key: kwargs[key] for key in keys if kwargs.get(key) is not None})
 
     @classmethod
     def compute(cls, frame, kwargs: dict[str, Any]) -> SignalResult:

@@ -10,17 +10,6 @@ OUTLIER_KEYS = ("detector", "z_limit", "reference_quantile")
 
 class OutlierMetric(PoisonSignalMetric):
     metric_name = "poison.outlier"
+    signal_class = Outliers
+    signal_keys = OUTLIER_KEYS
     value_keys = SHARED_KEYS + OUTLIER_KEYS
-
-    @classmethod
-    def make_signal(cls, kwargs):
-        def get(key, default, kind):
-            value = kwargs.get(key)
-            return default if value is None else kind(value)
-
-        return Outliers(
-            detector=get("detector", "ecod", str),
-            z_limit=get("z_limit", 3.5, float),
-            reference_quantile=get("reference_quantile", 0.999, float),
-            random_state=get("random_state", 0, int),
-        )
