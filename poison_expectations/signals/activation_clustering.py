@@ -41,7 +41,7 @@ from .base import Signal, SignalResult
 from .representation import (
     Reclassifier,
     excess_test,
-    label_value,
+    plain,
     representation,
     sample_ids,
     single_threaded,
@@ -77,7 +77,7 @@ class FeatureClustering(Signal):
         for c in present:
             rows = np.flatnonzero(y == c)
             info, small = self._split(X[rows])
-            info.update(label=label_value(analysis.classes[c]), rows=int(len(rows)), suspicious=False)
+            info.update(label=plain(analysis.classes[c]), rows=int(len(rows)), suspicious=False)
             members = rows[small]
             if info["candidate"]:
                 if X_ref is not None and np.count_nonzero(analysis.reference.y == c) >= MIN_CLASS_ROWS:
@@ -161,7 +161,7 @@ class FeatureClustering(Signal):
         ok = share >= p["min_other_share"] and p_value * n_tests <= p["alpha"]
         counts = np.bincount(result.predicted, minlength=analysis.n_classes)
         counts[c] = 0
-        looks = label_value(analysis.classes[int(counts.argmax())])
+        looks = plain(analysis.classes[int(counts.argmax())])
         return {"suspicious": bool(ok), "other_share": share, "looks_like": looks, "p_value": p_value,
                 "baseline_error": float(result.baseline_error[c]), "strength": share,
                 "confirmed_by": f"{share:.0%} reclassified as other classes (mostly {looks!r}) "
@@ -184,5 +184,5 @@ def _null_silhouette(sds: np.ndarray, n: int, rng, seed: int) -> float:
 def _labels(codes: np.ndarray, analysis) -> np.ndarray:
     out = np.full(len(codes), "", dtype=object)
     hit = codes >= 0
-    out[hit] = [str(label_value(analysis.classes[c])) for c in codes[hit]]
+    out[hit] = [str(plain(analysis.classes[c])) for c in codes[hit]]
     return out

@@ -73,3 +73,21 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     return value
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar (e.g. a class label) as plain Python, for JSON and messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def per_class(flags: np.ndarray, y: np.ndarray, classes) -> list[dict]:
+    """Rows, flagged rows and their share, for each class present in the batch."""
+    out = []
+    for code, value in enumerate(classes):
+        members = y == code
+        n = int(members.sum())
+        if n == 0:
+            continue
+        k = int(flags[members].sum())
+        out.append({"class": plain(value), "rows": n, "flagged": k, "rate": k / n})
+    return out

@@ -36,7 +36,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .base import Signal, SignalResult
-from .representation import Reclassifier, excess_test, label_value, sample_ids
+from .representation import Reclassifier, excess_test, plain, sample_ids
 
 
 class CleanLabelCollision(Signal):
@@ -72,8 +72,8 @@ class CleanLabelCollision(Signal):
             p_value = excess_test(k, len(members), base_wrong, base_rows)
             collision = share >= p["min_other_share"] and p_value * len(groups) <= p["alpha"]
             looks = np.bincount(other[other >= 0], minlength=analysis.n_classes)
-            looks_like = label_value(analysis.classes[int(looks.argmax())]) if k else None
-            report = {"group": number, "label": label_value(analysis.classes[c]), "rows": int(len(members)),
+            looks_like = plain(analysis.classes[int(looks.argmax())]) if k else None
+            report = {"group": number, "label": plain(analysis.classes[c]), "rows": int(len(members)),
                       "unlike_share": share, "looks_like": looks_like, "p_value": p_value,
                       "baseline_rate": base_wrong / base_rows if base_rows else 0.0,
                       "collision": bool(collision), "ids": sample_ids(analysis.batch.ids, members)}

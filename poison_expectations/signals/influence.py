@@ -31,7 +31,8 @@ from ..errors import InputError
 from . import knn_shapley
 from .base import Signal, SignalResult
 from .influence_functions import CrossFit
-from .normalise import Component, label, normalise, per_class, single_threaded_blas
+from .base import per_class, plain as label
+from .normalise import Component, normalise, single_threaded_blas
 
 
 class Influence(Signal):

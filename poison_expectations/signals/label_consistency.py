@@ -31,7 +31,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from ..errors import InputError
-from .base import Signal, SignalResult
+from .base import Signal, SignalResult, per_class, plain
 
 METHODS = ("knn", "model", "both")
 # Below this many training rows a fit gains nothing from OpenMP threads, and
@@ -80,8 +80,8 @@ class LabelConsistency(Signal):
             "method": p["method"],
             "model": p["model"] if p["method"] != "knn" else None,
             "k": p["k"],
-            "class_thresholds": {_label(c): float(t) for c, t in zip(analysis.classes, thresholds)},
-            "per_class": _per_class(flags, y, analysis.classes),
+            "class_thresholds": {plain(c): float(t) for c, t in zip(analysis.classes, thresholds)},
+            "per_class": per_class(flags, y, analysis.classes),
             "reference": reference_summary,
         }
         return SignalResult(self.name, scores, flags, reasons, summary)
@@ -222,25 +222,11 @@ def _reasons(flags, y, other, probs, classes) -> np.ndarray:
     own = probs[rows, y[rows]]
     alt = probs[rows, other[rows]]
     for pos, row in enumerate(rows):
-        reasons[row] = (f"label {_label(classes[y[row]])!r} inconsistent: neighbours/model favour "
-                        f"{_label(classes[other[row]])!r} (p={alt[pos]:.2f} vs {own[pos]:.2f})")
+        reasons[row] = (f"label {plain(classes[y[row]])!r} inconsistent: neighbours/model favour "
+                        f"{plain(classes[other[row]])!r} (p={alt[pos]:.2f} vs {own[pos]:.2f})")
     return reasons
 
 
-def _per_class(flags, y, classes) -> list[dict]:
-    out = []
-    for code, value in enumerate(classes):
-        members = y == code
-        n = int(members.sum())
-        if n == 0:
-            continue
-        k = int(flags[members].sum())
-        out.append({"class": _label(value), "rows": n, "flagged": k, "rate": k / n})
-    return out
-
-
-def _label(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _fit(model, X, y):

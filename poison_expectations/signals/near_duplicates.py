@@ -41,7 +41,7 @@ from scipy.special import gammaln
 
 from ..errors import InputError
 from ..features import _as_numeric
-from .base import Signal, SignalResult
+from .base import Signal, SignalResult, plain
 
 DEFAULT_QUANTILE = 0.001
 FENCE_Z = 5.0  # robust lower fence, in robust standard deviations of log distance
@@ -463,8 +463,8 @@ class ClusterReport:
         if matches is not None:
             for row in np.flatnonzero(matches.conflict):
                 r = matches.conflict_row[row]
-                text = (f"near-copy of reference row {_plain(ref.ids[r])!r} labelled "
-                        f"{_plain(classes[ref.y[r]])!r}, own label {_plain(classes[table.y[row]])!r}")
+                text = (f"near-copy of reference row {plain(ref.ids[r])!r} labelled "
+                        f"{plain(classes[ref.y[r]])!r}, own label {plain(classes[table.y[row]])!r}")
                 reasons[row] = f"{reasons[row]}; {text}" if reasons[row] else text
         return reasons
 
@@ -503,7 +503,7 @@ class ClusterReport:
                 "distinct_sources": int(self.n_sources[c]),
                 "rows_matching_reference": int(self.reference_rows[c]),
                 "reference_labels": _reference_labels(matches, ref, classes, members),
-                "example_ids": [_plain(v) for v in table.ids[members[:EXAMPLE_IDS]]],
+                "example_ids": [plain(v) for v in table.ids[members[:EXAMPLE_IDS]]],
             }
             out.append(entry)
         return out
@@ -582,7 +582,7 @@ def _reference_labels(matches: ReferenceMatches | None, ref, classes, members) -
     if not len(rows):
         return {}
     codes, counts = np.unique(ref.y[rows], return_counts=True)
-    return {_plain(classes[c]): int(k) for c, k in zip(codes, counts)}
+    return {plain(classes[c]): int(k) for c, k in zip(codes, counts)}
 
 
 def label_counts(table, classes, members) -> dict:
@@ -590,7 +590,7 @@ def label_counts(table, classes, members) -> dict:
         return {}
     codes, counts = np.unique(table.y[members], return_counts=True)
     order = np.argsort(-counts, kind="stable")
-    return {_plain(classes[codes[i]]): int(counts[i]) for i in order}
+    return {plain(classes[codes[i]]): int(counts[i]) for i in order}
 
 
 def source_counts(table, members, top: int = 5) -> dict:
@@ -618,7 +618,3 @@ def console_lines(summaries: list[dict], n_rows: int) -> list[str]:
         lines.append(f"  cluster {s['cluster_id']}: {s['size']} rows ({share:.3g}%), labels {s['labels']}"
                      f"{sources}{ref}; {' + '.join(why)}; e.g. {ids}")
     return lines
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value

@@ -34,14 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+
 MAD_TO_SD = 1.4826  # 1 / Phi^-1(0.75)
 MEANAD_TO_SD = 1.2533  # sqrt(pi / 2)
 MIN_BASELINE_ROWS = 20
 
-
-def label(value):
-    """A class label as a plain Python value (for JSON and messages)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def robust_location_scale(values: np.ndarray) -> tuple[float, float]:
@@ -144,18 +141,6 @@ def normalise(component: Component, y: np.ndarray, base_y: np.ndarray | None, n_
             cuts[c] = {"kind": "robust_z", "value": float(z_limit)}
     return Normalised(rank, z, flags, base_flags, cuts)
 
-
-def per_class(flags: np.ndarray, y: np.ndarray, classes) -> list[dict]:
-    """Rows, flagged rows and their share, for each class present in the batch."""
-    out = []
-    for code, value in enumerate(classes):
-        members = y == code
-        n = int(members.sum())
-        if n == 0:
-            continue
-        k = int(flags[members].sum())
-        out.append({"class": label(value), "rows": n, "flagged": k, "rate": k / n})
-    return out
 
 
 def class_of(y: np.ndarray | None, n: int) -> np.ndarray:

@@ -26,7 +26,8 @@ from ..errors import InputError
 from .base import Signal, SignalResult
 from .feature_detectors import DETECTORS, ecod_scores, iforest_scores
 from .geometry import centroids, nearest_other, sphere_slab
-from .normalise import Component, class_of, label, normalise, per_class, single_threaded_blas
+from .base import per_class, plain as label
+from .normalise import Component, class_of, normalise, single_threaded_blas
 
 TRANSFORMS = {"sphere": "log", "slab": "two_sided", "detector": "log"}
 

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import InputError
 from ..gates import clopper_pearson_upper
+from .base import plain
 
 RANK_FIT_ROWS = 200_000  # rows the rank-Gauss transform is fitted on at most (sampled)
 REPRESENTATIONS = ("auto", "features", "embedding")
@@ -176,10 +177,6 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     return out
 
 
-def label_value(value):
-    """A class value as plain Python (for JSON summaries and messages)."""
-    return value.item() if isinstance(value, np.generic) else value
-
 
 def sample_ids(ids: np.ndarray, rows: np.ndarray, limit: int = 20) -> list:
-    return [label_value(v) for v in ids[rows[:limit]]]
+    return [plain(v) for v in ids[rows[:limit]]]

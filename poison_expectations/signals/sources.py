@@ -61,7 +61,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import InputError
-from .base import Signal, SignalResult
+from .base import Signal, SignalResult, plain
 from .source_tests import class_adjusted_rate, fisher_greater, js_divergence, stratified_fisher_greater
 
 ALL = "*"
@@ -235,7 +235,7 @@ def _label_block(codes, n_src, y, classes, reference_y) -> dict[str, Any] | None
     if reference_y is not None:
         ref = np.bincount(reference_y, minlength=n_classes).astype(float)
         out["js_reference"] = js_divergence(counts.astype(float), np.broadcast_to(ref, counts.shape))
-    out["classes"] = [_plain(c) for c in classes]
+    out["classes"] = [plain(c) for c in classes]
     return out
 
 
@@ -343,7 +343,3 @@ def _worst_signal(row: dict) -> dict | None:
         return None
     return min(row["signals"].values(), key=lambda d: (d["q_value"] if d["q_value"] is not None else 2.0,
                                                          -d["excess"]))
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value

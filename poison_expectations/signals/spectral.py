@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 
 from .base import Signal, SignalResult
-from .representation import excess_test, label_value, representation, sample_ids, single_threaded
+from .representation import excess_test, plain, representation, sample_ids, single_threaded
 
 MIN_CLASS_ROWS = 20  # smaller classes are not tested (too few rows for a tail)
 
@@ -65,7 +65,7 @@ class SpectralSignatures(Signal):
             ref_rows = None if X_ref is None else X_ref[analysis.reference.y == c]
             stats = self._class(X[rows], ref_rows, len(present))
             tau = stats.pop("tau")
-            stats.update(label=label_value(analysis.classes[c]), rows=int(len(rows)))
+            stats.update(label=plain(analysis.classes[c]), rows=int(len(rows)))
             if stats["separated"]:
                 top = rows[np.argsort(-tau, kind="stable")[:stats["flag_count"]]]
                 flags[top] = True

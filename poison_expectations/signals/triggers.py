@@ -57,7 +57,7 @@ from .representation import (
     benjamini_hochberg,
     column_blocks,
     excess_test,
-    label_value,
+    plain,
     sample_ids,
 )
 from .trigger_items import class_counts, item_columns, item_json
@@ -299,7 +299,7 @@ class TriggerPatterns(Signal):
             "pattern": [item_json(items[ci], code) for ci, code in pattern],
             "text": " & ".join(f"{items[ci].column} {items[ci].labels[code]}" for ci, code in pattern),
             "lead": " & ".join(f"{items[ci].column} {items[ci].labels[code]}" for ci, code in trigger.items),
-            "label": label_value(classes[c]),
+            "label": plain(classes[c]),
             "label_code": c,
             "support": support,
             "rows": int(len(flagged)),
@@ -312,7 +312,7 @@ class TriggerPatterns(Signal):
             "unlike_share": share,
             "unlike_p_value": p_unlike,
             "baseline_error": float(result.baseline_error[c]),
-            "looks_like": label_value(classes[int(predicted.argmax())]) if unlike else None,
+            "looks_like": plain(classes[int(predicted.argmax())]) if unlike else None,
             "confirmed": bool(confirmed),
             "row_positions": flagged,
         }
