@@ -18,12 +18,14 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import script_child  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results_backdoor.md"
 SIGNAL_NAMES = ("spectral", "clustering", "trigger", "collision")
 
@@ -78,9 +80,7 @@ def main() -> None:
         return
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        run = subprocess.run([sys.executable, __file__, "--child", str(n)], capture_output=True, text=True,
-                             check=True)
-        rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        rows.append(script_child(__file__, n))
         print(json.dumps(rows[-1]), flush=True)
     lines = [
         "# Backdoor / clean-label signals: time and memory",

@@ -15,12 +15,14 @@ import argparse
 import json
 import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import script_child  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results_near_duplicates.md"
 
 
@@ -75,9 +77,7 @@ def main() -> None:
         return
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        run = subprocess.run([sys.executable, __file__, "--child", str(n)], capture_output=True, text=True,
-                             check=True)
-        rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        rows.append(script_child(__file__, n))
         print(rows[-1], flush=True)
     table = [
         "| rows | neighbour search (s) | search | near-duplicate signal (s) | peak RSS (MB) | flood recall | "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.harness import script_child  # noqa: E402
 RESULTS = HERE / "results_sources.md"
 N_FEATURES = 20
 
@@ -101,9 +102,7 @@ def main() -> None:
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         n_sources = args.sources or default_sources(n)
-        run = subprocess.run([sys.executable, __file__, "--child", str(n), str(n_sources)], capture_output=True,
-                             text=True, check=True)
-        row = json.loads(run.stdout.strip().splitlines()[-1])
+        row = script_child(__file__, n, n_sources)
         rows.append(row)
         print(f"{n:>9} rows, {row['sources']:>6} sources: stats {row['source_stats_s']:.3f}s, "
               f"ledger write {row['ledger_record_s']:.3f}s, read {row['ledger_read_s']:.3f}s, "

@@ -30,6 +30,14 @@ def measure_child(module: str, *args: str, timeout: float = 3600) -> dict:
     return payload
 
 
+def script_child(script: str | Path, *args: str) -> dict:
+    """Run `python SCRIPT --child ARGS` in its own process (so its peak RSS is
+    its own) and return the JSON object on its last stdout line."""
+    proc = subprocess.run([sys.executable, str(script), "--child", *map(str, args)], capture_output=True,
+                          text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MB (Linux: KiB units)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
