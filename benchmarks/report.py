@@ -159,7 +159,7 @@ def auroc_targets(q: pd.DataFrame) -> list[dict]:
 
 def speed_table(speed: list[dict]) -> pd.DataFrame:
     rows = []
-    for r in sorted(speed, key=lambda r: (r["tool"], r.get("kind", ""), r["rows"], r.get("rep", 1))):
+    for r in sorted(speed, key=lambda r: (r["tool"], r.get("kind") != "tabular", r["rows"], r.get("rep", 1))):
         timings = r.get("timings", {})
         if r["tool"] == "ours":
             steps = {k: v for k, v in timings.items() if k != "total"}
