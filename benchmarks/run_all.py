@@ -1,7 +1,7 @@
 """The whole benchmark suite in one command.
 
-    python -m benchmarks.run_all --quick     # ~30 min on a busy 2-core box: 4 small datasets, speed at 10k
-    python -m benchmarks.run_all             # full: + 100k dataset, speed at 10k/100k/1M and 100k x 128
+    python -m benchmarks.run_all --quick     # 4 small datasets, speed at 10k: ~10 min on a quiet 2-core box
+    python -m benchmarks.run_all             # full: + 100k dataset, speed at 10k/100k/1M and 100k x 128: ~40 min
     python -m benchmarks.run_all --only report          # re-render RESULTS.md and plots from saved JSON
 
 Raw results go to benchmarks/results/{quality,speed}.json (quality resumes
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     if args.fresh:
         for path in (quality_path, speed_path):
             path.unlink(missing_ok=True)
-    mode_note = "--quick" if args.quick else "(full)"
+    mode_note = "--quick" if args.quick else ("" if args.only == "report" else "(full)")
     if args.only in (None, "quality"):
         datasets = args.datasets.split(",") if args.datasets else list(QUICK_DATASETS if args.quick else FULL_DATASETS)
         clean_seeds = args.clean_seeds or (2 if args.quick else 5)

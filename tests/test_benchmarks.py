@@ -45,9 +45,9 @@ def test_quality_run_detects_flips_and_resumes(tmp_path):
     flips = [r for r in records if r["attack"] == "random_flips"]
     for r in flips:
         assert r["n_poison"] == 28
-        assert r["auroc"] > 0.95
+        assert r["signal_auroc"]["label_consistency"] > 0.95
+        assert r["auroc"] > 0.85  # poison_score is the max over every signal the checkpoint runs
         assert r["recall"] > 0.7
-        assert "label_consistency" in r["signal_auroc"]
     clean = [r for r in records if r["attack"] == "clean"]
     assert all(r["verdict"] == "pass" for r in clean)
     again = run_quality(path, ["breast_cancer"], attacks=["random_flips"], rates=[0.10], clean_seeds=1,
