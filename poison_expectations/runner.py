@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from .analysis import Analysis, get_analysis, load_reference, register_reference
 from .errors import ConfigError, InputError, PoisonCheckError
@@ -313,15 +314,16 @@ def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFr
 
     poison_score ranks in two tiers. A row that some signal flagged (its
     calibrated cut says so) scores 0.5 + 0.5 x the highest score among the
-    signals that flagged it; any other row scores 0.5 x its highest score.
-    The signals' raw scores are on different scales (several are per-class
-    ranks, uniform on clean data), so a plain maximum over many signals would
-    push clean rows up to 1 and bury the flagged ones; the flags carry each
-    signal's calibration, so they decide the tier.
+    signals that flagged it. Any other row scores 0.5 x its mean rank (Borda
+    count) over the signals in play: those that flagged some row of this
+    batch, or all of them when none did. The signals' raw scores are on
+    different scales (several are per-class ranks, uniform on clean data), so
+    a plain maximum over many signals pushes clean rows up to 1: the flags
+    carry each signal's calibration, so they decide the tier, and a signal
+    that found nothing has no say in ordering the rest.
     """
     n = analysis.batch.n
     findings = pd.DataFrame({analysis.id_name: analysis.batch.ids})
-    scores = np.zeros(n)
     flag_scores = np.zeros(n)
     flagged = np.zeros(n, dtype=bool)
     reasons = [[] for _ in range(n)]
@@ -331,15 +333,23 @@ def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFr
                 raise InputError(f"id column '{column}' has the name of a findings column of the "
                                  f"{result.signal} signal; rename it")
             findings[column] = values
-        scores = np.maximum(scores, result.scores)
         flag_scores = np.maximum(flag_scores, np.where(result.flags, result.scores, 0.0))
         flagged |= result.flags
         for row in np.flatnonzero(result.flags):
             reasons[row].append(result.reasons[row])
-    findings.insert(1, "poison_score", np.where(flagged, 0.5 + 0.5 * flag_scores, 0.5 * scores))
+    unflagged_scores = mean_rank([r.scores for r in results if r.flags.any()] or [r.scores for r in results], n)
+    findings.insert(1, "poison_score", np.where(flagged, 0.5 + 0.5 * flag_scores, 0.5 * unflagged_scores))
     findings.insert(2, "flagged", flagged)
     findings["reasons"] = [REASON_SEPARATOR.join(r) for r in reasons]
     return findings
+
+
+def mean_rank(score_arrays: list[np.ndarray], n: int) -> np.ndarray:
+    """Mean over the arrays of each row's rank in [0, 1] (ties share their average rank)."""
+    if not score_arrays or n < 2:
+        return np.zeros(n)
+    ranks = [(rankdata(scores) - 1.0) / (n - 1) for scores in score_arrays]
+    return np.mean(ranks, axis=0)
 
 
 def top_rows(findings: pd.DataFrame, id_name: str, count: int) -> pd.DataFrame:

@@ -46,7 +46,7 @@ def test_quality_run_detects_flips_and_resumes(tmp_path):
     for r in flips:
         assert r["n_poison"] == 28
         assert r["signal_auroc"]["label_consistency"] > 0.95
-        assert r["auroc"] > 0.85  # poison_score is the max over every signal the checkpoint runs
+        assert r["auroc"] > 0.85  # poison_score combines every signal the checkpoint runs
         assert r["recall"] > 0.7
     clean = [r for r in records if r["attack"] == "clean"]
     assert all(r["verdict"] == "pass" for r in clean)
