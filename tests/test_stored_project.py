@@ -15,6 +15,10 @@ def test_stored_checkpoint_runs_in_a_fresh_process(cli):
                 "--data", CLEAN)
     assert clean.returncode == 0, clean.stderr
     assert "PASS  expect_label_inconsistency_rate_to_be_at_most" in clean.stdout
+    flood = cli("run-checkpoint", "training_ingest", "--project", REPO_CHECKPOINTS,
+                "--data", str(SAMPLE_DATA / "train_poisoned_flood.csv"))
+    assert flood.returncode == 1, flood.stderr
+    assert "FAIL  expect_near_duplicate_cluster_share_to_be_at_most" in flood.stdout
 
 
 def test_unloadable_stored_expectation_is_refused(cli, tmp_path):
