@@ -71,6 +71,33 @@ def test_flood_of_near_copies_is_flagged_and_fails_the_checkpoint(clean_table):
     assert outcome.findings["near_duplicate_score"][poisoned.is_poison].min() >= 0.5
 
 
+def test_a_few_near_copies_in_a_small_table_are_improbably_tight():
+    """Three seeds with two copies each: no cluster size is improbable in 300
+    rows, but clusters holding together at a small share of the radius are."""
+    table = attacks.make_tabular(300, random_state=5)
+    poisoned = attacks.near_duplicate_flood(table, rate=0.02, n_seeds=3, noise=0.02, random_state=1)
+    result = signal_result(poisoned.frame)
+    assert result.summary["size_model"]["min_improbable_size"] > 3  # size alone cannot tell
+    assert result.flags[poisoned.is_poison].all()
+    assert result.flags[~poisoned.is_poison].sum() <= 3  # the seeds
+    assert "improbably tight" in result.reasons[poisoned.is_poison][0]
+    assert result.summary["size_model"]["intrinsic_dimension"] > 1
+
+
+@pytest.mark.parametrize("rows", [80, 400, 3000])
+def test_clean_continuous_tables_have_no_improbably_tight_cluster(rows):
+    from sklearn.datasets import make_classification
+
+    for seed in range(4):
+        X, y = make_classification(rows, 3, n_informative=3, n_redundant=0, random_state=seed)
+        frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=y)
+        result = signal_result(frame, Roles(label_column="label"))
+        assert not any(c["improbably_tight"] for c in result.summary["cluster_summaries"]), (rows, seed)
+        table = attacks.make_tabular(rows, random_state=seed, distribution_seed=seed + 40)
+        result = signal_result(table)
+        assert not any(c["improbably_tight"] for c in result.summary["cluster_summaries"]), (rows, seed)
+
+
 def test_same_table_without_flood_passes(clean_table):
     config = near_duplicate_config(label_column="label", id_column="row_id", source_column="source")
     outcome = run_validation(clean_table, config)

@@ -25,6 +25,13 @@ Method (docs/near_duplicates.md has the full story):
   s is improbable when the expected number of clusters of size >= s in the
   batch, n * sum_{t>=s} Borel(t) / t, is below `size_alpha`; that also bounds
   the chance of any false alarm by size_alpha.
+- Improbable tightness: a cluster that holds together at a radius r_c far
+  below r (its bottleneck, the longest edge of its minimum spanning tree) is
+  judged at r_c too. Near-neighbour counts grow like r^m (m the intrinsic
+  dimension, Levina-Bickel MLE on the fitting table's k-NN distances), so
+  lambda(r_c) = lambda * (r_c / r)^m; the expected count is multiplied by the
+  number of dyadic radii between r_c and r (a scan over radii). A few copies
+  can be a flood in a small table, where no size alone is improbable.
 - Conflicting labels: a cluster whose members (and, against a reference, the
   reference rows they near-duplicate) carry two or more labels.
 """
@@ -36,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import sparse, stats
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.special import gammaln
 
 from ..errors import InputError
@@ -52,6 +59,7 @@ REPORTED_CLUSTERS = 20
 CONSOLE_CLUSTERS = 5
 EXAMPLE_IDS = 5
 TAIL_TERMS = 400  # Borel terms summed beyond the largest observed size
+TINY = 1e-300  # edge weight of exact copies in the sparse graph (an explicit 0 would be no edge)
 # Local density, and so a row's lambda, varies across the feature space; it is
 # modelled as Gamma with this shape (1: exponential, coefficient of variation 1).
 DENSITY_SHAPE = 1.0
@@ -93,6 +101,7 @@ class NearDuplicates(Signal):
             radius, radius_info = default_radius(fit_nb.distances[:, 0], p["radius_quantile"])
         else:
             radius, radius_info = float(p["radius"]), {"method": "configured"}
+        radius_info["intrinsic_dimension"] = intrinsic_dimension(fit_nb.distances, radius_info.get("fence"))
         decimals = observed_decimals(fit.frame, analysis.encoder)
         batch_keys = row_keys(batch, analysis.encoder, decimals)
         batch_groups = components(batch.n, analysis.neighbors("self", p["k"]), radius, batch_keys)
@@ -101,14 +110,15 @@ class NearDuplicates(Signal):
         if ref is not None:
             ref_keys = row_keys(ref, analysis.encoder, decimals)
             ref_groups = components(ref.n, fit_nb, radius, ref_keys)
-            model = SizeModel.fit(ref_groups, ref.n, p["size_alpha"], scale=max(1.0, batch.n / ref.n))
-            ref_model = SizeModel.fit(ref_groups, ref.n, p["size_alpha"])
+            model = SizeModel.fit(ref_groups, ref.n, p["size_alpha"], radius, radius_info,
+                                  scale=max(1.0, batch.n / ref.n))
+            ref_model = SizeModel.fit(ref_groups, ref.n, p["size_alpha"], radius, radius_info)
             ref_report = describe(ref_groups, ref, None, ref_model, p["max_cluster_size"], analysis.classes)
             matches = reference_matches(batch, ref, batch_keys, ref_keys,
                                         analysis.neighbors("reference", p["k"]), radius)
             reference_view = (ref_report, matches)
         else:
-            model = SizeModel.fit(batch_groups, batch.n, p["size_alpha"])
+            model = SizeModel.fit(batch_groups, batch.n, p["size_alpha"], radius, radius_info)
         report = describe(batch_groups, batch, reference_view[1] if reference_view else None, model,
                           p["max_cluster_size"], analysis.classes)
         disagreement = nearest_label_disagreement(fit, fit_nb)
@@ -191,6 +201,24 @@ def default_radius(d1: np.ndarray, quantile: float) -> tuple[float, dict]:
     return float(np.quantile(kept, quantile)), info
 
 
+def intrinsic_dimension(distances: np.ndarray, fence: float | None, min_rows: int = 10) -> float | None:
+    """Levina-Bickel MLE of the intrinsic dimension from k-NN distances, pooled
+    as MacKay-Ghahramani suggest (mean of the inverse estimates). Rows whose
+    1st-NN distance is below the fence (copies) or zero are left out."""
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] < 3:
+        return None
+    ok = np.all(d > 0, axis=1) & np.all(np.isfinite(d), axis=1)
+    if fence is not None:
+        ok &= d[:, 0] >= fence
+    d = d[ok]
+    if len(d) < min_rows:
+        return None
+    inverse = np.mean(np.log(d[:, -1:] / d[:, :-1]), axis=1)  # 1 / m_i
+    mean_inverse = float(np.mean(inverse))
+    return 1.0 / mean_inverse if mean_inverse > 0 else None
+
+
 # -- exact keys -------------------------------------------------------------------
 
 def observed_decimals(frame: pd.DataFrame, encoder) -> dict[str, int]:
@@ -246,6 +274,7 @@ class Groups:
     labels: np.ndarray  # component per row
     sizes: np.ndarray  # rows per component
     exact_shared: np.ndarray  # bool per row: another row has the same hash
+    bottleneck: np.ndarray  # per component: longest edge of its minimum spanning tree (0: exact copies)
 
     @property
     def n_clusters(self) -> int:
@@ -265,9 +294,23 @@ def components(n: int, neighbors, radius: float, keys: np.ndarray) -> Groups:
     exact_src = np.flatnonzero(shared)
     src = np.concatenate([src, exact_src])
     dst = np.concatenate([dst, first[codes[exact_src]]])
-    graph = sparse.coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n)).tocsr()
+    weight = np.concatenate([neighbors.distances[near], np.zeros(len(exact_src))])
+    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+    keep = lo != hi
+    lo, hi, weight = lo[keep], hi[keep], weight[keep]
+    order = np.lexsort((weight, hi, lo))  # per pair, the shortest edge first
+    lo, hi, weight = lo[order], hi[order], weight[order]
+    first_of_pair = np.ones(len(lo), dtype=bool)
+    first_of_pair[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    lo, hi, weight = lo[first_of_pair], hi[first_of_pair], weight[first_of_pair]
+    # csgraph drops explicit zeros, so exact copies get the smallest positive weight
+    graph = sparse.coo_matrix((np.maximum(weight, TINY), (lo, hi)), shape=(n, n)).tocsr()
     _, labels = connected_components(graph, directed=False)
-    return Groups(labels, np.bincount(labels), shared)
+    sizes = np.bincount(labels)
+    tree = minimum_spanning_tree(graph).tocoo()
+    bottleneck = np.zeros(len(sizes))
+    np.maximum.at(bottleneck, labels[tree.row], np.where(tree.data <= TINY, 0.0, tree.data))
+    return Groups(labels, sizes, shared, bottleneck)
 
 
 # -- the size model -----------------------------------------------------------
@@ -282,22 +325,42 @@ class SizeModel:
     fitted_clusters: int
     fitted_rows: int
     scale: float
+    radius: float = 0.0
+    dimension: float | None = None  # intrinsic dimension; None: no tightness test
 
     @classmethod
-    def fit(cls, groups: Groups, n_fit: int, alpha: float, scale: float = 1.0) -> "SizeModel":
+    def fit(cls, groups: Groups, n_fit: int, alpha: float, radius: float = 0.0, radius_info: dict | None = None,
+            scale: float = 1.0) -> "SizeModel":
         clusters = groups.n_clusters
         upper = stats.chi2.ppf(POISSON_CONFIDENCE, 2 * (clusters + 1)) / 2.0
         lam = min(1.0, 2.0 * upper / n_fit * scale)
-        return cls(lam, int(round(n_fit * scale)), alpha, clusters, n_fit, scale)
+        info = radius_info or {}
+        # tightness needs a radius read off a continuous distance distribution
+        dimension = info.get("intrinsic_dimension") if info.get("method") == "quantile" and radius > 0 else None
+        return cls(lam, int(round(n_fit * scale)), alpha, clusters, n_fit, scale, float(radius), dimension)
 
-    def log_expected(self, max_size: int, n: int) -> np.ndarray:
+    def log_expected(self, max_size: int, n: int, lam: float | None = None) -> np.ndarray:
         """log E[#clusters of size >= s] in n rows, for s = 0..max_size (index = s)."""
         t = np.arange(1, max_size + TAIL_TERMS + 1, dtype=np.float64)
-        log_terms = log_mixed_borel(t, max(self.lam, 1e-300), DENSITY_SHAPE) - np.log(t)
+        log_terms = log_mixed_borel(t, max(self.lam if lam is None else lam, 1e-300), DENSITY_SHAPE) - np.log(t)
         tail = np.logaddexp.accumulate(log_terms[::-1])[::-1]
         out = np.empty(max_size + 1)
         out[1:] = np.log(n) + tail[:max_size]
         out[0] = out[1]
+        return out
+
+    def log_expected_tight(self, sizes: np.ndarray, bottleneck: np.ndarray, n: int) -> np.ndarray:
+        """log E[#clusters of size >= s that hold together within their bottleneck r_c],
+        times the dyadic radii scanned between r_c and r; +inf where not applicable."""
+        out = np.full(len(sizes), np.inf)
+        if self.dimension is None or self.radius <= 0:
+            return out
+        tight = np.flatnonzero((bottleneck > 0) & (bottleneck < self.radius) & (sizes >= 2))
+        for c in tight:
+            ratio = bottleneck[c] / self.radius
+            lam_c = self.lam * ratio ** self.dimension
+            scales = 1.0 + np.log2(1.0 / ratio)
+            out[c] = self.log_expected(int(sizes[c]), n, lam_c)[sizes[c]] + np.log(scales)
         return out
 
     def min_improbable_size(self, n: int) -> int:
@@ -313,7 +376,8 @@ class SizeModel:
     def as_dict(self) -> dict:
         return {"model": "borel_gamma_mixture", "lambda": self.lam, "density_shape": DENSITY_SHAPE, "alpha": self.alpha,
                 "fitted_on_clusters": self.fitted_clusters, "fitted_on_rows": self.fitted_rows,
-                "density_scale": self.scale, "min_improbable_size": self.min_improbable_size(self.n)}
+                "density_scale": self.scale, "min_improbable_size": self.min_improbable_size(self.n),
+                "intrinsic_dimension": self.dimension}
 
 
 def log_mixed_borel(s: np.ndarray, lam: float, shape: float) -> np.ndarray:
@@ -406,6 +470,8 @@ class ClusterReport:
     row_scores: np.ndarray
     alpha: float
     limit: int | None
+    bottleneck: np.ndarray  # per cluster: the radius it holds together at
+    judged_tight: np.ndarray  # per cluster: its expected count comes from the tightness test
 
     @property
     def n_clusters(self) -> int:
@@ -476,7 +542,9 @@ class ClusterReport:
             why.append(f"conflicting labels {labels}" if labels and len(labels) > 1
                        else "labels conflicting with reference near-copies")
         if self.improbable[c]:
-            why.append(f"improbable size (expected {np.exp(self.log_expected[c]):.2g} such clusters "
+            what = (f"improbably tight (within distance {self.bottleneck[c]:.3g})" if self.judged_tight[c]
+                    else "improbable size")
+            why.append(f"{what} (expected {np.exp(self.log_expected[c]):.2g} such clusters "
                        f"without copies, alpha {self.alpha:g})")
         if self.over_limit[c]:
             why.append(f"over the limit of {self.limit} rows")
@@ -496,6 +564,8 @@ class ClusterReport:
                 "suspicious": bool(self.suspicious[c]),
                 "conflicting_labels": bool(self.conflicting[c]),
                 "improbable_size": bool(self.improbable[c]),
+                "improbably_tight": bool(self.improbable[c] and self.judged_tight[c]),
+                "bottleneck_distance": float(self.bottleneck[c]),
                 "over_limit": bool(self.over_limit[c]),
                 "expected_clusters_this_large": float(np.exp(self.log_expected[c])),
                 "labels": label_counts(table, classes, members),
@@ -536,6 +606,11 @@ def describe(groups: Groups, table, matches: ReferenceMatches | None, model: Siz
     max_size = int(sizes.max()) if n_c else 1
     log_e_by_size = model.log_expected(max_size, n)
     log_e = log_e_by_size[sizes] if n_c else np.zeros(0)
+    bottleneck = np.zeros(n_c)
+    bottleneck[compact[comps]] = groups.bottleneck[comps]
+    log_e_tight = model.log_expected_tight(sizes, bottleneck, n)
+    tight = (log_e_tight < log_e) & (log_e >= np.log(model.alpha))  # tightness decided it
+    log_e = np.minimum(log_e, log_e_tight)
     log_alpha = np.log(model.alpha)
     improbable = (log_e < log_alpha) & (sizes >= 2)
     over_limit = sizes > limit if limit is not None else np.zeros(n_c, dtype=bool)
@@ -557,7 +632,8 @@ def describe(groups: Groups, table, matches: ReferenceMatches | None, model: Siz
     if matches is not None:
         flags |= matches.conflict
     return ClusterReport(row_cluster, sizes, n_labels, n_sources, reference_rows, conflicting, improbable,
-                         over_limit, log_e, int(groups.exact_shared.sum()), flags, scores, model.alpha, limit)
+                         over_limit, log_e, int(groups.exact_shared.sum()), flags, scores, model.alpha, limit,
+                         bottleneck, tight)
 
 
 def _distinct_per_cluster(cid: np.ndarray, values: np.ndarray | None, n_c: int) -> np.ndarray:
