@@ -95,6 +95,18 @@ def test_trigger_against_a_reference(backdoored):
     assert analysis_of(clean, reference).result(TriggerPatterns()).summary["patterns"] == []
 
 
+def test_trigger_on_ten_percent_of_rows_plus_natural_carriers_is_found():
+    """Pixel values are coarse, so many clean digits already carry parts of the
+    trigger: at a 10% poison rate the pattern holds over 10% of the rows and
+    must still count as rare."""
+    clean = sklearn_frame("digits")
+    poisoned = attacks.backdoor(clean, rate=0.10, random_state=0)
+    result = analysis_of(poisoned.frame).result(TriggerPatterns())
+    assert len(result.summary["patterns"]) == 1
+    assert result.summary["patterns"][0]["support"] > 0.1 * len(poisoned.frame)
+    assert result.flags[poisoned.is_poison].mean() >= 0.9
+
+
 def test_trigger_found_as_a_pair_of_plausible_values():
     """Two categorical levels, each held by 5% of rows (so neither alone predicts
     the label), jointly stamped on 5% of rows."""

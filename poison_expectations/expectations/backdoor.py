@@ -113,7 +113,7 @@ class ExpectTriggerPatternCountToBeAtMost(PoisonBatchExpectation):
 
     n_bins: int = 20
     min_support: int = 20
-    max_support_share: float = 0.1
+    max_support_share: float = 0.2
     min_confidence: float = 0.95
     min_lift: float = 1.25
     alpha: float = 0.001
@@ -254,7 +254,7 @@ register_family(ExpectationFamily(
         "n_bins": Param(20, int, "Quantile bins per numeric column (exact repeated values are items too).",
                         low=2, high=1000),
         "min_support": Param(20, int, "Rows a pattern must hold at least.", low=2),
-        "max_support_share": Param(0.1, doc="Rarity: largest share of rows a trigger may hold.", **FRACTION),
+        "max_support_share": Param(0.2, doc="Rarity: largest share of rows a trigger may hold.", **FRACTION),
         "min_confidence": Param(0.95, doc="Smallest P(label | pattern) of a trigger.", **FRACTION),
         "min_lift": Param(1.25, float, "Smallest confidence / P(label) of a trigger.", low=1.0),
         "alpha": ALPHA,

@@ -83,7 +83,7 @@ class Candidate:
 class TriggerPatterns(Signal):
     name = "trigger"
 
-    def __init__(self, n_bins: int = 20, min_support: int = 20, max_support_share: float = 0.1,
+    def __init__(self, n_bins: int = 20, min_support: int = 20, max_support_share: float = 0.2,
                  min_confidence: float = 0.95, min_lift: float = 1.25, alpha: float = 0.001,
                  max_pair_items: int = 40, max_triggers: int = 5, min_unlike_share: float = 0.5,
                  max_train_rows: int = 50_000, random_state: int = 0):
