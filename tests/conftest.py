@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the package does; before sklearn loads OpenMP
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # as the package does; before sklearn loads OpenMP
 
 import subprocess
 import sys
