@@ -234,6 +234,11 @@ class OutputStage:
                 os.replace(tmp, target)
                 self.staged.pop(0)
 
+    def drop(self, tmp: Path) -> None:
+        """Remove one staged file (its target is written another way)."""
+        _remove_quietly(tmp)
+        self.staged = [(t, target) for t, target in self.staged if t != tmp]
+
     def discard(self) -> None:
         for tmp, _ in self.staged:
             _remove_quietly(tmp)

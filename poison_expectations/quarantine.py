@@ -1,8 +1,10 @@
 """Accepted and quarantined rows, written apart in the input's own format.
 
-Both files hold the input rows unchanged: a CSV input is re-read as text,
-so "007", "1.50" or an empty cell come out exactly as they went in (only
-CSV quoting may be normalised); a Parquet input is split with pyarrow,
+Both files hold the input rows unchanged: a CSV input is streamed record by
+record (csv module, constant memory), so "007", "1.50" or an empty cell come
+out exactly as they went in (only CSV quoting may be normalised; a record
+the csv module cannot read sends the file through pandas as text cells
+instead); a Parquet input is split with pyarrow,
 so the schema, types and metadata are the input's. The quarantine file
 adds `poison_score` and `reasons` (prefixed `poison_check_` if the input
 already has such a column). Every file is written atomically.
@@ -12,6 +14,7 @@ Used by `jobs.write_outputs` (CLI, Airflow) and by the GX checkpoint action.
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import OutputError
-from .io import atomic_path, table_format, table_writer, write_table_atomic
+from .io import atomic_path, staged_outputs, table_format, table_writer, write_table_atomic
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,6 +74,11 @@ def write_split(findings: pd.DataFrame, data: pd.DataFrame, source: str | os.Pat
     flagged = findings["flagged"].to_numpy(dtype=bool)
     extra = {column: findings[column].to_numpy() for column in QUARANTINE_COLUMNS}
     fmt = table_format(source) if source is not None else None
+    for name, target in targets.items():
+        if target is not None:
+            split_format(source, target, name)
+    if fmt == "csv" and _stream_csv_split(Path(source), flagged, extra, targets, stage):
+        return {name: (str(target) if target is not None else None) for name, target in targets.items()}
     if fmt == "parquet":
         writer = _parquet_writer(Path(source), len(data), stage)
     else:
@@ -79,11 +87,74 @@ def write_split(findings: pd.DataFrame, data: pd.DataFrame, source: str | os.Pat
     for name, target in targets.items():
         if target is None:
             continue
-        split_format(source, target, name)
         keep = flagged if name == "quarantine" else ~flagged
         writer(target, keep, extra if name == "quarantine" else None)
         written[name] = str(target)
     return written
+
+
+def _stream_csv_split(source: Path, flagged: np.ndarray, extra: dict, targets: dict, stage) -> bool:
+    """Stream the input's records into the targets (staged with the run's
+    other outputs, else renamed together on success). Blank lines are skipped
+    and short records padded, as pandas reads them, so record i is validated
+    row i. False when the csv module cannot read the file (e.g. a cell over
+    its size limit): the caller then splits pandas' text cells instead."""
+    live = {name: target for name, target in targets.items() if target is not None}
+    if stage is None:
+        try:
+            with staged_outputs() as own:
+                _split_csv_records(source, flagged, extra, {name: own.path(t) for name, t in live.items()})
+        except csv.Error:
+            return False  # staged_outputs removed the half-written files
+        return True
+    paths = {name: stage.path(t) for name, t in live.items()}
+    try:
+        _split_csv_records(source, flagged, extra, paths)
+    except csv.Error:
+        for path in paths.values():
+            stage.drop(path)
+        return False
+    return True
+
+
+def _split_csv_records(source: Path, flagged: np.ndarray, extra: dict, paths: dict) -> None:
+    expected = len(flagged)
+    scores, reasons = extra["poison_score"], extra["reasons"]
+    handles = {name: open(path, "w", newline="", encoding="utf-8") for name, path in paths.items()}
+    try:
+        writers = {name: csv.writer(handle, lineterminator="\n") for name, handle in handles.items()}
+        accepted, quarantine = writers.get("accepted"), writers.get("quarantine")
+        row, extra_records = 0, False
+        with open(source, newline="", encoding="utf-8-sig") as handle:
+            records = (record for record in csv.reader(handle) if record)
+            header = next(records, [])
+            width = len(header)
+            if accepted:
+                accepted.writerow(header)
+            if quarantine:
+                names = quarantine_names(header)
+                quarantine.writerow(header + [names[c] for c in QUARANTINE_COLUMNS])
+            for record in records:
+                if row >= expected:
+                    extra_records = True
+                    break
+                if len(record) < width:
+                    record = record + [""] * (width - len(record))
+                if not flagged[row]:
+                    if accepted:
+                        accepted.writerow(record)
+                elif quarantine:
+                    quarantine.writerow(record + [repr(float(scores[row])), str(reasons[row])])
+                row += 1
+        if extra_records or row != expected:
+            raise OutputError(f"{source}: changed while it was being checked ({expected} rows validated, "
+                              "a different number now); accepted/quarantine not written")
+        for handle in handles.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        for handle in handles.values():
+            handle.close()
 
 
 def _csv_cells(source: Path, expected_rows: int) -> pd.DataFrame:

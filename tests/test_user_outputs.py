@@ -195,3 +195,40 @@ def test_html_report_is_self_contained_with_a_section_per_signal(cli, tmp_path):
     assert all(str(i) in page for i in top["row_id"].head(10))
     assert "reference gate" in page and "per class" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing loaded from elsewhere
+
+
+def _split_of(tmp_path, text: str, flagged: list[bool]):
+    """write_split on a hand-written CSV with given flags; (accepted, quarantine) rows."""
+    from poison_expectations.io import read_table
+    from poison_expectations.quarantine import write_split
+
+    source = tmp_path / "in.csv"
+    source.write_text(text, encoding="utf-8")
+    data = read_table(source)
+    findings = pd.DataFrame({"flagged": flagged, "poison_score": [0.75 if f else 0.1 for f in flagged],
+                             "reasons": ["why" if f else "" for f in flagged]})
+    accepted, quarantine = tmp_path / "ok.csv", tmp_path / "q.csv"
+    write_split(findings, data, source, accepted=accepted, quarantine=quarantine)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 10 * source.stat().st_size))  # the test's own reader, for huge cells
+    return _csv_rows(accepted), _csv_rows(quarantine)
+
+
+def test_csv_split_streams_blank_lines_and_short_records_like_pandas_reads_them(tmp_path):
+    kept, held = _split_of(tmp_path, "id,a,b\n\n1,007,x\n2,1.50\n\n3,,z\n", [False, True, False])
+    assert kept == [["id", "a", "b"], ["1", "007", "x"], ["3", "", "z"]]
+    assert held == [["id", "a", "b", "poison_score", "reasons"], ["2", "1.50", "", "0.75", "why"]]
+
+
+def test_csv_split_with_a_cell_over_the_csv_module_limit_still_splits_exactly(tmp_path):
+    import csv
+
+    limit = csv.field_size_limit()
+    big = "y" * (limit + 10)
+    try:
+        kept, held = _split_of(tmp_path, f"id,a\n1,{big}\n2,short\n", [True, False])
+    finally:
+        csv.field_size_limit(limit)
+    assert kept == [["id", "a"], ["2", "short"]]
+    assert held[1][:2] == ["1", big] and held[1][2:] == ["0.75", "why"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "ok.csv", "q.csv"]  # no temporary left
