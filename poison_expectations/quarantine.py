@@ -14,6 +14,7 @@ Used by `jobs.write_outputs` (CLI, Airflow) and by the GX checkpoint action.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from pathlib import Path
@@ -120,8 +121,9 @@ def _stream_csv_split(source: Path, flagged: np.ndarray, extra: dict, targets: d
 def _split_csv_records(source: Path, flagged: np.ndarray, extra: dict, paths: dict) -> None:
     expected = len(flagged)
     scores, reasons = extra["poison_score"], extra["reasons"]
-    handles = {name: open(path, "w", newline="", encoding="utf-8") for name, path in paths.items()}
-    try:
+    with contextlib.ExitStack() as stack:
+        handles = {name: stack.enter_context(open(path, "w", newline="", encoding="utf-8"))
+                   for name, path in paths.items()}
         writers = {name: csv.writer(handle, lineterminator="\n") for name, handle in handles.items()}
         accepted, quarantine = writers.get("accepted"), writers.get("quarantine")
         row, extra_records = 0, False
@@ -152,9 +154,6 @@ def _split_csv_records(source: Path, flagged: np.ndarray, extra: dict, paths: di
         for handle in handles.values():
             handle.flush()
             os.fsync(handle.fileno())
-    finally:
-        for handle in handles.values():
-            handle.close()
 
 
 def _csv_cells(source: Path, expected_rows: int) -> pd.DataFrame:
