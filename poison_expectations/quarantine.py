@@ -100,15 +100,10 @@ def _stream_csv_split(source: Path, flagged: np.ndarray, extra: dict, targets: d
     and short records padded, as pandas reads them, so record i is validated
     row i. False when the csv module cannot read the file (e.g. a cell over
     its size limit): the caller then splits pandas' text cells instead."""
-    live = {name: target for name, target in targets.items() if target is not None}
     if stage is None:
-        try:
-            with staged_outputs() as own:
-                _split_csv_records(source, flagged, extra, {name: own.path(t) for name, t in live.items()})
-        except csv.Error:
-            return False  # staged_outputs removed the half-written files
-        return True
-    paths = {name: stage.path(t) for name, t in live.items()}
+        with staged_outputs() as own:
+            return _stream_csv_split(source, flagged, extra, targets, own)
+    paths = {name: stage.path(target) for name, target in targets.items() if target is not None}
     try:
         _split_csv_records(source, flagged, extra, paths)
     except csv.Error:
