@@ -7,7 +7,7 @@ from ..signals.activation_clustering import FeatureClustering
 from ..signals.collision import CleanLabelCollision
 from ..signals.spectral import SpectralSignatures
 from ..signals.triggers import TriggerPatterns
-from .base import SHARED_KEYS, PoisonSignalMetric
+from .base import PoisonSignalMetric
 
 SPECTRAL_KEYS = ("eps", "min_delta_bic", "min_separation", "tail_quantile", "alpha", "representation",
                  "max_fit_rows")
@@ -26,25 +26,21 @@ class SpectralSignatureMetric(PoisonSignalMetric):
     metric_name = "poison.spectral"
     signal_class = SpectralSignatures
     signal_keys = SPECTRAL_KEYS
-    value_keys = SHARED_KEYS + SPECTRAL_KEYS
 
 
 class FeatureClusteringMetric(PoisonSignalMetric):
     metric_name = "poison.clustering"
     signal_class = FeatureClustering
     signal_keys = CLUSTERING_KEYS
-    value_keys = SHARED_KEYS + CLUSTERING_KEYS
 
 
 class TriggerPatternMetric(PoisonSignalMetric):
     metric_name = "poison.trigger"
     signal_class = TriggerPatterns
     signal_keys = TRIGGER_KEYS
-    value_keys = SHARED_KEYS + TRIGGER_KEYS
 
 
 class CollisionMetric(PoisonSignalMetric):
     metric_name = "poison.collision"
     signal_class = CleanLabelCollision
     signal_keys = COLLISION_KEYS
-    value_keys = SHARED_KEYS + COLLISION_KEYS

@@ -62,11 +62,16 @@ def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
 
 
 class PoisonSignalMetric(TableMetricProvider):
-    """Subclasses set metric_name, value_keys (SHARED_KEYS + signal_keys),
-    `signal_class` and `signal_keys`."""
+    """Subclasses set metric_name, `signal_class` and `signal_keys`; their
+    value_keys are SHARED_KEYS + signal_keys."""
 
     signal_class: ClassVar[type[Signal]]
     signal_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # runs inside class creation, before GX's metaclass registers the metric and its value_keys
+        cls.value_keys = SHARED_KEYS + cls.signal_keys
+        super().__init_subclass__(**kwargs)
 
     @classmethod
     def make_signal(cls, kwargs: dict[str, Any]) -> Signal:

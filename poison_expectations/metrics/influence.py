@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..signals.influence import Influence
-from .base import SHARED_KEYS, PoisonSignalMetric
+from .base import PoisonSignalMetric
 
 INFLUENCE_KEYS = ("n_folds", "l2", "max_train_rows", "exact_max_params", "shapley_k", "z_limit",
                   "reference_quantile")
@@ -13,4 +13,3 @@ class InfluenceMetric(PoisonSignalMetric):
     metric_name = "poison.influence"
     signal_class = Influence
     signal_keys = INFLUENCE_KEYS
-    value_keys = SHARED_KEYS + INFLUENCE_KEYS

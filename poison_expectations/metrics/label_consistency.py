@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..signals.label_consistency import LabelConsistency
-from .base import SHARED_KEYS, PoisonSignalMetric
+from .base import PoisonSignalMetric
 
 LABEL_KEYS = ("method", "n_folds", "model", "max_train_rows")
 
@@ -12,4 +12,3 @@ class LabelConsistencyMetric(PoisonSignalMetric):
     metric_name = "poison.label_consistency"
     signal_class = LabelConsistency
     signal_keys = LABEL_KEYS
-    value_keys = SHARED_KEYS + LABEL_KEYS

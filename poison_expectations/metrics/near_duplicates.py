@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..signals.near_duplicates import NearDuplicates
-from .base import SHARED_KEYS, PoisonSignalMetric
+from .base import PoisonSignalMetric
 
 NEAR_DUPLICATE_KEYS = ("radius", "radius_quantile", "size_alpha", "max_cluster_size")
 
@@ -12,4 +12,3 @@ class NearDuplicateMetric(PoisonSignalMetric):
     metric_name = "poison.near_duplicate"
     signal_class = NearDuplicates
     signal_keys = NEAR_DUPLICATE_KEYS
-    value_keys = SHARED_KEYS + NEAR_DUPLICATE_KEYS

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..signals.outliers import Outliers
-from .base import SHARED_KEYS, PoisonSignalMetric
+from .base import PoisonSignalMetric
 
 OUTLIER_KEYS = ("detector", "z_limit", "reference_quantile")
 
@@ -12,4 +12,3 @@ class OutlierMetric(PoisonSignalMetric):
     metric_name = "poison.outlier"
     signal_class = Outliers
     signal_keys = OUTLIER_KEYS
-    value_keys = SHARED_KEYS + OUTLIER_KEYS

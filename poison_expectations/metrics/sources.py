@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..signals.sources import SourceStatistics
-from .base import SHARED_KEYS, PoisonSignalMetric
+from .base import PoisonSignalMetric
 
 SOURCE_KEYS = ("signals", "exclude_signals", "min_rows", "alpha", "min_excess")
 
@@ -12,4 +12,3 @@ class SourceStatisticsMetric(PoisonSignalMetric):
     metric_name = "poison.sources"
     signal_class = SourceStatistics
     signal_keys = SOURCE_KEYS
-    value_keys = SHARED_KEYS + SOURCE_KEYS
