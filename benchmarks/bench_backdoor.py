@@ -13,11 +13,8 @@ share of backdoored rows flagged by the trigger signal.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -25,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import script_child  # noqa: E402
+from benchmarks.harness import peak_rss_mb, size_sweep  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results_backdoor.md"
 SIGNAL_NAMES = ("spectral", "clustering", "trigger", "collision")
 
@@ -65,23 +62,14 @@ def child(n: int) -> dict:
             out["trigger_recall"] = float(result.flags[poisoned.is_poison].mean())
             out["trigger_false"] = int((result.flags & ~poisoned.is_poison).sum())
             out["trigger_text"] = patterns[0]["text"] if patterns else ""
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write the results file")
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child(args.child)))
+    args, rows = size_sweep(__file__, child, __doc__.splitlines()[0])
+    if rows is None:
         return
-    rows = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        rows.append(script_child(__file__, n))
-        print(json.dumps(rows[-1]), flush=True)
     lines = [
         "# Backdoor / clean-label signals: time and memory",
         "",

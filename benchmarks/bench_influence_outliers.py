@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
-import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.harness import machine_line, markdown_table, peak_rss_mb, script_child  # noqa: E402
+
 SIGNALS = ("influence", "outlier")
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _tables(n: int, mode: str):
@@ -71,25 +66,9 @@ def child(n: int, mode: str, signal: str) -> dict:
     truth = poisoned.is_poison
     return {"rows": n, "mode": mode, "signal": signal, "signal_s": round(signal_s, 1),
             "graph_s": round(graph_s, 1), "encode_s": round(encoded - start, 1),
-            "peak_rss_mb": round(_peak_rss_mb()), "auroc": round(float(roc_auc_score(truth, result.scores)), 3),
+            "peak_rss_mb": round(peak_rss_mb()), "auroc": round(float(roc_auc_score(truth, result.scores)), 3),
             "poison_flagged": round(float(result.flags[truth].mean()), 3),
             "clean_flagged": round(float(result.flags[~truth].mean()), 4)}
-
-
-def measure(n: int, mode: str, signal: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(n), mode, signal],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=7200)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{n} {mode} {signal}: exit {proc.returncode}: {proc.stderr.strip()[-800:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def markdown(rows: list[dict]) -> str:
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -106,16 +85,15 @@ def main() -> None:
     for n in map(int, args.sizes.split(",")):
         for mode in args.modes.split(","):
             for signal in SIGNALS:
-                row = measure(n, mode, signal)
+                row = script_child(__file__, n, mode, signal)
                 rows.append(row)
                 print(row, flush=True)
-    machine = (f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, Python "
-               f"{platform.python_version()}")
+    machine = machine_line()
     text = (f"# Influence and outliers: speed and memory\n\nMachine: {machine}\n\n"
             "make_tabular, 20 numeric features, 2 classes, 3% boundary poison (attacks.boundary_points); "
             "reference mode: a clean reference of the same size. signal_s: the signal alone; graph_s: the "
             "shared k-NN graph(s) (k=10) that KNN-Shapley reads, built once per batch for every "
-            "neighbour-based signal; peak RSS of the child process.\n\n" + markdown(rows) + "\n")
+            "neighbour-based signal; peak RSS of the child process.\n\n" + markdown_table(rows) + "\n")
     Path(args.out).write_text(text)
     print(text)
 

@@ -11,10 +11,7 @@ reported: flood recall and rows flagged outside the flood.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -22,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import script_child  # noqa: E402
+from benchmarks.harness import peak_rss_mb, size_sweep  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results_near_duplicates.md"
 
 
@@ -55,7 +52,7 @@ def child(n: int) -> dict:
     return {
         "rows": len(frame), "prepare_s": t_prepare, "neighbors_s": t_neighbors, "signal_s": t_signal,
         "exact_search": neighbors.exact, "recall_estimate": neighbors.recall_estimate,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "flood_recall": float(result.flags[poison].mean()),
         "flagged_outside_flood": int(result.flags[~poison].sum()),
         "radius": s["radius"], "clusters": s["clusters"], "largest": s["largest_cluster"],
@@ -67,18 +64,9 @@ def child(n: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write the results file")
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child(args.child)))
+    args, rows = size_sweep(__file__, child, __doc__.splitlines()[0])
+    if rows is None:
         return
-    rows = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        rows.append(script_child(__file__, n))
-        print(rows[-1], flush=True)
     table = [
         "| rows | neighbour search (s) | search | near-duplicate signal (s) | peak RSS (MB) | flood recall | "
         "flagged outside flood | radius | largest cluster | min improbable size | flood clusters | "

@@ -32,6 +32,7 @@ from sklearn import datasets  # noqa: E402
 from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from benchmarks.harness import markdown_table  # noqa: E402
 from poison_expectations import attacks  # noqa: E402
 from poison_expectations.analysis import Options, Roles, build_analysis  # noqa: E402
 from poison_expectations.config import load_config  # noqa: E402
@@ -161,13 +162,6 @@ def feature_outliers(seeds: int, n: int = 3000) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
@@ -177,9 +171,9 @@ def main() -> None:
         "# Influence and outliers: detection and false alarms (default config)\n",
         f"3,000-row batches, {args.seeds} seeds; reference mode: a clean 3,000-row reference from the same "
         "distribution. Verdicts use the expectations' rule with the default limits.\n",
-        "## 3% boundary poisoning (attacks.boundary_points)\n", markdown(boundary(args.seeds)),
-        "\n## Clean data\n", markdown(clean(args.seeds)),
-        "\n## 2% injected feature outliers (8 sd on 3 features)\n", markdown(feature_outliers(args.seeds)), "",
+        "## 3% boundary poisoning (attacks.boundary_points)\n", markdown_table(boundary(args.seeds)),
+        "\n## Clean data\n", markdown_table(clean(args.seeds)),
+        "\n## 2% injected feature outliers (8 sd on 3 features)\n", markdown_table(feature_outliers(args.seeds)), "",
     ]
     Path(args.out).write_text("\n".join(parts))
     print("\n".join(parts))
