@@ -94,26 +94,9 @@ def split_halves(frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.D
     return frame[half].reset_index(drop=True), frame[~half].reset_index(drop=True)
 
 
-def embedding_table(n=3000, dim=32, n_classes=3, rate=0.05, seed=0, shift=4.0, sep=6.0, poison=True,
-                    sample_seed=None):
-    """Gaussian class blobs in a `dim`-d embedding column (centres from `seed`,
-    rows from `sample_seed`); poison = rows of other classes shifted by one
-    fixed trigger vector (norm `shift`), relabelled to class 0."""
-    centres = np.random.default_rng(seed).normal(size=(n_classes, dim)) * sep / np.sqrt(2 * dim)
-    rng = np.random.default_rng([seed, seed if sample_seed is None else sample_seed, 1])
-    y = rng.integers(n_classes, size=n)
-    emb = centres[y] + rng.normal(size=(n, dim))
-    truth = np.zeros(n, dtype=bool)
-    if poison:
-        idx = rng.choice(np.flatnonzero(y != 0), size=int(rate * n), replace=False)
-        trigger = rng.normal(size=dim)
-        emb[idx] += trigger * shift / np.linalg.norm(trigger)
-        y[idx] = 0
-        truth[idx] = True
-    frame = pd.DataFrame({"row_id": np.arange(n), "a": rng.normal(size=n), "b": rng.normal(size=n) + y})
-    frame["emb"] = list(emb.astype(np.float32))
-    frame["label"] = y
-    return frame, truth
+def embedding_table(**kwargs):
+    """3,000 rows, 3 classes, 32-d embeddings, plus a label-informative plain column."""
+    return attacks.make_embedding_backdoor(**{"n": 3000, "informative_column": True, **kwargs})
 
 
 def confident_target(frame: pd.DataFrame, seed: int) -> int:

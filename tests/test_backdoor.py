@@ -31,26 +31,6 @@ def analysis_of(frame, reference=None, embedding=False):
     return build_analysis(frame, roles, Options(), reference=reference)
 
 
-def embedding_table(n=1500, dim=32, rate=0.05, seed=0, shift=4.0, poison=True, sample_seed=None):
-    """3 Gaussian class blobs in an embedding column; poison: rows of classes
-    1 and 2 moved by one trigger vector and relabelled 0."""
-    centres = np.random.default_rng(seed).normal(size=(3, dim)) * 6.0 / np.sqrt(2 * dim)
-    rng = np.random.default_rng([seed, seed if sample_seed is None else sample_seed, 1])
-    y = rng.integers(3, size=n)
-    emb = centres[y] + rng.normal(size=(n, dim))
-    truth = np.zeros(n, dtype=bool)
-    if poison:
-        idx = rng.choice(np.flatnonzero(y != 0), size=int(rate * n), replace=False)
-        trigger = rng.normal(size=dim)
-        emb[idx] += trigger * shift / np.linalg.norm(trigger)
-        y[idx] = 0
-        truth[idx] = True
-    frame = pd.DataFrame({"row_id": np.arange(n), "a": rng.normal(size=n)})
-    frame["emb"] = list(emb.astype(np.float32))
-    frame["label"] = y
-    return frame, truth
-
-
 def sklearn_frame(name):
     data = getattr(datasets, f"load_{name}")()
     frame = pd.DataFrame(data.data, columns=[f"x{i}" for i in range(data.data.shape[1])])
@@ -145,37 +125,37 @@ def test_trigger_is_deterministic(backdoored):
 # -- spectral signatures and feature clustering --------------------------------------
 
 def test_spectral_flags_the_embedding_backdoor_class_only():
-    frame, truth = embedding_table()
+    frame, truth = attacks.make_embedding_backdoor()
     result = analysis_of(frame, embedding=True).result(SpectralSignatures())
     assert result.summary["suspicious_classes"] == [0]
     assert result.summary["representation"] == "embedding:emb"
     assert result.flags[truth].mean() >= 0.9
     class0 = int((frame["label"] == 0).sum())
     assert result.flagged_count == int(np.ceil(1.5 * 0.1 * class0))  # Tran et al.: top 1.5 eps n_y
-    clean, _ = embedding_table(poison=False)
+    clean, _ = attacks.make_embedding_backdoor(poison=False)
     assert analysis_of(clean, embedding=True).result(SpectralSignatures()).flagged_count == 0
 
 
 def test_spectral_against_a_reference():
-    frame, truth = embedding_table()
-    reference, _ = embedding_table(poison=False, sample_seed=9)
+    frame, truth = attacks.make_embedding_backdoor()
+    reference, _ = attacks.make_embedding_backdoor(poison=False, sample_seed=9)
     result = analysis_of(frame, reference, embedding=True).result(SpectralSignatures())
     assert result.summary["suspicious_classes"] == [0]
     assert result.flags[truth].mean() >= 0.9
-    clean, _ = embedding_table(poison=False, sample_seed=10)
+    clean, _ = attacks.make_embedding_backdoor(poison=False, sample_seed=10)
     assert analysis_of(clean, reference, embedding=True).result(SpectralSignatures()).flagged_count == 0
 
 
 def test_clustering_flags_the_embedding_backdoor_cluster():
-    frame, truth = embedding_table()
+    frame, truth = attacks.make_embedding_backdoor()
     result = analysis_of(frame, embedding=True).result(FeatureClustering())
     assert result.summary["suspicious_classes"] == [0]
     assert result.flags[truth].mean() >= 0.9
     assert (result.flags & ~truth).sum() <= 0.1 * truth.sum()
-    reference, _ = embedding_table(poison=False, sample_seed=9)
+    reference, _ = attacks.make_embedding_backdoor(poison=False, sample_seed=9)
     with_ref = analysis_of(frame, reference, embedding=True).result(FeatureClustering())
     assert with_ref.summary["suspicious_classes"] == [0]
-    clean, _ = embedding_table(poison=False)
+    clean, _ = attacks.make_embedding_backdoor(poison=False)
     assert analysis_of(clean, embedding=True).result(FeatureClustering()).flagged_count == 0
 
 
