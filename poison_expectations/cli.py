@@ -112,12 +112,24 @@ def _split_columns(value: str | None) -> list[str] | None:
     return columns
 
 
+DATA_ROLE_OPTIONS = (
+    click.option("--label", "label_column", help="Label column."),
+    click.option("--id-column", help="Unique row id column (default: 0-based row_index)."),
+    click.option("--source-column", help="Contributor / provenance column."),
+    click.option("--features", help="Comma-separated feature columns (default: all others)."),
+)
+
+
+def data_role_options(command):
+    """--label, --id-column, --source-column and --features, as every command that reads a table takes them."""
+    for option in reversed(DATA_ROLE_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--label", "label_column", help="Label column.")
-@click.option("--id-column", help="Unique row id column (default: 0-based row_index).")
-@click.option("--source-column", help="Contributor / provenance column.")
-@click.option("--features", help="Comma-separated feature columns (default: all others).")
+@data_role_options
 @click.option("--reference", type=click.Path(dir_okay=False), help="Trusted reference table (CSV/Parquet).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Checkpoint config YAML.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the JSON report here.")
@@ -185,10 +197,7 @@ def run_checkpoint_command(name, project_dir, data):
 
 @main.command()
 @click.argument("trusted", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--label", "label_column", help="Label column.")
-@click.option("--id-column", help="Unique row id column.")
-@click.option("--source-column", help="Contributor / provenance column.")
-@click.option("--features", help="Comma-separated feature columns (default: all others).")
+@data_role_options
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config to start from.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="Write the calibrated config (YAML, every key explicit) here.")
@@ -220,10 +229,7 @@ def calibrate(trusted, label_column, id_column, source_column, features, config_
               help="GX project root (gx/ is created in it, or extended when it exists).")
 @click.option("--name", default="poison_check", show_default=True,
               help="Checkpoint and suite name (the validation definition is NAME_validation).")
-@click.option("--label", "label_column", help="Label column.")
-@click.option("--id-column", help="Unique row id column.")
-@click.option("--source-column", help="Contributor / provenance column.")
-@click.option("--features", help="Comma-separated feature columns (default: all others).")
+@data_role_options
 @click.option("--reference", type=click.Path(dir_okay=False), help="Trusted reference table (stored absolute).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Checkpoint config YAML (e.g. from `poison-check calibrate`).")
