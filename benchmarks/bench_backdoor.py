@@ -29,12 +29,12 @@ SIGNAL_NAMES = ("spectral", "clustering", "trigger", "collision")
 
 def child(n: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    from poison_expectations import attacks
-    from poison_expectations.analysis import Options, Roles, build_analysis
-    from poison_expectations.signals.activation_clustering import FeatureClustering
-    from poison_expectations.signals.collision import CleanLabelCollision
-    from poison_expectations.signals.spectral import SpectralSignatures
-    from poison_expectations.signals.triggers import TriggerPatterns
+    from poison_expectations.testing import attacks
+    from poison_expectations.core.analysis import Options, Roles, build_analysis
+    from poison_expectations.core.signals.activation_clustering import FeatureClustering
+    from poison_expectations.core.signals.collision import CleanLabelCollision
+    from poison_expectations.core.signals.spectral import SpectralSignatures
+    from poison_expectations.core.signals.triggers import TriggerPatterns
 
     t0 = time.perf_counter()
     clean = attacks.make_tabular(n, n_numeric=18, n_categorical=2, random_state=0)

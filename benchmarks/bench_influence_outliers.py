@@ -29,7 +29,7 @@ SIGNALS = ("influence", "outlier")
 
 
 def _tables(n: int, mode: str):
-    from poison_expectations import attacks
+    from poison_expectations.testing import attacks
 
     clean = attacks.make_tabular(n, n_numeric=20, n_categorical=0, class_sep=1.5, random_state=0)
     poisoned = attacks.boundary_points(clean, rate=0.03, random_state=0)
@@ -43,9 +43,9 @@ def _tables(n: int, mode: str):
 def child(n: int, mode: str, signal: str) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    from poison_expectations.analysis import Options, Roles, build_analysis
-    from poison_expectations.signals.influence import Influence
-    from poison_expectations.signals.outliers import Outliers
+    from poison_expectations.core.analysis import Options, Roles, build_analysis
+    from poison_expectations.core.signals.influence import Influence
+    from poison_expectations.core.signals.outliers import Outliers
 
     poisoned, reference = _tables(n, mode)
     roles = Roles(label_column="label", id_column="row_id", source_column="source")

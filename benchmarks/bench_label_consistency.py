@@ -31,8 +31,8 @@ def child(n: int, method: str) -> dict:
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from poison_expectations.analysis import Options, Roles, build_analysis
-    from poison_expectations.signals.label_consistency import LabelConsistency
+    from poison_expectations.core.analysis import Options, Roles, build_analysis
+    from poison_expectations.core.signals.label_consistency import LabelConsistency
 
     X, y, flipped = synthetic(n)
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])

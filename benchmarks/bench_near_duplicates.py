@@ -25,9 +25,9 @@ RESULTS = ROOT / "benchmarks" / "results_near_duplicates.md"
 
 def child(n: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    from poison_expectations import attacks
-    from poison_expectations.analysis import Options, Roles, build_analysis
-    from poison_expectations.signals.near_duplicates import NearDuplicates
+    from poison_expectations.testing import attacks
+    from poison_expectations.core.analysis import Options, Roles, build_analysis
+    from poison_expectations.core.signals.near_duplicates import NearDuplicates
 
     t0 = time.perf_counter()
     clean = attacks.make_tabular(n, n_numeric=20, n_categorical=0, random_state=0)

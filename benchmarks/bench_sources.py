@@ -40,10 +40,10 @@ def child(n: int, n_sources: int) -> dict:
     import numpy as np
     import pandas as pd
 
-    from poison_expectations.analysis import Options, Roles, build_analysis
-    from poison_expectations.ledger import Ledger, SourceRecord
-    from poison_expectations.signals.base import Signal, SignalResult
-    from poison_expectations.signals.sources import SourceStatistics
+    from poison_expectations.core.analysis import Options, Roles, build_analysis
+    from poison_expectations.stores.ledger import Ledger, SourceRecord
+    from poison_expectations.core.signals.base import Signal, SignalResult
+    from poison_expectations.core.signals.sources import SourceStatistics
 
     class RandomFlags(Signal):
         name = "random_flags"

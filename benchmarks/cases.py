@@ -11,7 +11,7 @@ Every dataset is a frame with ``row_id``, feature columns, ``source`` and
 * synthetic ``make_tabular`` tables: the batch and the reference are two
   fresh samples of one fixed distribution (``distribution_seed``).
 
-Attacks are the project's own generators (``poison_expectations.attacks``),
+Attacks are the project's own generators (``poison_expectations.testing.attacks``),
 with their defaults, applied to the batch only.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn import datasets
 
-from poison_expectations import attacks
+from poison_expectations.testing import attacks
 
 LABEL, ID, SOURCE = "label", "row_id", "source"
 

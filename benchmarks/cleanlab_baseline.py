@@ -27,8 +27,8 @@ import pandas as pd
 
 from threadpoolctl import threadpool_limits
 
-from poison_expectations.features import FeatureEncoder
-from poison_expectations.signals.label_consistency import SINGLE_THREAD_ROWS
+from poison_expectations.core.features import FeatureEncoder
+from poison_expectations.core.signals.label_consistency import SINGLE_THREAD_ROWS
 
 from .cases import ID, LABEL, SOURCE
 

@@ -37,12 +37,12 @@ from sklearn import datasets  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.model_selection import cross_val_predict  # noqa: E402
 
-from poison_expectations import attacks  # noqa: E402
-from poison_expectations.analysis import Options, Roles, build_analysis  # noqa: E402
-from poison_expectations.signals.activation_clustering import FeatureClustering  # noqa: E402
-from poison_expectations.signals.collision import CleanLabelCollision  # noqa: E402
-from poison_expectations.signals.spectral import SpectralSignatures  # noqa: E402
-from poison_expectations.signals.triggers import TriggerPatterns  # noqa: E402
+from poison_expectations.testing import attacks  # noqa: E402
+from poison_expectations.core.analysis import Options, Roles, build_analysis  # noqa: E402
+from poison_expectations.core.signals.activation_clustering import FeatureClustering  # noqa: E402
+from poison_expectations.core.signals.collision import CleanLabelCollision  # noqa: E402
+from poison_expectations.core.signals.spectral import SpectralSignatures  # noqa: E402
+from poison_expectations.core.signals.triggers import TriggerPatterns  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results_backdoor_quality.md"
 SIGNALS = {"spectral": SpectralSignatures, "clustering": FeatureClustering, "trigger": TriggerPatterns,

@@ -33,12 +33,12 @@ from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from benchmarks.harness import markdown_table  # noqa: E402
-from poison_expectations import attacks  # noqa: E402
-from poison_expectations.analysis import Options, Roles, build_analysis  # noqa: E402
-from poison_expectations.config import load_config  # noqa: E402
-from poison_expectations.gates import reference_gate  # noqa: E402
-from poison_expectations.signals.influence import Influence  # noqa: E402
-from poison_expectations.signals.outliers import Outliers  # noqa: E402
+from poison_expectations.testing import attacks  # noqa: E402
+from poison_expectations.core.analysis import Options, Roles, build_analysis  # noqa: E402
+from poison_expectations.core.config import load_config  # noqa: E402
+from poison_expectations.core.gates import reference_gate  # noqa: E402
+from poison_expectations.core.signals.influence import Influence  # noqa: E402
+from poison_expectations.core.signals.outliers import Outliers  # noqa: E402
 
 CONFIG = load_config()["expectations"]
 

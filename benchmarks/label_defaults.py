@@ -20,10 +20,10 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from poison_expectations.analysis import clear_cache  # noqa: E402
-from poison_expectations.attacks import make_tabular, random_flips  # noqa: E402
-from poison_expectations.config import load_config  # noqa: E402
-from poison_expectations.runner import run_validation  # noqa: E402
+from poison_expectations.core.analysis import clear_cache  # noqa: E402
+from poison_expectations.testing.attacks import make_tabular, random_flips  # noqa: E402
+from poison_expectations.core.config import load_config  # noqa: E402
+from poison_expectations.gx.runner import run_validation  # noqa: E402
 
 
 def sklearn_frame(loader) -> pd.DataFrame:

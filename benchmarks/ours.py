@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from poison_expectations.analysis import clear_cache
-from poison_expectations.config import load_config
-from poison_expectations.runner import run_validation
+from poison_expectations.core.analysis import clear_cache
+from poison_expectations.core.config import load_config
+from poison_expectations.gx.runner import run_validation
 
 from .cases import ID, LABEL, SOURCE
 

@@ -4,7 +4,7 @@ It holds one pandas dataframe asset (the batch is passed at run time), the
 suite `training_ingest` with the expectations of every family enabled in
 the default config (every threshold written explicitly, since GX does not
 store defaults), a validation definition and a checkpoint `training_ingest`.
-The GX calls live in `poison_expectations.scaffold`, shared with
+The GX calls live in `poison_expectations.apps.scaffold`, shared with
 `poison-check init`. Run from the repo root:
 
     python checkpoints/build_gx_project.py
@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from poison_expectations.config import load_config  # noqa: E402
-from poison_expectations.runner import build_expectations  # noqa: E402
-from poison_expectations.scaffold import ProjectNames, write_project  # noqa: E402
+from poison_expectations.core.config import load_config  # noqa: E402
+from poison_expectations.gx.runner import build_expectations  # noqa: E402
+from poison_expectations.apps.scaffold import ProjectNames, write_project  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent
 NAMES = ProjectNames(checkpoint="training_ingest", datasource="training_data", asset="incoming_batch",

@@ -1,3 +1,3 @@
-from .cli import main
+from poison_expectations.apps.cli import main
 
 main(prog_name="poison-check")

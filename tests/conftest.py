@@ -73,7 +73,7 @@ def cli():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    from poison_expectations.analysis import clear_cache
+    from poison_expectations.core.analysis import clear_cache
 
     clear_cache()
     yield

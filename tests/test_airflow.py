@@ -36,7 +36,7 @@ def guard_config(folder: Path) -> Path:
     detectors (they have their own tests); the kNN method keeps each run to
     seconds on a busy 2-core machine and still separates the sample files.
     """
-    from poison_expectations.config import load_config
+    from poison_expectations.core.config import load_config
 
     config = load_config()
     for name, section in config["expectations"].items():
@@ -140,8 +140,8 @@ def test_input_error_fails_without_quarantine_and_says_so(dag_runs):
 
 
 def test_package_does_not_import_airflow():
-    """Only poison_expectations.airflow may need the extra."""
-    code = ("import sys, poison_expectations, poison_expectations.cli, poison_expectations.jobs; "
+    """Only poison_expectations.apps.airflow may need the extra."""
+    code = ("import sys, poison_expectations, poison_expectations.apps.cli, poison_expectations.apps.jobs; "
             "print(any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules))")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

@@ -1,4 +1,4 @@
-"""Tests for the seeded poisoned-data generator (poison_expectations.attacks)."""
+"""Tests for the seeded poisoned-data generator (poison_expectations.testing.attacks)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas.testing as pdt
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from poison_expectations.attacks import (
+from poison_expectations.testing.attacks import (
     ATTACKS,
     Poisoned,
     backdoor,

@@ -11,15 +11,15 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import cross_val_predict
 from threadpoolctl import threadpool_limits
 
-from poison_expectations import attacks
-from poison_expectations.analysis import Options, Roles, build_analysis
-from poison_expectations.config import defaults, validate
-from poison_expectations.errors import InputError
-from poison_expectations.registry import families
-from poison_expectations.signals.activation_clustering import FeatureClustering
-from poison_expectations.signals.collision import CleanLabelCollision, tight_groups
-from poison_expectations.signals.spectral import SpectralSignatures
-from poison_expectations.signals.triggers import TriggerPatterns
+from poison_expectations.testing import attacks
+from poison_expectations.core.analysis import Options, Roles, build_analysis
+from poison_expectations.core.config import defaults, validate
+from poison_expectations.core.errors import InputError
+from poison_expectations.core.registry import families
+from poison_expectations.core.signals.activation_clustering import FeatureClustering
+from poison_expectations.core.signals.collision import CleanLabelCollision, tight_groups
+from poison_expectations.core.signals.spectral import SpectralSignatures
+from poison_expectations.core.signals.triggers import TriggerPatterns
 
 MINE = ("spectral_signatures", "feature_clustering", "trigger_patterns", "clean_label_collision")
 
@@ -220,7 +220,7 @@ def only_mine() -> dict:
 
 
 def test_checkpoint_fails_on_backdoor_and_names_the_trigger(backdoored):
-    from poison_expectations.runner import run_validation
+    from poison_expectations.gx.runner import run_validation
 
     clean, poisoned = backdoored
     config = only_mine()
@@ -257,7 +257,7 @@ def test_cli_reports_the_trigger_and_exits_1(cli, tmp_path, backdoored):
 
 
 def test_renderers_and_calibration(backdoored):
-    from poison_expectations.expectations import backdoor as module
+    from poison_expectations.gx.expectations import backdoor as module
 
     for cls, limit in ((module.ExpectSpectralSignatureClassCountToBeAtMost, "max_classes"),
                        (module.ExpectFeatureClusterClassCountToBeAtMost, "max_classes"),

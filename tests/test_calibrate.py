@@ -9,13 +9,13 @@ import pytest
 import yaml
 from sklearn.datasets import make_classification
 
-from poison_expectations.analysis import clear_cache
-from poison_expectations.calibrate import calibrate
-from poison_expectations.config import full_spec, load_config
-from poison_expectations.gates import calibrated_rate_limit, dispersion_index
-from poison_expectations.jobs import job_config, run_job
-from poison_expectations.registry import families
-from poison_expectations.runner import prepare_analysis, build_expectations
+from poison_expectations.core.analysis import clear_cache
+from poison_expectations.apps.calibrate import calibrate
+from poison_expectations.core.config import full_spec, load_config
+from poison_expectations.core.gates import calibrated_rate_limit, dispersion_index
+from poison_expectations.apps.jobs import job_config, run_job
+from poison_expectations.core.registry import families
+from poison_expectations.gx.runner import prepare_analysis, build_expectations
 
 BATCHES = 100
 

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poison_expectations.cli import main
-from poison_expectations.config import Param, full_spec, load_config
-from poison_expectations.errors import ConfigError
+from poison_expectations.apps.cli import main
+from poison_expectations.core.config import Param, full_spec, load_config
+from poison_expectations.core.errors import ConfigError
 
 # data keys are set by the CLI flags in these runs; their own checks are in test_cli
 SKIP_SECTIONS = ("data",)
@@ -198,7 +198,7 @@ def small_table(tmp_path_factory):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(config=valid_configs())
 def test_any_valid_config_runs_to_a_verdict_or_a_one_line_error(small_table, config):
-    from poison_expectations.analysis import clear_cache
+    from poison_expectations.core.analysis import clear_cache
 
     clear_cache()
     path = small_table.parent / "valid.yml"

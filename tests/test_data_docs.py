@@ -14,7 +14,7 @@ import pytest
 from great_expectations.expectations.registry import get_expectation_impl
 
 import poison_expectations as pe
-from poison_expectations.details import detail_blocks, fmt
+from poison_expectations.core.details import detail_blocks, fmt
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

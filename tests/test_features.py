@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poison_expectations.errors import InputError
-from poison_expectations.features import CLIP, FeatureEncoder
+from poison_expectations.core.errors import InputError
+from poison_expectations.core.features import CLIP, FeatureEncoder
 
 
 def test_numeric_columns_are_robustly_scaled():

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from poison_expectations.runner import build_findings
-from poison_expectations.signals.base import SignalResult
+from poison_expectations.gx.runner import build_findings
+from poison_expectations.core.signals.base import SignalResult
 
 
 def result(name, scores, flags):

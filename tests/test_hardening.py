@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from poison_expectations import io as pio
-from poison_expectations import memory
-from poison_expectations.cli import main
-from poison_expectations.errors import InputError, OutputError
+from poison_expectations.stores import io as pio
+from poison_expectations.core import memory
+from poison_expectations.apps.cli import main
+from poison_expectations.core.errors import InputError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = "neighbors:\n  k: 5\nexpectations:\n  label_consistency:\n    method: knn\n"
@@ -55,7 +55,7 @@ def config(tmp_path):
 
 def validate(data, config, out_dir, *extra, outputs=("findings.csv", "report.json")):
     """Run `validate` in-process; returns (result, {name: path})."""
-    from poison_expectations.analysis import clear_cache
+    from poison_expectations.core.analysis import clear_cache
 
     clear_cache()
     paths = {}
@@ -172,8 +172,8 @@ def test_an_output_never_overwrites_the_reference(tmp_path, config):
 
 
 def test_a_python_api_frame_with_integer_column_names_runs(tmp_path):
-    from poison_expectations.jobs import job_config
-    from poison_expectations.runner import run_validation
+    from poison_expectations.apps.jobs import job_config
+    from poison_expectations.gx.runner import run_validation
 
     frame = pd.read_csv(make_table(tmp_path / "t.csv")).drop(columns="row_id")
     frame.columns = [0, 1, 2, 3, "label"]
@@ -187,7 +187,7 @@ def test_a_python_api_frame_with_integer_column_names_runs(tmp_path):
 def test_output_folder_that_is_a_file_fails_before_the_run(tmp_path, config, monkeypatch):
     data = make_table(tmp_path / "t.csv")
     ran = []
-    monkeypatch.setattr("poison_expectations.runner.read_table", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr("poison_expectations.gx.runner.read_table", lambda *a, **k: ran.append(1))
     result, _ = validate(data, config, tmp_path, "--findings", str(data) + "/findings.csv", outputs=())
     assert result.exit_code == 2 and "is not a folder" in result.stderr
     assert ran == []  # refused before reading the data, not after a long run
@@ -277,7 +277,7 @@ def recording_family(monkeypatch):
     """The label-consistency family with an after_run hook that records what it saw."""
     from dataclasses import replace
 
-    from poison_expectations import registry
+    from poison_expectations.core import registry
 
     seen = []
     family = registry._FAMILIES["label_consistency"]
@@ -317,7 +317,7 @@ def test_a_failed_write_skips_the_after_run_hooks(tmp_path, config, recording_fa
 @pytest.mark.parametrize("raised, code, message", [(KeyboardInterrupt, 130, "interrupted"),
                                                     (None, 143, "terminated")])
 def test_interrupt_while_writing_removes_the_temporaries(tmp_path, config, monkeypatch, raised, code, message):
-    from poison_expectations.cli import Interrupted
+    from poison_expectations.apps.cli import Interrupted
 
     data = make_table(tmp_path / "t.csv")
     error = raised() if raised else Interrupted(143)

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 if __name__ == "__main__":  # count mode: import this checkout (or POISON_CHECK_ROOT), not an installed copy
     sys.path.insert(0, os.environ.get("POISON_CHECK_ROOT") or str(Path(__file__).resolve().parents[1]))
 
-from poison_expectations.cli import main  # noqa: E402
+from poison_expectations.apps.cli import main  # noqa: E402
 
 FAST_CONFIG = """\
 version: 1
@@ -230,7 +230,7 @@ def write_parquet(columns, path: Path) -> None:
 def invoke(args, cwd: Path):
     """The CLI in-process, in `cwd` (so nothing a family writes by default, such as
     a ledger under the working directory, lands in the checkout)."""
-    from poison_expectations.analysis import clear_cache
+    from poison_expectations.core.analysis import clear_cache
 
     clear_cache()
     with contextlib.chdir(cwd):

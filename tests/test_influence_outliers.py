@@ -10,16 +10,16 @@ from scipy.spatial.distance import cdist
 from sklearn import datasets
 from sklearn.metrics import roc_auc_score
 
-from poison_expectations import attacks
-from poison_expectations.analysis import Options, Roles, build_analysis
-from poison_expectations.config import load_config
-from poison_expectations.errors import ConfigError, InputError
-from poison_expectations.runner import run_validation
-from poison_expectations.signals import knn_shapley
-from poison_expectations.signals.feature_detectors import ecod_scores
-from poison_expectations.signals.influence import Influence
-from poison_expectations.signals.influence_functions import HessianSolver, fit_logistic, gradients
-from poison_expectations.signals.outliers import Outliers
+from poison_expectations.testing import attacks
+from poison_expectations.core.analysis import Options, Roles, build_analysis
+from poison_expectations.core.config import load_config
+from poison_expectations.core.errors import ConfigError, InputError
+from poison_expectations.gx.runner import run_validation
+from poison_expectations.core.signals import knn_shapley
+from poison_expectations.core.signals.feature_detectors import ecod_scores
+from poison_expectations.core.signals.influence import Influence
+from poison_expectations.core.signals.influence_functions import HessianSolver, fit_logistic, gradients
+from poison_expectations.core.signals.outliers import Outliers
 
 ROLES = Roles(label_column="label", id_column="row_id")
 
@@ -261,7 +261,7 @@ def test_config_rejects_bad_values():
 
 
 def test_prescriptive_renderers_state_the_limits():
-    from poison_expectations.expectations import ExpectClassOutlierRateToBeAtMost, ExpectHighInfluenceRateToBeAtMost
+    from poison_expectations.gx.expectations import ExpectClassOutlierRateToBeAtMost, ExpectHighInfluenceRateToBeAtMost
 
     influence = ExpectHighInfluenceRateToBeAtMost(label_column="y", max_rate=0.03, z_limit=4.0)
     outliers = ExpectClassOutlierRateToBeAtMost(label_column="y", max_rate=0.04, z_limit=4.5, detector="iforest")
@@ -274,8 +274,8 @@ def test_prescriptive_renderers_state_the_limits():
 
 
 def test_calibrate_sets_max_rate_to_an_upper_bound_of_the_trusted_share(separable):
-    from poison_expectations.gates import clopper_pearson_upper
-    from poison_expectations.registry import families
+    from poison_expectations.core.gates import clopper_pearson_upper
+    from poison_expectations.core.registry import families
 
     frame, _ = separable(n=1000, seed=9)
     analysis = build_analysis(frame, ROLES, Options())

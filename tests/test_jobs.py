@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from poison_expectations.errors import ConfigError, InputError, PoisonCheckError
-from poison_expectations.jobs import check_outputs, job_config, run_job
+from poison_expectations.core.errors import ConfigError, InputError, PoisonCheckError
+from poison_expectations.apps.jobs import check_outputs, job_config, run_job
 
 
 def _config_file(tmp_path, text: str):

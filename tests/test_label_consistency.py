@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poison_expectations.analysis import Options, Roles, build_analysis
-from poison_expectations.errors import InputError
-from poison_expectations.signals.label_consistency import LabelConsistency, class_thresholds, confident_issues
+from poison_expectations.core.analysis import Options, Roles, build_analysis
+from poison_expectations.core.errors import InputError
+from poison_expectations.core.signals.label_consistency import LabelConsistency, class_thresholds, confident_issues
 
 ROLES = Roles(label_column="label", id_column="row_id")
 

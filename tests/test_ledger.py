@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from scipy import stats
 from sqlalchemy import create_engine, insert, select, text
 
-from poison_expectations import ledger as L
-from poison_expectations.cli import main
-from poison_expectations.errors import ConfigError
+from poison_expectations.stores import ledger as L
+from poison_expectations.apps.cli import main
+from poison_expectations.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ import sys, types
 pkg = types.ModuleType("poison_expectations")
 pkg.__path__ = [{str(REPO / "poison_expectations")!r}]
 sys.modules["poison_expectations"] = pkg
-from poison_expectations.ledger import Ledger, SourceRecord
+from poison_expectations.stores.ledger import Ledger, SourceRecord
 """
 
 CONCURRENT_WRITER = IMPORT_LEDGER_ONLY + """

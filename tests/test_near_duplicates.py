@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 
-from poison_expectations import attacks
-from poison_expectations.analysis import Options, Roles, build_analysis
-from poison_expectations.config import load_config
-from poison_expectations.errors import ConfigError, InputError
-from poison_expectations.runner import run_validation
-from poison_expectations.signals.near_duplicates import NearDuplicates, default_radius
+from poison_expectations.testing import attacks
+from poison_expectations.core.analysis import Options, Roles, build_analysis
+from poison_expectations.core.config import load_config
+from poison_expectations.core.errors import ConfigError, InputError
+from poison_expectations.gx.runner import run_validation
+from poison_expectations.core.signals.near_duplicates import NearDuplicates, default_radius
 
 ND_EXPECTATIONS = {
     "expect_near_duplicate_cluster_share_to_be_at_most",

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from poison_expectations.neighbors import find_neighbors
+from poison_expectations.core.neighbors import find_neighbors
 
 
 def _clustered(n=3000, d=8, seed=0):

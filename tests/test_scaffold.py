@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from poison_expectations.errors import ConfigError, InputError
-from poison_expectations.jobs import job_config
-from poison_expectations.scaffold import ProjectNames, scaffold
+from poison_expectations.core.errors import ConfigError, InputError
+from poison_expectations.apps.jobs import job_config
+from poison_expectations.apps.scaffold import ProjectNames, scaffold
 
 REPO = Path(__file__).resolve().parents[1]
 CLEAN, FLIPS = REPO / "sample_data" / "train_clean.csv", REPO / "sample_data" / "train_poisoned_flips.csv"

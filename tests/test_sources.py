@@ -12,21 +12,21 @@ from threadpoolctl import threadpool_limits
 
 from click.testing import CliRunner
 
-from poison_expectations import ledger as ledger_mod
-from poison_expectations.cli import main
-from poison_expectations.analysis import Options, Roles, build_analysis
-from poison_expectations.config import load_config
-from poison_expectations.attacks import make_tabular
-from poison_expectations.console import verdict_text
-from poison_expectations.errors import InputError
-from poison_expectations.expectations.sources import (ExpectSourceFlaggedRatesToNotExceedRest,
+from poison_expectations.stores import ledger as ledger_mod
+from poison_expectations.apps.cli import main
+from poison_expectations.core.analysis import Options, Roles, build_analysis
+from poison_expectations.core.config import load_config
+from poison_expectations.testing.attacks import make_tabular
+from poison_expectations.apps.console import verdict_text
+from poison_expectations.core.errors import InputError
+from poison_expectations.gx.expectations.sources import (ExpectSourceFlaggedRatesToNotExceedRest,
                                                       ExpectSourceReputationsToBeAtLeast, ExpectSourcesToBeAllowed)
-from poison_expectations.runner import run_checkpoint, run_validation
-from poison_expectations.signals.base import Signal, SignalResult
-from poison_expectations.signals.label_consistency import LabelConsistency
-from poison_expectations.signals import source_tests
-from poison_expectations.signals.source_tests import fisher_greater, js_divergence, stratified_fisher_greater
-from poison_expectations.signals.sources import SourceStatistics, source_table
+from poison_expectations.gx.runner import run_checkpoint, run_validation
+from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.core.signals.label_consistency import LabelConsistency
+from poison_expectations.core.signals import source_tests
+from poison_expectations.core.signals.source_tests import fisher_greater, js_divergence, stratified_fisher_greater
+from poison_expectations.core.signals.sources import SourceStatistics, source_table
 
 FLAGGED = "expect_source_flagged_rates_to_not_exceed_rest"
 REPUTATION = "expect_source_reputations_to_be_at_least"

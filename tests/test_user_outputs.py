@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import poison_expectations as pe
-from poison_expectations.errors import InputError, OutputError
-from poison_expectations.jobs import job_config, run_job
+from poison_expectations.core.errors import InputError, OutputError
+from poison_expectations.apps.jobs import job_config, run_job
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -199,8 +199,8 @@ def test_html_report_is_self_contained_with_a_section_per_signal(cli, tmp_path):
 
 def _split_of(tmp_path, text: str, flagged: list[bool]):
     """write_split on a hand-written CSV with given flags; (accepted, quarantine) rows."""
-    from poison_expectations.io import read_table
-    from poison_expectations.quarantine import write_split
+    from poison_expectations.stores.io import read_table
+    from poison_expectations.stores.quarantine import write_split
 
     source = tmp_path / "in.csv"
     source.write_text(text, encoding="utf-8")

@@ -32,8 +32,8 @@ from pathlib import Path
 from airflow.sdk import DAG, Param, TriggerRule, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from poison_expectations.airflow import POISONED, XCOM_RECORD, PoisonCheckOperator
-from poison_expectations.io import write_text_atomic
+from poison_expectations.apps.airflow import POISONED, XCOM_RECORD, PoisonCheckOperator
+from poison_expectations.stores.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ with DAG(
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        from poison_expectations.io import read_table
+        from poison_expectations.stores.io import read_table
 
         accepted = record["outputs"]["accepted"]
         frame = read_table(accepted)

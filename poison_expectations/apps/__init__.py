@@ -1,0 +1,1 @@
+"""The applications: the `poison-check` CLI, the Airflow operator, project scaffolding and reports."""

@@ -1,0 +1,120 @@
+"""The signal interface. Signals are pure numpy/pandas/sklearn: no GX here.
+
+A signal is constructed with its parameters and works like a scikit-learn
+estimator or a pyod detector: `fit` learns a state from the trusted table
+(`analysis.fitted`: the reference, or the batch itself in a self-check) and
+`score` applies that state to the batch. The state is plain data (numpy
+arrays, JSON values, scikit-learn estimators) so it can be stored in a
+profile (`stores/profiles.py`) and fitted once for many batches.
+
+Every state holds `reference_scores`: each fitted row's own score computed
+out of sample (cross-fitted, a row never scores itself), the baseline that
+conformal p-values rank batch rows against. A self-check scores the fitted
+rows themselves with `score_fitted`, from those out-of-sample quantities.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from poison_expectations.core.analysis import Analysis
+
+
+@dataclass
+class SignalResult:
+    """Per-row output of one signal, aligned with the batch rows."""
+
+    signal: str
+    scores: np.ndarray  # float in [0, 1], higher = more suspicious
+    flags: np.ndarray  # bool
+    reasons: np.ndarray  # object (str), "" where not flagged
+    summary: dict[str, Any] = field(default_factory=dict)  # JSON-able
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # extra findings columns
+    ids: np.ndarray | None = None  # batch row ids, set by Analysis.result
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        if len(self.flags) != n or len(self.reasons) != n:
+            raise ValueError(f"{self.signal}: scores, flags and reasons differ in length")
+        self.scores = np.clip(np.nan_to_num(np.asarray(self.scores, dtype=float), nan=0.0), 0.0, 1.0)
+        self.flags = np.asarray(self.flags, dtype=bool)
+        self.reasons = np.asarray(self.reasons, dtype=object)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.scores)
+
+    @property
+    def flagged_count(self) -> int:
+        return int(self.flags.sum())
+
+    @property
+    def flagged_rate(self) -> float:
+        return self.flagged_count / self.n_rows if self.n_rows else 0.0
+
+
+State = dict  # plain data: str keys; numpy arrays, JSON values, sklearn estimators, nested dicts/lists
+
+
+class Signal(ABC):
+    """Base class: subclasses set `name` and implement `fit`, `score` and
+    `score_fitted`. `inputs` names the signals whose results `score` reads
+    (from `analysis.results()`); "*" means every other signal of the run."""
+
+    name: ClassVar[str] = ""
+    inputs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    def cache_key(self) -> tuple:
+        return (self.name, tuple(sorted((k, _freeze(v)) for k, v in self.params.items())))
+
+    def fit(self, analysis: "Analysis") -> State:
+        """Learn from `analysis.fitted` (and `analysis.fitted_neighbors`) only."""
+        raise NotImplementedError(f"{self.name}: fit")  # interim, while families move to fit/score
+
+    def score(self, state: State, analysis: "Analysis") -> SignalResult:
+        """Score the batch rows (`analysis.batch`) against a fitted state; never refits."""
+        raise NotImplementedError(f"{self.name}: score")
+
+    def score_fitted(self, state: State, analysis: "Analysis") -> SignalResult:
+        """Self-check: the fitted rows' result from their out-of-sample quantities."""
+        raise NotImplementedError(f"{self.name}: score_fitted")
+
+    def run(self, analysis: "Analysis", state: State | None = None) -> SignalResult:
+        """Fit (unless a stored state is given) and score the batch."""
+        if analysis.reference is None:
+            return self.score_fitted(self.fit(analysis) if state is None else state, analysis)
+        return self.score(self.fit(analysis) if state is None else state, analysis)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar (e.g. a class label) as plain Python, for JSON and messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def per_class(flags: np.ndarray, y: np.ndarray, classes) -> list[dict]:
+    """Rows, flagged rows and their share, for each class present in the batch."""
+    out = []
+    for code, value in enumerate(classes):
+        members = y == code
+        n = int(members.sum())
+        if n == 0:
+            continue
+        k = int(flags[members].sum())
+        out.append({"class": plain(value), "rows": n, "flagged": k, "rate": k / n})
+    return out

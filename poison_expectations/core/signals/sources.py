@@ -1,0 +1,345 @@
+"""Per-source statistics: which contributors concentrate the flagged rows.
+
+This signal aggregates the flags of the other signals of the run, by signal
+name (never a fixed list), per value of the source column:
+
+- rows and share of the batch per source;
+- per signal, the share of the source's rows it flagged, and a one-sided
+  Fisher exact test of its flagged count against the rest of the batch,
+  stratified by label class when there is a label (see source_tests.py):
+  an honest source whose class mix leans to a class that is flagged more
+  often is compared with the rest's rate in that class;
+- Benjamini-Hochberg over every (judged source, signal) test, so the false
+  discovery rate of naming a source is at most `alpha`;
+- label distribution, and its Jensen-Shannon divergence (base 2, in [0, 1])
+  from the other sources and from the reference (reported, never judged:
+  honest sources differ in class mix).
+
+A source is *suspicious* when one of its tests is significant after BH AND
+its flagged share exceeds the `expected_rate` by at least `min_excess`
+(absolute). `expected_rate` is what the rest's per-class flagged rates
+predict for this source's class mix. With thousands of rows a test alone
+would name an honest source whose rows are a little harder: a calibration
+offset of 0.5 sd along the class boundary already adds about 5 points of
+label-consistency flags (Phi(-1.0) - Phi(-1.5) on the shifted class at a
+class separation of 1.5 sd), hence the default of 10 points. Sources with
+fewer than `min_rows` rows are reported but not judged (no test, no BH
+slot).
+
+Which signals are aggregated (`signals`):
+- None (the expectation's default, for hand-built GX suites): label
+  consistency when the batch has a label column, else none. Deterministic
+  whatever order GX resolves metrics in (GX resolves independent metrics
+  in set order, so "whatever ran before" would vary between processes);
+- a list of names: exactly those, each with its default parameters (and the
+  run's k and random_state), which is the same computation as an
+  expectation that uses the defaults, so it is shared with it;
+- ["*"] (the config default, for the runner/CLI): every signal already
+  computed on this batch. The runner computes every configured family
+  before this one (family `order` 900), so this is every signal of the
+  run; when none has run, as for None. Names listed next to "*" that did
+  not run are added with their defaults.
+`exclude_signals` removes names from any of these.
+
+Rows of suspicious sources are flagged (reason names the source and its
+numbers). Their score is the source's share of rows flagged by any signal,
+an estimate of P(row is flagged | it comes from this source), so rows that
+a row-level signal flagged still rank above their innocent-looking
+neighbours from the same source; other rows score 0. Extra findings columns:
+`source` (the row's source) and `source_verdict` (suspicious, ok or
+unjudged).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from poison_expectations.core.errors import InputError
+from poison_expectations.core.signals.base import Signal, SignalResult, plain
+from poison_expectations.core.signals.source_tests import class_adjusted_rate, fisher_greater, js_divergence, stratified_fisher_greater
+
+ALL = "*"
+VERDICTS = ("suspicious", "ok", "unjudged")
+CONSOLE_MAX_SOURCES = 12
+_REQUESTS = itertools.count()
+MAX_STRATA_CELLS = 20_000_000  # sources x classes above which the test is not stratified
+
+
+class SourceStatistics(Signal):
+    name = "sources"
+
+    def __init__(self, signals: Iterable[str] | None = None, exclude_signals: Iterable[str] = (),
+                 min_rows: int = 25, alpha: float = 0.01, min_excess: float = 0.10):
+        signals = tuple(signals) if signals is not None else None
+        if min_rows < 1:
+            raise InputError(f"sources: min_rows must be at least 1, got {min_rows}")
+        if not 0.0 < alpha < 1.0:
+            raise InputError(f"sources: alpha must be in (0, 1), got {alpha}")
+        super().__init__(signals=signals, exclude_signals=tuple(exclude_signals or ()), min_rows=int(min_rows),
+                         alpha=float(alpha), min_excess=float(min_excess))
+
+    def cache_key(self) -> tuple:
+        """With "*" the inputs are whatever ran before, so never reuse an older result."""
+        key = super().cache_key()
+        if self.params["signals"] is not None and ALL in self.params["signals"]:
+            return key + (("request", next(_REQUESTS)),)
+        return key
+
+    def run(self, analysis) -> SignalResult:
+        sources = analysis.batch.sources
+        if sources is None:
+            raise InputError("per-source checks need a source column: set data.source_column or pass "
+                             "--source-column")
+        p = self.params
+        base = base_results(analysis, p["signals"], p["exclude_signals"], own=self.name)
+        stats_ = source_table(sources, analysis.batch.y, analysis.classes,
+                              analysis.reference.y if analysis.reference is not None else None,
+                              {r.signal: r.flags for r in base}, p["min_rows"], p["alpha"], p["min_excess"])
+        return _result(self.name, stats_, p)
+
+
+# -- which signals ------------------------------------------------------------
+
+def base_results(analysis, wanted: tuple[str, ...] | None, exclude: tuple[str, ...], own: str
+                 ) -> list[SignalResult]:
+    """The signal results to aggregate, one per signal name."""
+    skip = set(exclude) | {own}
+    latest: dict[str, SignalResult] = {}
+    for result in analysis.results():  # least recently requested first: the last one per name wins
+        if result.signal not in skip:
+            latest.pop(result.signal, None)
+            latest[result.signal] = result
+    present = dict(sorted(latest.items()))
+    default = ["label_consistency"] if analysis.batch.y is not None else []
+    if wanted is not None and ALL in wanted:
+        extra = [n for n in wanted if n != ALL and n not in present and n not in skip]
+        if present or extra:
+            return list(present.values()) + [analysis.result(default_signal(n, analysis)) for n in extra]
+        wanted = None
+    names = default if wanted is None else list(dict.fromkeys(wanted))
+    # named signals always run with their defaults (never "whatever ran before"), so the
+    # result does not depend on the order in which GX happened to resolve other metrics
+    return [analysis.result(default_signal(n, analysis)) for n in names if n not in skip]
+
+
+def signal_classes() -> dict[str, type[Signal]]:
+    """Every imported Signal subclass by name (signals register by import)."""
+    found: dict[str, type[Signal]] = {}
+    todo = list(Signal.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.name and not inspect.isabstract(cls):
+            found.setdefault(cls.name, cls)
+    return found
+
+
+def default_signal(name: str, analysis) -> Signal:
+    """Signal `name` with its default parameters and the run's k / random_state."""
+    if name == "label_consistency":
+        from poison_expectations.core.signals import label_consistency  # noqa: F401  (registers the class)
+    classes = signal_classes()
+    if name not in classes:
+        known = ", ".join(sorted(n for n in classes if n != SourceStatistics.name)) or "none"
+        raise InputError(f"sources: unknown signal {name!r} in 'signals' (known: {known})")
+    cls = classes[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    shared = {"k": analysis.options.k, "random_state": analysis.options.random_state}
+    return cls(**{k: v for k, v in shared.items() if k in accepted})
+
+
+# -- the statistics -----------------------------------------------------------
+
+def source_table(sources: np.ndarray, y: np.ndarray | None, classes: np.ndarray | None,
+                 reference_y: np.ndarray | None, flags: dict[str, np.ndarray], min_rows: int, alpha: float,
+                 min_excess: float) -> dict[str, Any]:
+    """Per-source counts, class-stratified tests, BH and verdicts (no Python loop over rows)."""
+    codes, names = pd.factorize(pd.Series(sources, dtype=object), sort=True)
+    names = np.asarray([str(n) for n in names], dtype=object)
+    n_total = len(codes)
+    n_src = len(names)
+    rows = np.bincount(codes, minlength=n_src)
+    judged = rows >= min_rows
+    strata, n_strata = _strata(y, n_src, n_total)
+    cells = codes * n_strata + strata
+    n_sc = np.bincount(cells, minlength=n_src * n_strata).reshape(n_src, n_strata)
+    signal_names = list(flags)
+    shape = (n_src, len(signal_names))
+    flagged = np.zeros(shape, dtype=np.int64)
+    p_values, expected = np.ones(shape), np.zeros(shape)
+    any_flag = np.zeros(n_total, dtype=bool)
+    for j, name in enumerate(signal_names):
+        f = np.asarray(flags[name], dtype=bool)
+        any_flag |= f
+        k_sc = np.bincount(cells, weights=f, minlength=n_src * n_strata).reshape(n_src, n_strata).astype(np.int64)
+        flagged[:, j] = k_sc.sum(axis=1)
+        p_values[:, j] = _p_values(k_sc, n_sc, judged)
+        expected[:, j] = class_adjusted_rate(k_sc, n_sc)
+    q_values = np.ones_like(p_values)
+    tested = np.broadcast_to(judged[:, None], shape) & (flagged.sum(axis=0) > 0)[None, :]
+    if tested.any():
+        q_values[tested] = stats.false_discovery_control(p_values[tested], method="bh")
+    rate = flagged / np.maximum(rows, 1)[:, None]
+    rest_rate = (flagged.sum(axis=0)[None, :] - flagged) / np.maximum(n_total - rows, 1)[:, None]
+    excess = rate - expected
+    significant = tested & (q_values <= alpha) & (excess >= min_excess)
+    suspicious = significant.any(axis=1)
+    verdict = np.where(~judged, "unjudged", np.where(suspicious, "suspicious", "ok"))
+    any_count = np.bincount(codes, weights=any_flag, minlength=n_src).astype(np.int64)
+    labels = _label_block(codes, n_src, y, classes, reference_y)
+    return {
+        "codes": codes, "names": names, "rows": rows, "judged": judged, "signals": signal_names,
+        "stratified": n_strata > 1, "flagged": flagged, "rate": rate, "rest_rate": rest_rate,
+        "expected_rate": expected, "excess": excess, "p": p_values, "q": q_values, "tested": tested,
+        "significant": significant, "suspicious": suspicious, "verdict": verdict, "any": any_count,
+        "labels": labels,
+    }
+
+
+def _strata(y: np.ndarray | None, n_src: int, n_total: int) -> tuple[np.ndarray, int]:
+    """Label classes as strata (one stratum without labels, or when sources x classes is huge)."""
+    n_classes = int(y.max()) + 1 if y is not None and len(y) else 1
+    if y is None or n_classes * n_src > MAX_STRATA_CELLS:
+        return np.zeros(n_total, dtype=np.int64), 1
+    return y.astype(np.int64), n_classes
+
+
+def _p_values(k_sc: np.ndarray, n_sc: np.ndarray, judged: np.ndarray) -> np.ndarray:
+    """One-sided p-value per source (1 for unjudged ones and sources with no flag)."""
+    K_c, N_c = k_sc.sum(axis=0), n_sc.sum(axis=0)
+    k, n = k_sc.sum(axis=1), n_sc.sum(axis=1)
+    p = np.ones(len(k))
+    if K_c.sum() == 0:
+        return p
+    if k_sc.shape[1] == 1:
+        p[judged] = fisher_greater(k[judged], n[judged], int(K_c[0]), int(N_c[0]))
+        return p
+    for s in np.flatnonzero(judged & (k > 0)):
+        p[s] = stratified_fisher_greater(int(k[s]), n_sc[s], K_c, N_c)
+    return p
+
+
+def _label_block(codes, n_src, y, classes, reference_y) -> dict[str, Any] | None:
+    if y is None or classes is None:
+        return None
+    n_classes = len(classes)
+    counts = np.bincount(codes * n_classes + y, minlength=n_src * n_classes).reshape(n_src, n_classes)
+    rest = counts.sum(axis=0)[None, :] - counts
+    out = {"counts": counts, "js_rest": js_divergence(counts.astype(float), rest.astype(float)), "js_reference": None}
+    if reference_y is not None:
+        ref = np.bincount(reference_y, minlength=n_classes).astype(float)
+        out["js_reference"] = js_divergence(counts.astype(float), np.broadcast_to(ref, counts.shape))
+    out["classes"] = [plain(c) for c in classes]
+    return out
+
+
+# -- output -------------------------------------------------------------------
+
+def _result(name: str, t: dict[str, Any], params: dict) -> SignalResult:
+    codes = t["codes"]
+    min_q = np.where(t["tested"], t["q"], 1.0).min(axis=1) if t["signals"] else np.ones(len(t["names"]))
+    row_suspicious = t["suspicious"][codes]
+    any_rate = t["any"] / np.maximum(t["rows"], 1)
+    scores = np.where(row_suspicious, any_rate[codes], 0.0)
+    reasons = np.full(len(codes), "", dtype=object)
+    source_reason = [_reason(t, s) if t["suspicious"][s] else "" for s in range(len(t["names"]))]
+    reasons[row_suspicious] = np.asarray(source_reason, dtype=object)[codes[row_suspicious]]
+    per_source = [_source_summary(t, s, min_q[s]) for s in range(len(t["names"]))]
+    per_source.sort(key=lambda d: (VERDICTS.index(d["verdict"]), d["min_q_value"], -d["rows"]))
+    summary = {
+        "signals": t["signals"],
+        "stratified_by_label": bool(t["stratified"]),
+        "min_rows": params["min_rows"],
+        "alpha": params["alpha"],
+        "min_excess": params["min_excess"],
+        "n_sources": int(len(t["names"])),
+        "n_judged": int(t["judged"].sum()),
+        "suspicious_sources": [d["source"] for d in per_source if d["verdict"] == "suspicious"],
+        "unjudged_sources": [d["source"] for d in per_source if d["verdict"] == "unjudged"],
+        "classes": t["labels"]["classes"] if t["labels"] else None,
+        "sources": per_source,
+    }
+    summary["console_lines"] = console_lines(summary)
+    columns = {"source": t["names"][codes], "source_verdict": t["verdict"][codes].astype(object)}
+    return SignalResult(name, scores, row_suspicious, reasons, summary, columns)
+
+
+def _reason(t, s) -> str:
+    parts = []
+    for j, signal in enumerate(t["signals"]):
+        if t["significant"][s, j]:
+            parts.append(f"{signal} {t['rate'][s, j]:.1%} vs {t['expected_rate'][s, j]:.1%} expected from the "
+                         f"rest (q={t['q'][s, j]:.2g})")
+    return f"source {t['names'][s]!r} ({t['rows'][s]} rows) flagged: " + ", ".join(parts)
+
+
+def _source_summary(t, s, min_q) -> dict[str, Any]:
+    n = int(t["rows"][s])
+    total = int(t["rows"].sum())
+    per_signal = {}
+    for j, signal in enumerate(t["signals"]):
+        per_signal[signal] = {
+            "flagged": int(t["flagged"][s, j]),
+            "rate": float(t["rate"][s, j]),
+            "rest_rate": float(t["rest_rate"][s, j]),
+            "expected_rate": float(t["expected_rate"][s, j]),
+            "excess": float(t["excess"][s, j]),
+            "p_value": float(t["p"][s, j]) if t["tested"][s, j] else None,
+            "q_value": float(t["q"][s, j]) if t["tested"][s, j] else None,
+            "significant": bool(t["significant"][s, j]),
+        }
+    out = {
+        "source": str(t["names"][s]),
+        "rows": n,
+        "share": n / total if total else 0.0,
+        "judged": bool(t["judged"][s]),
+        "verdict": str(t["verdict"][s]),
+        "flagged_any": int(t["any"][s]),
+        "flagged_any_rate": int(t["any"][s]) / n if n else 0.0,
+        "min_q_value": float(min_q),
+        "signals": per_signal,
+    }
+    labels = t["labels"]
+    if labels is not None:
+        out["label_counts"] = {str(c): int(v) for c, v in zip(labels["classes"], labels["counts"][s])}
+        out["label_js_rest"] = float(labels["js_rest"][s])
+        out["label_js_reference"] = (float(labels["js_reference"][s]) if labels["js_reference"] is not None
+                                     else None)
+    return out
+
+
+def console_lines(summary: dict) -> list[str]:
+    """The per-source block the CLI prints after the expectation lines."""
+    rows = summary["sources"]
+    lines = [f"Sources: {summary['n_sources']} ({summary['n_judged']} judged, min_rows={summary['min_rows']}), "
+             f"{len(summary['suspicious_sources'])} suspicious (BH alpha={summary['alpha']:g}, "
+             f"min_excess={summary['min_excess']:g}; signals: {', '.join(summary['signals']) or 'none'})"]
+    if not summary["signals"]:
+        return lines
+    width = min(max(len(r["source"]) for r in rows), 32)
+    lines.append(f"  {'source':<{width}}  {'rows':>7}  {'share':>6}  {'flagged':>7}  {'expected':>8}  {'q':>8}  "
+                 "verdict  (worst signal; expected = the rest's per-class rates on this source's classes)")
+    for r in rows[:CONSOLE_MAX_SOURCES]:
+        worst = _worst_signal(r)
+        rate = f"{worst['rate']:.1%}" if worst else "-"
+        expected = f"{worst['expected_rate']:.1%}" if worst else "-"
+        q = f"{r['min_q_value']:.2g}" if r["judged"] and worst else "-"
+        lines.append(f"  {r['source'][:width]:<{width}}  {r['rows']:>7}  {r['share']:>6.1%}  {rate:>7}  "
+                     f"{expected:>8}  {q:>8}  {r['verdict']}")
+    if len(rows) > CONSOLE_MAX_SOURCES:
+        lines.append(f"  ... {len(rows) - CONSOLE_MAX_SOURCES} more sources in the JSON report")
+    return lines
+
+
+def _worst_signal(row: dict) -> dict | None:
+    """The signal with the smallest q (largest excess when untested)."""
+    if not row["signals"]:
+        return None
+    return min(row["signals"].values(), key=lambda d: (d["q_value"] if d["q_value"] is not None else 2.0,
+                                                         -d["excess"]))

@@ -1,0 +1,133 @@
+"""Label-consistency expectations: batch-level rate and a row-level variant."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import pandas as pd
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.expectation import MulticolumnMapExpectation
+from great_expectations.expectations.metrics.map_metric_provider import MulticolumnMapMetricProvider
+from great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial import (
+    multicolumn_condition_partial,
+)
+
+from poison_expectations.core.analysis import Options, Roles, get_analysis
+from poison_expectations.core.config import RATE, Param
+from poison_expectations.core.gates import calibrated_rate_limit, dispersion_index
+from poison_expectations.gx.metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
+from poison_expectations.core.registry import ExpectationFamily, register_family
+from poison_expectations.core.signals.label_consistency import METHODS, MODELS, LabelConsistency
+from poison_expectations.gx.expectations.base import ExplicitParams, PoisonBatchExpectation, PoisonRendering, shared_success_keys
+from poison_expectations.gx.expectations.rate_gate import rate_result
+
+
+class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation):
+    """The share of rows whose label disagrees with their neighbours and an
+    out-of-fold model is at most `max_rate`; with a reference, the batch's
+    rate is not significantly (alpha) and materially (max_excess_over_reference)
+    above the reference's own rate."""
+
+    method: str = "both"
+    model: str = "hgb"
+    n_folds: int = 5
+    max_train_rows: int = 100_000
+    max_rate: float = 0.1
+    max_excess_over_reference: float = 0.02
+    alpha: float = 0.001
+
+    metric_class: ClassVar[type] = LabelConsistencyMetric
+    metric_dependencies = (LabelConsistencyMetric.metric_name,)
+    limit_keys: ClassVar[tuple[str, ...]] = ("max_rate", "max_excess_over_reference", "alpha")
+    success_keys = shared_success_keys(*LABEL_KEYS, "max_rate", "max_excess_over_reference", "alpha")
+    renderer_template = ("Share of rows whose label $label_column disagrees with its $k nearest neighbours "
+                         "and an out-of-fold model (method $method) must be at most $max_rate; against a "
+                         "reference, at most $max_excess_over_reference above the reference's rate "
+                         "(alpha $alpha).")
+    renderer_params = ("label_column", "k", "method", "max_rate", "max_excess_over_reference", "alpha")
+
+    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+        return rate_result(self, self.signal_result(metrics), runtime_configuration, {"method": self.method})
+
+
+# -- row-level variant -----------------------------------------------------------
+
+class RowLabelConsistent(MulticolumnMapMetricProvider):
+    """True for rows whose label is consistent (column_list = features + label)."""
+
+    condition_metric_name = "poison.row_label_consistent"
+    condition_value_keys = ("label_column", "method", "k", "random_state")
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list, label_column=None, method="both", k=10, random_state=0, **kwargs):
+        features = tuple(c for c in column_list.columns if c != label_column)
+        roles = Roles(label_column=label_column, feature_columns=features)
+        options = Options(k=int(k or 10), random_state=int(random_state or 0))
+        analysis = get_analysis(column_list, roles, options)
+        result = analysis.result(LabelConsistency(method=method or "both", k=options.k,
+                                                  random_state=options.random_state))
+        return pd.Series(~result.flags, index=column_list.index)
+
+
+class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, MulticolumnMapExpectation):
+    """Each row's label (one of `column_list`) agrees with its neighbourhood
+    and an out-of-fold model; GX lists the rows that do not, so
+    `unexpected_index_column_names` reports their ids."""
+
+    label_column: str
+    method: str = "both"
+    k: int = 10
+    random_state: int = 0
+
+    map_metric = "poison.row_label_consistent"
+    success_keys = ("mostly", "label_column", "method", "k", "random_state")
+    renderer_template: ClassVar[str] = ("Each row's label $label_column must agree with its $k nearest neighbours and an "
+                         "out-of-fold model (method $method), for at least $mostly of the rows.")
+    renderer_params: ClassVar[tuple[str, ...]] = ("label_column", "k", "method", "mostly")
+
+
+# -- config family -------------------------------------------------------------
+
+def _build(section: dict, shared: dict) -> list:
+    params = {k: v for k, v in section.items() if k != "enabled"}
+    return [ExpectLabelInconsistencyRateToBeAtMost(**shared, **params)]
+
+
+def _calibrate(section: dict, results) -> dict:
+    """max_rate for clean batches of `results.batch_rows` rows: the flagged
+    counts of trusted batches of that size (pooled; their dispersion), the
+    Clopper-Pearson upper bound of the rate, then the count's upper quantile
+    (`gates.calibrated_rate_limit`, both at the run's confidence, 0.999 by
+    default), rounded up to 4 decimals. The reference-mode keys stay: that
+    gate measures the reference's own rate at every run."""
+    result = results.get(LabelConsistency.name)
+    if result is None:
+        return {}
+    batches = (getattr(results, "batches", None) or {}).get(LabelConsistency.name) or [result]
+    counts = [b.flagged_count for b in batches]
+    sizes = [b.n_rows for b in batches]
+    batch_rows = getattr(results, "batch_rows", None) or result.n_rows
+    limit = calibrated_rate_limit(sum(counts), sum(sizes), batch_rows, getattr(results, "confidence", 0.999),
+                                  dispersion=dispersion_index(counts, sizes))
+    return {"max_rate": min(1.0, math.ceil(limit * 10_000) / 10_000)}
+
+
+register_family(ExpectationFamily(
+    section="label_consistency",
+    order=10,
+    params={
+        "enabled": Param(True, bool, "Run the label-consistency expectation."),
+        "method": Param("both", str, "knn, model, or both (probabilities averaged).", choices=METHODS),
+        "model": Param("hgb", str, "Out-of-fold model: hgb (HistGradientBoosting) or logistic.", choices=MODELS),
+        "n_folds": Param(5, int, "Cross-validation folds for out-of-fold probabilities.", low=2, high=20),
+        "max_train_rows": Param(100_000, int, "Rows each fold's model trains on at most (sampled).", low=100),
+        "max_rate": Param(0.1, doc="Self-check: the most rows that may be flagged (share, 0-1).", **RATE),
+        "max_excess_over_reference": Param(
+            0.02, doc="With a reference: the largest tolerated excess of the batch's flagged share over the "
+                      "reference's (absolute, 0-1).", **RATE),
+        "alpha": Param(0.001, doc="With a reference: significance level of the one-sided binomial test.", **RATE),
+    },
+    build=_build,
+    calibrate=_calibrate,
+))

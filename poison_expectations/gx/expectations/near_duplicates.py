@@ -1,0 +1,220 @@
+"""Near-duplicate cluster expectations: floods of copies and conflicting copies.
+
+Three expectations share one signal run (`poison.near_duplicate`):
+- the share of rows inside suspicious clusters (improbable size, conflicting
+  labels, or over the size limit) is at most `max_share`, or, against a
+  reference, not significantly and materially above the reference's share;
+- the largest cluster holds at most `max_cluster_size` rows (null: the
+  largest size the clean cluster-size model allows at `size_alpha`);
+- at most `max_conflicting_clusters` conflicting-label clusters beyond the
+  number expected by chance (the fitting table's nearest-neighbour label
+  disagreement; the reference's when one is given).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+import numpy as np
+from scipy import stats
+
+from poison_expectations.core.config import RATE, Param
+from poison_expectations.core.gates import clopper_pearson_upper
+from poison_expectations.gx.metrics.near_duplicates import NEAR_DUPLICATE_KEYS, NearDuplicateMetric
+from poison_expectations.core.registry import ExpectationFamily, register_family
+from poison_expectations.core.signals.near_duplicates import DEFAULT_QUANTILE
+from poison_expectations.gx.expectations.base import PoisonBatchExpectation, shared_success_keys
+from poison_expectations.gx.expectations.rate_gate import judge_rate
+
+
+class _NearDuplicateExpectation(PoisonBatchExpectation):
+    """Fields and helpers shared by the near-duplicate expectations (abstract)."""
+
+    radius: Optional[float] = None
+    radius_quantile: float = DEFAULT_QUANTILE
+    size_alpha: float = 0.001
+    max_cluster_size: Optional[int] = None
+
+    metric_class: ClassVar[type] = NearDuplicateMetric
+    metric_dependencies = (NearDuplicateMetric.metric_name,)
+
+    def _clusters(self, result, keep) -> list[dict]:
+        return [c for c in result.summary["cluster_summaries"] if keep(c)]
+
+    def _cluster_rows(self, result, cluster_mask: np.ndarray) -> np.ndarray:
+        cid = result.columns["cluster_id"]
+        rows = np.zeros(result.n_rows, dtype=bool)
+        inside = cid >= 0
+        rows[inside] = cluster_mask[cid[inside]]
+        return rows
+
+    def _base_details(self, result) -> dict:
+        s = result.summary
+        return {"radius": s["radius"], "radius_rule": s["radius_rule"], "clusters": s["clusters"],
+                "rows_in_clusters": s["rows_in_clusters"], "largest_cluster": s["largest_cluster"],
+                "size_model": s["size_model"]}
+
+
+class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation):
+    """The share of rows inside suspicious near-duplicate clusters (improbable
+    size, conflicting labels, or over the size limit) is at most `max_share`;
+    with a reference, the share is not significantly (alpha) and materially
+    (max_excess_over_reference) above the reference's own share."""
+
+    max_share: float = 0.01
+    max_excess_over_reference: float = 0.005
+    alpha: float = 0.001
+
+    limit_keys: ClassVar[tuple[str, ...]] = ("max_share", "max_excess_over_reference", "alpha")
+    success_keys = shared_success_keys(*NEAR_DUPLICATE_KEYS, "max_share", "max_excess_over_reference", "alpha")
+    renderer_template = ("Share of rows inside suspicious near-duplicate clusters (improbable size at "
+                         "$size_alpha, conflicting labels, or over $max_cluster_size rows) must be at most "
+                         "$max_share; against a reference, at most $max_excess_over_reference above the "
+                         "reference's share (alpha $alpha).")
+    renderer_params = ("size_alpha", "max_cluster_size", "max_share", "max_excess_over_reference", "alpha")
+
+    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+        result = self.signal_result(metrics)
+        s = result.summary
+        share = s["suspicious_share"]
+        details = {**self._base_details(result), "suspicious_clusters": s["suspicious_clusters"],
+                   "suspicious_rows": s["suspicious_rows"],
+                   "cluster_summaries": self._clusters(result, lambda c: c["suspicious"])}
+        ref = s["reference"]
+        success, gate = judge_rate(self, s["suspicious_rows"], result.n_rows,
+                                   (ref["suspicious_rows"], ref["rows"]) if ref else None, self.max_share)
+        if gate is not None:
+            details["reference_gate"] = gate
+        return self.build_result(success=success, observed_value=share, flags=result.flags, result=result,
+                                 runtime_configuration=runtime_configuration, details=details)
+
+
+class ExpectLargestNearDuplicateClusterToBeAtMost(_NearDuplicateExpectation):
+    """The largest near-duplicate cluster holds at most `max_cluster_size`
+    rows; with max_cluster_size null, at most the largest size that the
+    clean cluster-size model (fitted on the reference when given) does not
+    call improbable at `size_alpha`."""
+
+    limit_keys: ClassVar[tuple[str, ...]] = ("max_cluster_size", "size_alpha")
+    success_keys = shared_success_keys(*NEAR_DUPLICATE_KEYS)
+    renderer_template = ("The largest near-duplicate cluster (rows within the radius of one another) must hold "
+                         "at most $max_cluster_size rows (null: the largest size not improbable at "
+                         "$size_alpha under the clean cluster-size model).")
+    renderer_params = ("max_cluster_size", "size_alpha")
+
+    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+        result = self.signal_result(metrics)
+        s = result.summary
+        limit = s["allowed_cluster_size"]  # max_cluster_size, else the size model's limit
+        sizes = result.cluster_sizes
+        flags = self._cluster_rows(result, sizes > limit)
+        details = {**self._base_details(result), "allowed_cluster_size": int(limit),
+                   "clusters_over_limit": int((sizes > limit).sum()),
+                   "cluster_summaries": self._clusters(result, lambda c: c["size"] > limit)}
+        out = self.build_result(success=s["largest_cluster"] <= limit, observed_value=s["largest_cluster"],
+                                flags=flags, result=result, runtime_configuration=runtime_configuration,
+                                details=details)
+        # show the limit in force (the model's when max_cluster_size is null)
+        out["result"]["details"]["limit"] = {"max_cluster_size": int(limit), "size_alpha": self.size_alpha,
+                                             "limit_from": "config" if self.max_cluster_size is not None
+                                             else "size model"}
+        return out
+
+
+class ExpectConflictingNearDuplicateClustersToBeAtMost(_NearDuplicateExpectation):
+    """At most `max_conflicting_clusters` near-duplicate clusters carry two or
+    more labels beyond those expected by chance: the (1 - alpha) Poisson
+    quantile of the expected count, from the nearest-neighbour label
+    disagreement of the reference (or of the batch without one)."""
+
+    max_conflicting_clusters: int = 0
+    alpha: float = 0.001
+
+    limit_keys: ClassVar[tuple[str, ...]] = ("max_conflicting_clusters", "alpha")
+    success_keys = shared_success_keys(*NEAR_DUPLICATE_KEYS, "max_conflicting_clusters", "alpha")
+    renderer_template = ("At most $max_conflicting_clusters near-duplicate clusters with conflicting labels in "
+                         "$label_column beyond those expected by chance (Poisson, alpha $alpha), counting "
+                         "batch rows that near-copy reference rows with another label.")
+    renderer_params = ("max_conflicting_clusters", "label_column", "alpha")
+
+    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+        result = self.signal_result(metrics)
+        s = result.summary
+        by_chance = chance_allowance(s["expected_conflicting_clusters"], self.alpha)
+        allowed = self.max_conflicting_clusters + by_chance
+        flags = self._cluster_rows(result, result.cluster_conflicting)
+        details = {**self._base_details(result), "expected_by_chance": s["expected_conflicting_clusters"],
+                   "allowed_by_chance": by_chance, "allowed": allowed,
+                   "nearest_label_disagreement": s["nearest_label_disagreement"],
+                   "conflicting_rows": s["conflicting_rows"],
+                   "cluster_summaries": self._clusters(result, lambda c: c["conflicting_labels"])}
+        return self.build_result(success=s["conflicting_clusters"] <= allowed,
+                                 observed_value=s["conflicting_clusters"], flags=flags, result=result,
+                                 runtime_configuration=runtime_configuration, details=details)
+
+
+def chance_allowance(expected: float, alpha: float) -> int:
+    """Conflicting clusters chance alone exceeds with probability below alpha."""
+    return int(stats.poisson.ppf(1.0 - alpha, expected)) if expected > 0 else 0
+
+
+# -- config family -------------------------------------------------------------
+
+SIGNAL_KEYS = ("radius", "radius_quantile", "size_alpha", "max_cluster_size")
+
+
+def _build(section: dict, shared: dict) -> list:
+    signal = {key: section[key] for key in SIGNAL_KEYS}
+    return [
+        ExpectNearDuplicateClusterShareToBeAtMost(
+            **shared, **signal, max_share=section["max_share"],
+            max_excess_over_reference=section["max_excess_over_reference"], alpha=section["alpha"]),
+        ExpectLargestNearDuplicateClusterToBeAtMost(**shared, **signal),
+        ExpectConflictingNearDuplicateClustersToBeAtMost(
+            **shared, **signal, max_conflicting_clusters=section["max_conflicting_clusters"],
+            alpha=section["alpha"]),
+    ]
+
+
+def _calibrate(section: dict, results: dict) -> dict:
+    """Limits from a run on trusted data: the 99.9% Clopper-Pearson upper bound of
+    its suspicious share, and its conflicting clusters beyond chance."""
+    result = results.get("near_duplicate")
+    if result is None:
+        return {}
+    s = result.summary
+    share = clopper_pearson_upper(s["suspicious_rows"], result.n_rows, 1.0 - section["alpha"])
+    beyond = s["conflicting_clusters"] - chance_allowance(s["expected_conflicting_clusters"], section["alpha"])
+    return {"max_share": float(min(1.0, max(section["max_share"], share))),
+            "max_conflicting_clusters": int(max(section["max_conflicting_clusters"], beyond))}
+
+
+register_family(ExpectationFamily(
+    section="near_duplicates",
+    order=20,
+    needs_label=False,
+    params={
+        "enabled": Param(True, bool, "Run the near-duplicate cluster expectations."),
+        "radius": Param(None, float, "Near-duplicate radius in encoded (robust-standardised) units; null: the "
+                                     "radius_quantile of 1st-NN distances (reference when given).",
+                        nullable=True, low=0.0),
+        "radius_quantile": Param(DEFAULT_QUANTILE, float, "Quantile of the fitting table's 1st-NN distances "
+                                 "(above a robust lower fence) that sets the default radius (0-1).",
+                                 low=1e-6, high=0.5),
+        "size_alpha": Param(0.001, float, "A cluster size is improbable when the clean cluster-size model "
+                            "expects fewer than this many clusters that large in the batch.", low=1e-12, high=0.5),
+        "max_cluster_size": Param(None, int, "Absolute limit on a cluster's rows; null: the largest size the "
+                                  "model does not call improbable.", nullable=True, low=1),
+        "max_share": Param(0.01, doc="Self-check: the largest tolerated share of rows inside suspicious "
+                                     "clusters (0-1).", **RATE),
+        "max_excess_over_reference": Param(
+            0.005, doc="With a reference: the largest tolerated excess of the batch's suspicious share over the "
+                       "reference's (absolute, 0-1).", **RATE),
+        "alpha": Param(0.001, doc="Significance level of the reference gate and the chance allowance for "
+                                  "conflicting clusters.", **RATE),
+        "max_conflicting_clusters": Param(0, int, "Conflicting-label clusters tolerated beyond those expected "
+                                          "by chance.", low=0),
+    },
+    build=_build,
+    calibrate=_calibrate,
+))

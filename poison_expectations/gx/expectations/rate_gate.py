@@ -1,0 +1,43 @@
+"""Shared success rule of the "share of flagged rows" expectations.
+
+Self-check: the batch's flagged share is at most `max_rate`. Against a
+reference: the batch's share over the reference-calibrated cuts is not
+significantly (one-sided binomial test at `alpha`, against the
+Clopper-Pearson upper bound of the reference's own share over the same
+cuts) AND materially (`max_excess_over_reference`) above the reference's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from poison_expectations.core.gates import reference_gate
+from poison_expectations.core.signals.base import SignalResult
+
+
+def judge_rate(expectation, flagged: int, rows: int, reference: tuple[int, int] | None,
+               max_rate: float) -> tuple[bool, dict | None]:
+    """(success, reference-gate details or None) for `flagged` of `rows`;
+    `reference` is the reference's (flagged, rows) when there is one."""
+    if reference is None:
+        return (flagged / rows if rows else 0.0) <= max_rate, None
+    gate = reference_gate(flagged, rows, reference[0], reference[1], alpha=expectation.alpha,
+                          min_excess=expectation.max_excess_over_reference)
+    return gate.passed, gate.as_dict()
+
+
+def rate_result(expectation, result: SignalResult, runtime_configuration: Optional[dict],
+                details: dict[str, Any]) -> dict:
+    """The GX result dict of a rate expectation (observed value = flagged share)."""
+    summary = result.summary
+    details = {**{key: summary[key] for key in ("mode", "per_class", "components") if summary.get(key) is not None},
+               **details}
+    reference = summary.get("reference")
+    success, gate = judge_rate(expectation, result.flagged_count, result.n_rows,
+                               (reference["flagged"], reference["rows"]) if reference else None,
+                               expectation.max_rate)
+    if gate is not None:
+        details["reference_gate"] = gate
+    return expectation.build_result(success=success, observed_value=result.flagged_rate, flags=result.flags,
+                                    result=result, runtime_configuration=runtime_configuration,
+                                    details=details)

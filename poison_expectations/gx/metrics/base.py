@@ -1,0 +1,95 @@
+"""Thin GX metric providers: fetch the batch, call a signal, return its result.
+
+Every poison metric shares the same value keys for the data roles and the
+feature/neighbour options, builds (or reuses, via the process cache) the
+batch's `Analysis`, and returns the `SignalResult` object itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.metrics.metric_provider import metric_value
+from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
+from great_expectations.core.metric_domain_types import MetricDomainTypes
+
+from poison_expectations.core.analysis import Analysis, Options, Roles, get_analysis
+from poison_expectations.core.signals.base import Signal, SignalResult
+
+# Keys every poison expectation passes to its metric (and so lists in success_keys).
+SHARED_KEYS: tuple[str, ...] = (
+    "label_column",
+    "feature_columns",
+    "id_column",
+    "source_column",
+    "embedding_columns",
+    "reference",
+    "nan_policy",
+    "max_onehot_categories",
+    "k",
+    "exact_max_rows",
+    "random_state",
+)
+
+
+def roles_from(kwargs: dict[str, Any]) -> Roles:
+    features = kwargs.get("feature_columns")
+    return Roles(
+        label_column=kwargs.get("label_column"),
+        id_column=kwargs.get("id_column"),
+        source_column=kwargs.get("source_column"),
+        feature_columns=tuple(features) if features else None,
+        embedding_columns=tuple(kwargs.get("embedding_columns") or ()),
+    )
+
+
+def options_from(kwargs: dict[str, Any]) -> Options:
+    defaults = Options()
+    return Options(
+        nan_policy=kwargs.get("nan_policy") or defaults.nan_policy,
+        max_onehot_categories=int(kwargs.get("max_onehot_categories") or defaults.max_onehot_categories),
+        k=int(kwargs.get("k") or defaults.k),
+        exact_max_rows=int(kwargs.get("exact_max_rows") if kwargs.get("exact_max_rows") is not None
+                           else defaults.exact_max_rows),
+        random_state=int(kwargs.get("random_state") or 0),
+    )
+
+
+def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
+    return get_analysis(frame, roles_from(kwargs), options_from(kwargs), kwargs.get("reference"))
+
+
+class PoisonSignalMetric(TableMetricProvider):
+    """Subclasses set metric_name, `signal_class` and `signal_keys`; their
+    value_keys are SHARED_KEYS + signal_keys."""
+
+    signal_class: ClassVar[type[Signal]]
+    signal_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # runs inside class creation, before GX's metaclass registers the metric and its value_keys
+        cls.value_keys = SHARED_KEYS + cls.signal_keys
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def make_signal(cls, kwargs: dict[str, Any]) -> Signal:
+        """The signal with every key the expectation set. None keeps the
+        signal's own default, so each default lives in one place: the signal.
+        The shared `k` and `random_state` go to signals that take them."""
+        accepted = inspect.signature(cls.signal_class).parameters
+        keys = cls.signal_keys + tuple(key for key in ("k", "random_state") if key in accepted)
+        return cls.signal_class(**{key: kwargs[key] for key in keys if kwargs.get(key) is not None})
+
+    @classmethod
+    def compute(cls, frame, kwargs: dict[str, Any]) -> SignalResult:
+        """The signal's result for this batch; shared with the runner via the cache."""
+        return analysis_for(frame, kwargs).result(cls.make_signal(kwargs))
+
+    @metric_value(engine=PandasExecutionEngine)
+    def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
+                runtime_configuration):
+        frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs,
+                                                          domain_type=MetricDomainTypes.TABLE)
+        return cls.compute(frame, metric_value_kwargs)

@@ -1,0 +1,1 @@
+"""Stores: reading and writing tables, the reputation ledger, quarantine outputs, reference profiles."""

@@ -1,0 +1,1 @@
+"""Seeded attack generators for tests and benchmarks (not used at run time)."""
