@@ -82,10 +82,71 @@ def test_data_docs_page_shows_sentences_and_failing_values_in_chromium(cli, tmp_
         for table in detail_blocks(body["details"]).tables:  # per class, reference gate, ...
             assert _squash(table.title) in text
     failed = [r for r in results if not r["success"]]
-    assert failed and _squash("Status: Failed") in text
+    assert failed and _squash("Status: \u2717 Failed") in text
 
     for name, target in (("datadocs", page), ("report", tmp_path / "report.html")):
         shot = tmp_path / f"{name}.png"
         taken = _browser(tmp_path, "--window-size=1280,2200", f"--screenshot={shot}", f"file://{target}")
         assert taken.returncode == 0 and shot.stat().st_size > 20_000, taken.stderr[-2000:]
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+OFFLINE_FLAGS = ["--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+
+
+def _run_name(page: str) -> str:
+    return page.split("/validations/", 1)[1].split("/")[1]  # validations/<suite>/<run name>/<time>/<batch>.html
+
+
+def test_data_docs_folder_may_exist_when_empty_or_ours(tmp_path):
+    from poison_expectations.core.errors import OutputError
+    from poison_expectations.gx.data_docs import RESULTS_FOLDER, check_docs_folder
+
+    check_docs_folder(tmp_path / "new" / "docs")  # created by the run
+    check_docs_folder(tmp_path)  # empty
+    (tmp_path / RESULTS_FOLDER).mkdir(parents=True)
+    (tmp_path / "index.html").write_text("<html></html>")
+    check_docs_folder(tmp_path)  # a site of ours: the run adds to it
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not empty"):
+        check_docs_folder(foreign)
+    with pytest.raises(OutputError, match="not a folder"):
+        check_docs_folder(foreign / "notes.txt")
+
+
+@needs_chromium
+def test_data_docs_work_offline_and_a_second_run_adds_to_the_index(cli, tmp_path):
+    """An existing empty DIR is accepted; two runs into it are both in the index,
+    read with the network off; the failed expectation is marked failed."""
+    config = tmp_path / "fast.yml"
+    config.write_text("expectations:\n  label_consistency:\n    method: knn\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    roles = ["--label", "label", "--id-column", "row_id", "--config", config, "--data-docs", docs]
+    failed = cli("validate", "sample_data/train_poisoned_flips.csv", *roles, "--reference", "sample_data/reference.csv")
+    passed = cli("validate", "sample_data/train_clean.csv", *roles)
+    assert (failed.returncode, passed.returncode) == (1, 0), failed.stderr + passed.stderr
+    pages = [next(line.split(": ", 1)[1] for line in run.stdout.splitlines() if line.startswith("data_docs: "))
+             for run in (failed, passed)]
+
+    for page in docs.rglob("*.html"):  # nothing is loaded from a CDN
+        text = page.read_text()
+        assert not re.search(r"<(script|link)\b[^>]*(src|href)=\"https?://", text), page
+
+    index = _browser(tmp_path, *OFFLINE_FLAGS, "--dump-dom", (docs / "index.html").as_uri())
+    assert index.returncode == 0, index.stderr[-2000:]
+    rows = re.findall(r"<tr class=\"clickable-row\" data-href=\"(validations/[^\"]+)\">(.*?)</tr>", index.stdout,
+                      flags=re.S)
+    listed = {_run_name("/" + href): _squash(_visible_text(row)) for href, row in rows}
+    assert set(listed) == {_run_name(page) for page in pages}
+    assert "Failed" in listed[_run_name(pages[0])] and "\u2717" in listed[_run_name(pages[0])]
+    assert "Success" in listed[_run_name(pages[1])] and "\u2713" in listed[_run_name(pages[1])]
+
+    shown = _browser(tmp_path, *OFFLINE_FLAGS, "--dump-dom", f"file://{pages[0]}")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    cells = re.findall(r"<tr\b.*?</tr>", shown.stdout, flags=re.S)
+    failing = [c for c in cells if "Share of rows whose label" in _visible_text(c) and "unexpected values" in c]
+    assert failing and "\u2717" in _visible_text(failing[0])
+    assert _squash("Status: \u2717 Failed") in _squash(_visible_text(shown.stdout))

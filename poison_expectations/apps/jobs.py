@@ -73,7 +73,11 @@ def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None], *,
             split_format(data, target, name)
         elif name in TABLE_OUTPUTS:
             table_format(target)
-        if folders:
+        if folders and name == "data_docs":
+            from poison_expectations.gx.data_docs import check_docs_folder
+
+            check_docs_folder(target)  # a folder: new, empty, or a site of ours (a run adds to its index)
+        elif folders:
             check_writable(target)
 
 
