@@ -52,12 +52,15 @@ def run_cli(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     By default it runs in a new folder holding only links to sample_data/ and
     checkpoints/, so relative sample paths work while nothing a run writes
     beside itself (e.g. the reputation ledger under .poison/) leaks into the
-    checkout or into another test.
+    checkout or into another test. The reputation ledger goes there too
+    (.poison/reputation.db), never to the per-user default.
     """
+    cwd = cwd or _scratch_folder()
     env = dict(os.environ)
+    env["POISON_EXPECTATIONS_LEDGER"] = str(Path(cwd) / ".poison" / "reputation.db")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "poison_expectations", *map(str, args)],
-                          cwd=cwd or _scratch_folder(), env=env, capture_output=True,
+                          cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -69,6 +72,12 @@ def separable():
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(autouse=True)
+def _own_ledger(tmp_path, monkeypatch):
+    """In-process runs record to a ledger of this test, not the per-user default."""
+    monkeypatch.setenv("POISON_EXPECTATIONS_LEDGER", str(tmp_path / ".poison" / "reputation.db"))
 
 
 @pytest.fixture(autouse=True)

@@ -82,7 +82,7 @@ def test_reputation_is_one_minus_the_beta_posterior_upper_bound():
 
 
 def test_ledger_urls():
-    assert L.ledger_url(None) == "sqlite:///.poison/reputation.db"
+    assert L.ledger_url(None) == f"sqlite:///{L.default_ledger()}"
     assert L.ledger_url("runs/rep.db") == "sqlite:///runs/rep.db"
     assert L.ledger_url("postgresql://u:p@db/rep") == "postgresql://u:p@db/rep"
     with pytest.raises(ConfigError, match="ledger"):
@@ -301,3 +301,36 @@ def test_reputation_check_and_missing_ledger(filled, tmp_path):
     absent = invoke("reputation", "show", "--ledger", tmp_path / "absent.db")
     assert absent.exit_code == 2 and "no ledger yet" in absent.output
     assert not (tmp_path / "absent.db").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG data folder: Linux layout")
+def test_default_ledger_is_per_user_and_the_environment_variable_overrides_it(tmp_path, monkeypatch):
+    """The ledger no longer follows the working folder: a per-user data file,
+    $POISON_EXPECTATIONS_LEDGER over it, an explicit config value over both."""
+    monkeypatch.delenv(L.LEDGER_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert L.ledger_url(None) == f"sqlite:///{tmp_path}/data/poison-expectations/ledger.db"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert L.default_ledger() == f"{tmp_path}/home/.local/share/poison-expectations/ledger.db"
+    monkeypatch.setenv(L.LEDGER_ENV, str(tmp_path / "team.db"))
+    assert L.ledger_url(None) == f"sqlite:///{tmp_path}/team.db"
+    assert L.ledger_url("runs/rep.db") == "sqlite:///runs/rep.db"  # the config's own value wins
+
+
+def test_reputation_show_says_where_the_ledger_is(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from poison_expectations.apps.cli import main
+
+    monkeypatch.setenv(L.LEDGER_ENV, str(tmp_path / "team.db"))
+    with L.Ledger(None) as store:
+        store.record_run("run1", [L.SourceRecord("vendor_a", 200, 4, "ok")], success=True)
+    shown = CliRunner().invoke(main, ["reputation", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines()[0] == f"ledger: {tmp_path / 'team.db'}  ($POISON_EXPECTATIONS_LEDGER)"
+    flagged = CliRunner().invoke(main, ["reputation", "show", "--ledger", str(tmp_path / "other.db")])
+    assert flagged.output.splitlines()[0] == f"ledger: {tmp_path / 'other.db'}  (--ledger)"
+    assert flagged.exit_code == 2 and "no ledger yet" in flagged.output

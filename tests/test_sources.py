@@ -389,10 +389,10 @@ def test_cli_validate_names_sources_and_records_the_ledger(tmp_path, cli):
     shown = CliRunner().invoke(main, ["reputation", "show", "--config", str(cfg), "--ledger",
                                       str(tmp_path / ".poison" / "reputation.db")])
     assert shown.exit_code == 0, shown.output
-    lines = {line.split()[0]: line for line in shown.output.splitlines()[2:]}
+    lines = {line.split()[0]: line for line in shown.output.splitlines()[3:]}
     assert set(lines) == set(frame["source"].unique())
     assert all("suspicious" in lines[s] for s in BAD) and "suspicious" not in lines["vendor_a"]
-    assert (tmp_path / ".poison" / "reputation.db").is_file()  # the default ledger, under the working dir
+    assert (tmp_path / ".poison" / "reputation.db").is_file()  # $POISON_EXPECTATIONS_LEDGER (set by `cli`)
 
 
 def test_each_source_expectation_renders_its_limits():

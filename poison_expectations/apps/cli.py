@@ -184,14 +184,18 @@ def _progress(quiet: bool):
 @guarded
 def run_checkpoint_command(name, project_dir, data):
     """Run a stored GX checkpoint NAME (suite JSON with our expectations) on DATA."""
+    from poison_expectations.apps.console import checkpoint_lines
     from poison_expectations.gx.project import run_stored_checkpoint
 
-    result = run_stored_checkpoint(project_dir, name, data)
-    for validation in result.run_results.values():
-        for r in validation.results:
-            status = "PASS" if r.success else "FAIL"
-            click.echo(f"  {status}  {r.expectation_config.type}  observed {r.result.get('observed_value')}")
+    written: list[dict] = []
+    result = run_stored_checkpoint(project_dir, name, data, outputs=written)
+    for line in checkpoint_lines(result):
+        click.echo(line)
     click.echo(f"checkpoint {name}: {'PASSED' if result.success else 'FAILED'}")
+    for action in written:  # where each output went (stored relative paths are inside the project)
+        for output in ("accepted", "quarantine"):
+            if action.get(output):
+                click.echo(f"{output}: {action[output]}")
     sys.exit(EXIT_PASSED if result.success else EXIT_FAILED)
 
 

@@ -37,6 +37,19 @@ def _settings(config_path, ledger) -> dict:
     return section
 
 
+def ledger_origin(section: dict, ledger_flag) -> str:
+    """Why this ledger: the flag, the config, the environment variable or the per-user default."""
+    from poison_expectations.stores.ledger import LEDGER_ENV
+
+    if ledger_flag is not None:
+        return "--ledger"
+    if section["ledger"] is not None:
+        return "config expectations.sources.ledger"
+    import os
+
+    return f"${LEDGER_ENV}" if os.environ.get(LEDGER_ENV, "").strip() else "per-user default"
+
+
 def _open(section: dict, must_exist: bool = True):
     from poison_expectations.stores.ledger import Ledger, ledger_exists, ledger_url
 
@@ -74,7 +87,14 @@ def summaries(store, section: dict, source: str | None = None) -> list[dict]:
 @guarded
 def show(source, config_path, ledger):
     """Print each source's history and reputation as a table."""
+    from sqlalchemy.engine import make_url
+
+    from poison_expectations.stores.ledger import ledger_url, sqlite_path
+
     section = _settings(config_path, ledger)
+    url = ledger_url(section["ledger"])
+    where = sqlite_path(url) or make_url(url).render_as_string(hide_password=True)
+    click.echo(f"ledger: {where}  ({ledger_origin(section, ledger)})")
     with _open(section) as store:
         rows = summaries(store, section, source)
         if source is not None and not rows:

@@ -44,3 +44,57 @@ def extra_sections(outcome: RunOutcome) -> list[list[str]]:
         if lines:
             sections.append(list(lines))
     return sections
+
+
+def _rounded(value):
+    """Floats to 4 significant digits, inside lists and dicts too (0.0137, not 0.013666666666666667)."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _row_ids(result: dict, columns, count: int) -> list:
+    """A few offending row ids: our flagged ids, or for a map expectation
+    GX's unexpected index list (ids when the result format names
+    `unexpected_index_column_names`; the checked columns' values are left out)."""
+    index = result.get("partial_unexpected_index_list") or []
+    if index:
+        if isinstance(index[0], dict):  # [{id column: value, checked column: value, ...}, ...]
+            keys = [k for k in index[0] if k not in set(columns or ())] or list(index[0])
+            index = [item[keys[0]] if len(keys) == 1 else {k: item[k] for k in keys} for item in index]
+        return [_rounded(i) for i in index[:count]]
+    ids = result.get("partial_unexpected_list") or []
+    if ids and isinstance(ids[0], dict):  # a map expectation's column values, not ids
+        return []
+    return [_rounded(i) for i in ids[:count]]
+
+
+def checkpoint_lines(checkpoint_result, show_ids: int = 5) -> list[str]:
+    """One line per expectation of a GX checkpoint run: status, type, observed
+    value, limits, unexpected count and a few row ids, numbers rounded."""
+    lines = []
+    for validation in checkpoint_result.run_results.values():
+        for r in validation.results:
+            result, config = r.result or {}, r.expectation_config
+            limit = (result.get("details") or {}).get("limit")
+            if limit is None and "mostly" in config.kwargs:
+                limit = {"mostly": config.kwargs["mostly"]}
+            parts = [f"  {'PASS' if r.success else 'FAIL'}  {config.type}"]
+            if result.get("observed_value") is not None:
+                parts.append(f"observed {_rounded(result['observed_value'])}")
+            if limit:
+                parts.append("limit " + ", ".join(f"{k}={_rounded(v)}" for k, v in limit.items()))
+            if result.get("unexpected_count") is not None:
+                total = result.get("element_count")
+                share = f" ({result['unexpected_count'] / total:.2%})" if total else ""
+                parts.append(f"unexpected {result['unexpected_count']} of {total}{share}")
+            ids = _row_ids(result, config.kwargs.get("column_list"), show_ids)
+            if ids and result.get("unexpected_count"):
+                more = ", ..." if result["unexpected_count"] > len(ids) else ""
+                parts.append(f"rows {', '.join(map(str, ids))}{more}")
+            lines.append("  ".join(parts))
+    return lines

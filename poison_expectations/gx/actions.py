@@ -24,21 +24,26 @@ from typing import Iterator, Literal, Optional
 from great_expectations.checkpoint.actions import ValidationAction
 
 from poison_expectations.core.errors import InputError, PoisonCheckError
+from poison_expectations.gx.paths import project_path
 
 ACTION_TYPE = "poison_quarantine"
 # The batch file of the current run, for actions stored without data_path
 # (set by `poison-check run-checkpoint`; a stored checkpoint must not be edited).
 _CURRENT_DATA: contextvars.ContextVar[str | None] = contextvars.ContextVar("poison_check_data", default=None)
+_WRITTEN: contextvars.ContextVar[list | None] = contextvars.ContextVar("poison_check_written", default=None)
 
 
 @contextlib.contextmanager
-def batch_file(path: str | Path) -> Iterator[None]:
-    """Within this block, quarantine actions without data_path read `path`."""
-    token = _CURRENT_DATA.set(str(path))
+def batch_file(path: str | Path) -> Iterator[list[dict]]:
+    """Within this block, quarantine actions without data_path read `path`;
+    the list yielded collects each action's return value (what it wrote)."""
+    written: list[dict] = []
+    token, token_written = _CURRENT_DATA.set(str(path)), _WRITTEN.set(written)
     try:
-        yield
+        yield written
     finally:
         _CURRENT_DATA.reset(token)
+        _WRITTEN.reset(token_written)
 
 
 class PoisonQuarantineAction(ValidationAction):
@@ -61,18 +66,21 @@ class PoisonQuarantineAction(ValidationAction):
             raise PoisonCheckError(f"{self.name}: the checkpoint validated {len(batches)} batches with poison "
                                    "expectations; use one PoisonQuarantineAction per checkpoint and batch")
         validation = batches[0]
-        data_path = self.data_path or _CURRENT_DATA.get()
+        data_path = project_path(self.data_path) or _CURRENT_DATA.get()
         frame = self._batch_frame(validation, data_path)
         findings = _findings(frame, _poison_configs(validation))
         run_name = _run_name(checkpoint_result.run_id)
         targets = {}
         for name, template in (("accepted", self.accepted_path), ("quarantine", self.quarantine_path)):
             if template:
-                target = Path(template.replace("{run_name}", run_name))
+                target = Path(project_path(template.replace("{run_name}", run_name)))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 targets[name] = target
         written = write_split(findings, frame, data_path, **targets)
-        return {**written, "rows": int(len(findings)), "flagged_rows": int(findings["flagged"].sum())}
+        outcome = {**written, "rows": int(len(findings)), "flagged_rows": int(findings["flagged"].sum())}
+        if _WRITTEN.get() is not None:
+            _WRITTEN.get().append({"action": self.name, **outcome})
+        return outcome
 
     def _batch_frame(self, validation, data_path: str | None):
         from great_expectations.execution_engine.pandas_execution_engine import hash_pandas_dataframe

@@ -63,25 +63,58 @@ def load_context(project_dir: str | Path):
     return context
 
 
-def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: str | Path):
-    """Run a stored checkpoint whose batch is a dataframe asset, on DATA."""
+def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: str | Path,
+                          outputs: list | None = None):
+    """Run a stored checkpoint whose batch is a dataframe asset, on DATA.
+
+    Relative paths stored in its suites and actions resolve against
+    `project_dir` (`paths.project_root`), and the files they name are
+    checked before any work starts. `outputs`, when given, receives what
+    each quarantine action wrote."""
     context = load_context(project_dir)
     try:
         checkpoint = context.checkpoints.get(checkpoint_name)
     except Exception:  # noqa: BLE001 - GX raises several types for a missing name
         names = [c.name for c in context.checkpoints.all()]
         raise ConfigError(f"checkpoint '{checkpoint_name}' not found in {project_dir} (have: {names})") from None
-    frame = read_table(data)
-    if frame.empty:
-        raise InputError(f"{data}: the table has no rows")
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     from poison_expectations.gx.actions import batch_file
+    from poison_expectations.gx.paths import project_root
     from poison_expectations.gx.runner import raise_first_exception
 
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # this run only; not saved
-    with batch_file(data):  # quarantine actions keep DATA's format and cells
-        result = checkpoint.run(batch_parameters={"dataframe": frame})
+    with project_root(project_dir):
+        check_stored_inputs(checkpoint, project_dir)
+        frame = read_table(data)
+        if frame.empty:
+            raise InputError(f"{data}: the table has no rows")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)  # this run only; not saved
+        with batch_file(data) as written:  # quarantine actions keep DATA's format and cells
+            result = checkpoint.run(batch_parameters={"dataframe": frame})
     for validation in result.run_results.values():
         raise_first_exception(validation)
+    if outputs is not None:
+        outputs.extend(written)
     return result
+
+
+def check_stored_inputs(checkpoint, project_dir: str | Path) -> None:
+    """Every reference a stored expectation names and every data_path of a
+    stored action exists (resolved against the project), before the run."""
+    from poison_expectations.core import analysis
+    from poison_expectations.gx.paths import project_path
+
+    registered = getattr(analysis, "_REFERENCES", {})  # in-process tables registered by name
+
+    for validation in checkpoint.validation_definitions:
+        for expectation in validation.suite.expectations:
+            stored = getattr(expectation, "reference", None)
+            if stored and stored not in registered and not Path(project_path(stored)).is_file():
+                raise InputError(f"suite '{validation.suite.name}': reference {stored} not found "
+                                 f"(looked for {project_path(stored)}; relative paths are relative to the "
+                                 f"project {project_dir})")
+    for action in checkpoint.actions:
+        stored = getattr(action, "data_path", None)
+        if stored and not Path(project_path(stored)).is_file():
+            raise InputError(f"action '{action.name}': data_path {stored} not found (looked for "
+                             f"{project_path(stored)})")

@@ -1,7 +1,10 @@
 """Source-reputation ledger: every run's per-source counts, in a real database.
 
-SQLAlchemy 2 Core. The default store is a SQLite file (`.poison/reputation.db`
-under the working directory); any SQLAlchemy URL (PostgreSQL included) works.
+SQLAlchemy 2 Core. The store is a SQLite file or any SQLAlchemy URL
+(PostgreSQL included). When the config names none, the ledger is
+$POISON_EXPECTATIONS_LEDGER, else a per-user data file (`default_ledger`):
+a stable place, so the reputation history does not depend on (or get lost
+with) the folder a process happened to start in.
 
 Safety under concurrency and crashes:
 - every write is ONE transaction (a run with all its sources, or a forget),
@@ -31,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,7 +48,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from poison_expectations.core.errors import ConfigError, OutputError
 
-DEFAULT_LEDGER = ".poison/reputation.db"
+DEFAULT_LEDGER = None  # the config's default: default_ledger() at run time
+LEDGER_ENV = "POISON_EXPECTATIONS_LEDGER"
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 30.0
 RETRY_DEADLINE_SECONDS = 120.0
@@ -167,9 +172,26 @@ def reputation(rows: int, bad_rows: int, prior_bad: float = PRIOR_BAD, prior_goo
 
 # -- the ledger -----------------------------------------------------------------
 
+def default_ledger() -> str:
+    """The ledger used when none is configured: $POISON_EXPECTATIONS_LEDGER (a
+    path or URL), else `poison-expectations/ledger.db` in the per-user data
+    folder ($XDG_DATA_HOME or ~/.local/share; %LOCALAPPDATA% on Windows,
+    ~/Library/Application Support on macOS), like platformdirs' user_data_dir."""
+    configured = os.environ.get(LEDGER_ENV, "").strip()
+    if configured:
+        return configured
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", "").strip() or Path.home() / ".local" / "share")
+    return str(base / "poison-expectations" / "ledger.db")
+
+
 def ledger_url(value: str | os.PathLike | None) -> str:
-    """A SQLAlchemy URL from a URL or a SQLite file path (None: the default file)."""
-    value = str(value) if value is not None else DEFAULT_LEDGER
+    """A SQLAlchemy URL from a URL or a SQLite file path (None: `default_ledger()`)."""
+    value = str(value) if value is not None else default_ledger()
     if "://" in value:
         try:
             make_url(value)
@@ -472,4 +494,5 @@ def dumps_records(records: list[dict[str, Any]]) -> str:
 
 
 __all__ = ["Ledger", "SourceRecord", "SourceHistory", "Reputation", "reputation", "ledger_url", "ledger_exists",
-           "DEFAULT_LEDGER", "SCHEMA_VERSION", "MIGRATIONS"]
+           "DEFAULT_LEDGER", "LEDGER_ENV", "default_ledger", "SCHEMA_VERSION",
+           "MIGRATIONS"]

@@ -73,9 +73,17 @@ class RowLabelConsistent(MulticolumnMapMetricProvider):
 class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, MulticolumnMapExpectation):
     """Each row's label (one of `column_list`) agrees with its neighbourhood
     and an out-of-fold model; GX lists the rows that do not, so
-    `unexpected_index_column_names` reports their ids."""
+    `unexpected_index_column_names` reports their ids.
+
+    `mostly` defaults to 0.9, not GX's 1.0: even a clean table has rows whose
+    label disagrees with its neighbours (natural label noise, class overlap;
+    2.5% of the sample reference, up to 13% on the noisy tables in
+    docs/user_outputs.md), so 1.0 fails every real table. 0.9 is 1 minus the
+    batch expectation's self-check `max_rate` (0.1), so both expectations
+    draw the same line on the same table; calibrate it like max_rate."""
 
     label_column: str
+    mostly: float = 0.9
     method: str = "both"
     k: int = 10
     random_state: int = 0

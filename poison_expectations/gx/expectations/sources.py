@@ -14,6 +14,7 @@ from typing import Any, ClassVar, List, Literal, Optional
 
 import numpy as np
 
+from poison_expectations.gx.paths import project_ledger
 from poison_expectations.stores import ledger as ledger_mod
 from poison_expectations.core.config import RATE, Param
 from poison_expectations.gx.metrics.sources import SOURCE_KEYS, SourceStatisticsMetric
@@ -115,7 +116,8 @@ class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase):
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         batch = self.source_rows(result)
-        history = read_history(self.ledger, list(batch))
+        ledger = project_ledger(self.ledger)  # a stored suite's ledger lives with its GX project
+        history = read_history(ledger, list(batch))
         total = sum(s["rows"] for s in batch.values())
         offending, observed, reputations, new = {}, {}, {}, []
         for source, row in batch.items():
@@ -139,7 +141,7 @@ class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase):
                 offending[source] = {"reason": reason, "share": batch[source]["share"], **reputations[source]}
                 observed[source] = reason
         details = {"reputations": reputations, "new_sources": new, "new_sources_share": new_share,
-                   "ledger": ledger_mod.ledger_url(self.ledger)}
+                   "ledger": ledger_mod.ledger_url(ledger)}
         return self.finish(result, offending, observed, runtime_configuration, details)
 
 
@@ -254,7 +256,8 @@ register_family(ExpectationFamily(
                                       "name it (absolute, 0-1).", **RATE),
         "record": Param(True, bool, "Record every run's per-source numbers in the ledger."),
         "ledger": Param(ledger_mod.DEFAULT_LEDGER, str, "SQLite file path or any SQLAlchemy URL of the "
-                                                        "reputation ledger."),
+                        "reputation ledger; null: $POISON_EXPECTATIONS_LEDGER, else the per-user data folder "
+                        "(~/.local/share/poison-expectations/ledger.db).", nullable=True),
         "min_reputation": Param(0.8, doc="Least reputation (1 - upper credible bound of the bad-row rate) of a "
                                          "source with enough history (0-1).", **RATE),
         "prior_bad": Param(ledger_mod.PRIOR_BAD, doc="Beta prior: pseudo-count of bad rows.", kind=float,

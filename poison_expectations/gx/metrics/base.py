@@ -58,7 +58,9 @@ def options_from(kwargs: dict[str, Any]) -> Options:
 
 
 def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
-    return get_analysis(frame, roles_from(kwargs), options_from(kwargs), kwargs.get("reference"))
+    from poison_expectations.gx.paths import project_path
+
+    return get_analysis(frame, roles_from(kwargs), options_from(kwargs), project_path(kwargs.get("reference")))
 
 
 class PoisonSignalMetric(TableMetricProvider):
