@@ -214,11 +214,16 @@ def calibrate(trusted, label_column, id_column, source_column, features, config_
               confidence):
     """Set each family's limits from TRUSTED (clean) data and write the config."""
     from poison_expectations.apps.calibrate import calibrate as run_calibration
-    from poison_expectations.stores.io import write_text_atomic
+    from poison_expectations.stores.io import check_writable, write_text_atomic
     from poison_expectations.apps.jobs import job_config
 
     if Path(out_path).resolve() in {Path(trusted).resolve(), Path(config_path or trusted).resolve()}:
         raise PoisonCheckError(f"{out_path}: refusing to overwrite an input file")
+    try:  # a missing folder is created (as the Airflow operator does), before the slow run
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoisonCheckError(f"{out_path}: cannot create its folder ({exc.strerror or exc})") from None
+    check_writable(out_path)
     config = job_config(config_path, label_column=label_column, id_column=id_column,
                         source_column=source_column, feature_columns=_split_columns(features))
     calibration = run_calibration(trusted, config, batch_rows=batch_rows, confidence=confidence)

@@ -17,6 +17,11 @@ def verdict_text(outcome: RunOutcome, show_rows: int = SHOW_ROWS) -> str:
     verdict = "PASSED" if outcome.success else "FAILED"
     lines = [f"poison-check {verdict}: {outcome.data_path or 'batch'} — {len(outcome.findings)} rows, "
              f"{outcome.flagged_count} flagged"]
+    roles = outcome.analysis.roles
+    for role in outcome.analysis.reference_lacks:
+        column = roles.source_column if role == "source" else roles.id_column
+        lines.append(f"  note: the reference has no {role} column '{column}'; it is used for its features and "
+                     "labels only")
     width = max(len(e.expectation) for e in outcome.expectations)
     for e in outcome.expectations:
         status = "PASS" if e.success else "FAIL"

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from poison_expectations.core.columns import column_not_found, reference_roles
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.features import FeatureEncoder, as_text
 from poison_expectations.stores.io import read_table
@@ -85,6 +86,7 @@ class Analysis:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     progress: Callable[[str], Any] | None = None
     max_memory_mb: int | None = None  # limits.max_memory_mb (None: a share of the free memory)
+    reference_lacks: tuple[str, ...] = ()  # roles ("id", "source") the reference has no column for
 
     # -- shared, computed on first use -----------------------------------
     def neighbors(self, against: str = "self", k: int | None = None) -> Neighbors:
@@ -182,16 +184,18 @@ def build_analysis(frame: pd.DataFrame, roles: Roles, options: Options,
     _check_roles(roles)
     frame = _string_columns(frame, "batch")
     _check_table(frame, roles, "batch")
+    ref_roles, lacks = roles, ()
     if reference is not None:
         reference = _string_columns(reference, "reference")
-        _check_table(reference, roles, "reference")
+        ref_roles, lacks = reference_roles([str(c) for c in reference.columns], roles)
+        _check_table(reference, ref_roles, "reference")
     features = roles.resolved_features(frame)
     if not features:
         raise InputError("no feature columns left besides label, id and source")
     if reference is not None:
         missing = [c for c in features if c not in reference.columns]
         if missing:
-            raise InputError(f"reference: feature column '{missing[0]}' not found")
+            raise column_not_found("reference", "feature", missing[0], [str(c) for c in reference.columns])
     encoder = FeatureEncoder(features, roles.embedding_columns, options.nan_policy, options.max_onehot_categories)
     encoder.fit(reference if reference is not None else frame)
     rows = len(frame) + (len(reference) if reference is not None else 0)
@@ -200,8 +204,9 @@ def build_analysis(frame: pd.DataFrame, roles: Roles, options: Options,
     classes, y_batch, y_ref = _encode_labels(frame, reference, roles.label_column)
     id_name = roles.id_column or "row_index"
     batch = _table(frame, encoder, y_batch, roles)
-    ref = _table(reference, encoder, y_ref, roles) if reference is not None else None
-    return Analysis(roles, options, batch, ref, encoder, classes, id_name, max_memory_mb=max_memory_mb)
+    ref = _table(reference, encoder, y_ref, ref_roles) if reference is not None else None
+    return Analysis(roles, options, batch, ref, encoder, classes, id_name, max_memory_mb=max_memory_mb,
+                    reference_lacks=lacks)
 
 
 def _string_columns(frame: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -241,10 +246,10 @@ def _check_table(frame: pd.DataFrame, roles: Roles, what: str) -> None:
     names = [str(c) for c in frame.columns]
     for role, column in (("label", roles.label_column), ("id", roles.id_column), ("source", roles.source_column)):
         if column is not None and column not in names:
-            raise InputError(f"{what}: {role} column '{column}' not found (columns: {', '.join(names[:12])})")
+            raise column_not_found(what, role, column, names)
     for column in roles.feature_columns or ():
         if column not in names:
-            raise InputError(f"{what}: feature column '{column}' not found")
+            raise column_not_found(what, "feature", column, names)
     if roles.id_column is not None:
         ids = frame[roles.id_column]
         _check_scalar(ids, f"{what}: id column '{roles.id_column}'")

@@ -80,6 +80,7 @@ class RunOutcome:
             "success": self.success,
             "data": self.data_path,
             "reference": self.config["data"]["reference"],
+            "reference_lacks": list(self.analysis.reference_lacks),  # roles without a column in the reference
             "rows": int(len(self.findings)),
             "flagged_rows": self.flagged_count,
             "failed_expectations": self.failed_expectations(),

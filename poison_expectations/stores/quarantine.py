@@ -4,7 +4,8 @@ Both files hold the input rows unchanged: a CSV input is streamed record by
 record (csv module, constant memory), so "007", "1.50" or an empty cell come
 out exactly as they went in (only CSV quoting may be normalised; a record
 the csv module cannot read sends the file through pandas as text cells
-instead); a Parquet input is split with pyarrow,
+instead). A UTF-8 byte order mark and CRLF line endings are kept too: the
+outputs feed the same downstream readers as the input. A Parquet input is split with pyarrow,
 so the schema, types and metadata are the input's. The quarantine file
 adds `poison_score` and `reasons` (prefixed `poison_check_` if the input
 already has such a column). Every file is written atomically.
@@ -84,7 +85,7 @@ def write_split(findings: pd.DataFrame, data: pd.DataFrame, source: str | os.Pat
         writer = _parquet_writer(Path(source), len(data), stage)
     else:
         rows = _csv_cells(Path(source), len(data)) if fmt == "csv" else data
-        writer = _frame_writer(rows, stage)
+        writer = _frame_writer(rows, stage, csv_marks(Path(source)) if fmt == "csv" else None)
     for name, target in targets.items():
         if target is None:
             continue
@@ -116,10 +117,11 @@ def _stream_csv_split(source: Path, flagged: np.ndarray, extra: dict, targets: d
 def _split_csv_records(source: Path, flagged: np.ndarray, extra: dict, paths: dict) -> None:
     expected = len(flagged)
     scores, reasons = extra["poison_score"], extra["reasons"]
+    encoding, terminator = csv_marks(source)
     with contextlib.ExitStack() as stack:
-        handles = {name: stack.enter_context(open(path, "w", newline="", encoding="utf-8"))
+        handles = {name: stack.enter_context(open(path, "w", newline="", encoding=encoding))
                    for name, path in paths.items()}
-        writers = {name: csv.writer(handle, lineterminator="\n") for name, handle in handles.items()}
+        writers = {name: csv.writer(handle, lineterminator=terminator) for name, handle in handles.items()}
         accepted, quarantine = writers.get("accepted"), writers.get("quarantine")
         row, extra_records = 0, False
         with open(source, newline="", encoding="utf-8-sig") as handle:
@@ -151,6 +153,18 @@ def _split_csv_records(source: Path, flagged: np.ndarray, extra: dict, paths: di
             os.fsync(handle.fileno())
 
 
+def csv_marks(source: Path) -> tuple[str, str]:
+    """(encoding, line terminator) that reproduce the input's byte order mark
+    and line endings: 'utf-8-sig' when it starts with a UTF-8 BOM, and CRLF
+    when its first line ends with CRLF."""
+    with open(source, "rb") as handle:
+        head = handle.read(1 << 16)
+    encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    end = head.find(b"\n")
+    terminator = "\r\n" if end > 0 and head[end - 1:end] == b"\r" else "\n"
+    return encoding, terminator
+
+
 def _csv_cells(source: Path, expected_rows: int) -> pd.DataFrame:
     """The input CSV as text cells (the exact strings of every column)."""
     cells = pd.read_csv(source, dtype=str, keep_default_na=False, low_memory=False)
@@ -160,13 +174,17 @@ def _csv_cells(source: Path, expected_rows: int) -> pd.DataFrame:
     return cells
 
 
-def _frame_writer(frame: pd.DataFrame, stage=None):
+def _frame_writer(frame: pd.DataFrame, stage=None, marks: tuple[str, str] | None = None):
     def write(target, keep: np.ndarray, extra: dict | None) -> None:
         part = frame.loc[keep].copy()
         if extra is not None:
             for column, name in quarantine_names(frame.columns).items():
                 part[name] = extra[column][keep]
-        if stage is None:
+        if marks is not None:  # CSV text cells: keep the input's BOM and line endings
+            with contextlib.ExitStack() as stack:
+                path = stage.path(target) if stage is not None else stack.enter_context(atomic_path(target))
+                part.to_csv(path, index=False, encoding=marks[0], lineterminator=marks[1])
+        elif stage is None:
             write_table_atomic(target, part)
         else:
             table_writer(part, table_format(target))(stage.path(target))
