@@ -14,6 +14,7 @@ import pytest
 from great_expectations.expectations.registry import get_expectation_impl
 
 import poison_expectations as pe
+from conftest import REPO
 from poison_expectations.core.details import detail_blocks, fmt
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -150,3 +151,58 @@ def test_data_docs_work_offline_and_a_second_run_adds_to_the_index(cli, tmp_path
     failing = [c for c in cells if "Share of rows whose label" in _visible_text(c) and "unexpected values" in c]
     assert failing and "\u2717" in _visible_text(failing[0])
     assert _squash("Status: \u2717 Failed") in _squash(_visible_text(shown.stdout))
+
+
+LAYOUT_CHECK = """<script>
+(function () {
+  var bad = [], width = window.innerWidth;
+  document.querySelectorAll('.card, .verdict').forEach(function (card) {
+    var box = card.getBoundingClientRect();
+    card.querySelectorAll('*').forEach(function (el) {
+      var r = el.getBoundingClientRect();
+      if (r.width && (r.right > box.right + 1 || r.left < box.left - 1)) {
+        bad.push(el.tagName + ': ' + (el.textContent || '').slice(0, 60));
+      }
+    });
+  });
+  var reasons = Array.prototype.map.call(document.querySelectorAll('tr.reasons td'), function (td) {
+    return td.getBoundingClientRect().width / td.closest('.card').getBoundingClientRect().width;
+  });
+  var out = document.createElement('pre');
+  out.id = 'layout-check';
+  out.textContent = JSON.stringify({bad: bad.slice(0, 20), scrolls: document.documentElement.scrollWidth > width,
+                                    reasons: reasons, width: width});
+  document.body.appendChild(out);
+})();
+</script>"""
+
+
+def _stated_report_kb() -> int:
+    text = (REPO / "docs" / "user_outputs.md").read_text()
+    return int(re.search(r"3000-row report of .*? is about (\d+) kB", text, re.S).group(1))
+
+
+@needs_chromium
+def test_html_report_fills_its_sentences_and_fits_its_cards_in_chromium(cli, tmp_path):
+    """No `$name` left, no raw JSON cells, no element wider than its card at
+    1,280 px, reasons across the whole table, and the size the docs state."""
+    report = tmp_path / "report.html"
+    run = cli("validate", "sample_data/train_poisoned_source.csv", "--label", "label", "--id-column", "row_id",
+              "--source-column", "source", "--reference", "sample_data/reference.csv", "--html", report)
+    assert run.returncode == 1, run.stderr
+    page = report.read_text()
+    text = _visible_text(page)
+    assert not re.findall(r"\$\w+", text), "unfilled placeholders"
+    assert "label label" not in text and '{"' not in text, "raw names or JSON in the text"
+    stated = _stated_report_kb()
+    assert len(page.encode()) <= stated * 1.2 * 1024, f"{len(page.encode()) // 1024} kB, docs say about {stated}"
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", LAYOUT_CHECK + "</body>"))
+    shown = _browser(tmp_path, "--window-size=1280,2000", "--virtual-time-budget=3000", "--dump-dom",
+                     f"file://{probe}")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    layout = json.loads(html.unescape(re.search(r'<pre id="layout-check">(.*?)</pre>', shown.stdout, re.S).group(1)))
+    assert layout["width"] == 1280
+    assert not layout["bad"] and not layout["scrolls"], layout
+    assert layout["reasons"] and min(layout["reasons"]) > 0.8  # the reasons run across the card

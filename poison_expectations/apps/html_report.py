@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from pathlib import Path
 from string import Template
 
@@ -31,14 +32,19 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0 0 8px}h3{font-size:1
 .verdict p{margin:2px 0;opacity:.95}
 .card{background:#fff;border-radius:8px;padding:16px 20px;margin-bottom:16px;box-shadow:0 1px 2px #0002}
 table{border-collapse:collapse;width:100%;margin:6px 0}
-th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e3e7eb;vertical-align:top}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e3e7eb;vertical-align:top;overflow-wrap:anywhere}
+tr.reasons td{border-bottom:2px solid #d5dbe1;color:#3e4c59;padding-bottom:8px}
+tr.reasons + tr td,tbody tr.scores td{border-bottom:none}
+code{background:#eef1f4;border-radius:3px;padding:0 4px;font-size:13px}
 th{background:#f0f2f5;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,td.tight,.badge{white-space:nowrap;overflow-wrap:normal}
 .badge{display:inline-block;border-radius:4px;padding:1px 7px;font-weight:700;font-size:12px;color:#fff}
 .badge.pass{background:#1e8449}.badge.fail{background:#c0392b}
 .sentence{color:#52606d}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots svg{max-width:100%;height:auto}
-pre{background:#f0f2f5;padding:8px;border-radius:4px;white-space:pre-wrap}
+.plots svg text{font-family:"DejaVu Sans",system-ui,sans-serif}
+pre{background:#f0f2f5;padding:8px;border-radius:4px;white-space:pre-wrap;overflow-wrap:anywhere}
 .muted{color:#7b8794;font-size:12px}
 """
 
@@ -48,15 +54,18 @@ def esc(value) -> str:
 
 
 def sentence(expectation_config) -> str:
-    """The expectation's Data Docs sentence with its stored parameters."""
+    """The expectation's Data Docs sentence as HTML: its stored parameters as
+    `<code>` chips (so a column named like a word still reads as a name), and
+    every placeholder filled (an unset parameter is a dash, as in Data Docs)."""
     from great_expectations.expectations.registry import get_expectation_impl
 
     try:
         template = getattr(get_expectation_impl(expectation_config.type), "renderer_template", "")
     except Exception:  # noqa: BLE001 - an expectation type we do not know: no sentence
         template = ""
-    params = {k: fmt(v) for k, v in expectation_config.kwargs.items()}
-    return Template(template).safe_substitute(params) if template else ""
+    values = {name: "–" for name in re.findall(r"\$(\w+)", template)}
+    values.update({k: fmt(v) for k, v in expectation_config.kwargs.items() if v is not None})
+    return Template(esc(template)).safe_substitute({k: f"<code>{esc(v)}</code>" for k, v in values.items()})
 
 
 def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
@@ -89,7 +98,7 @@ def _verdict(outcome: RunOutcome) -> str:
 def _expectation_rows(outcome: RunOutcome) -> list[tuple]:
     """(ExpectationOutcome, sentence) pairs, in checkpoint order."""
     configs = [r.expectation_config for v in outcome.checkpoint_result.run_results.values() for r in v.results]
-    return [(e, sentence(c)) for e, c in zip(outcome.expectations, configs)]
+    return [(e, sentence(c)) for e, c in zip(outcome.expectations, configs, strict=False)]
 
 
 def _limit_cell(expectation) -> str:
@@ -104,9 +113,10 @@ def _limit_cell(expectation) -> str:
 
 def _overview(outcome: RunOutcome, pairs) -> str:
     rows = "".join(
-        f"<tr><td><span class='badge {'pass' if e.success else 'fail'}'>{'PASS' if e.success else 'FAIL'}</span></td>"
-        f"<td><b>{esc(e.expectation)}</b><div class=sentence>{esc(text)}</div></td>"
-        f"<td><a href='#signal-{esc(e.signal)}'>{esc(e.signal)}</a></td><td class=num>{esc(fmt(e.observed_value))}</td>"
+        f"<tr><td class=tight><span class='badge {'pass' if e.success else 'fail'}'>"
+        f"{'PASS' if e.success else 'FAIL'}</span></td>"
+        f"<td><b>{esc(e.expectation)}</b><div class=sentence>{text}</div></td>"
+        f"<td><a href='#signal-{esc(e.signal)}'>{esc(e.signal)}</a></td><td>{esc(fmt(e.observed_value))}</td>"
         f"<td>{esc(_limit_cell(e))}</td><td class=num>{e.unexpected_count}</td></tr>" for e, text in pairs)
     head = "".join(f"<th>{h}</th>" for h in ("", "expectation", "signal", "observed", "limit", "flagged rows"))
     sources = ""
@@ -132,7 +142,7 @@ def _signal_section(outcome: RunOutcome, name: str, pairs) -> str:
             continue
         badge = "pass" if expectation.success else "fail"
         parts.append(f"<h3><span class='badge {badge}'>{'PASS' if expectation.success else 'FAIL'}</span> "
-                     f"{esc(expectation.expectation)}</h3><p class=sentence>{esc(text)}</p>")
+                     f"{esc(expectation.expectation)}</h3><p class=sentence>{text}</p>")
         blocks = detail_blocks(expectation.details)
         facts = [["observed value", fmt(expectation.observed_value)], ["limit", limit_text(expectation.limit)],
                  ["flagged rows", str(expectation.unexpected_count)], *map(list, blocks.facts)]
@@ -145,26 +155,31 @@ def _signal_section(outcome: RunOutcome, name: str, pairs) -> str:
 
 
 def _top_rows(outcome: RunOutcome) -> str:
+    """The most suspicious rows: one line of values, then the reasons across
+    the table's whole width (a reasons column next to a score per signal
+    was squeezed to a word per line)."""
     id_name = outcome.analysis.id_name
     top = top_rows(outcome.findings, id_name, TOP_ROWS)
     if top.empty:
         return "<section class=card><h2>Flagged rows</h2><p>No row was flagged.</p></section>"
     roles = outcome.analysis.roles
     extra = [c for c in (roles.label_column, roles.source_column) if c and c in outcome.data.columns]
-    score_columns = [f"{n}_score" for n in outcome.results]
-    index = top.index.to_numpy()
-    header = [id_name, "poison score", *extra, *score_columns, "reasons"]
-    rows = []
-    for position, row_index in enumerate(index):
+    signals = list(outcome.results)
+    header = [id_name, "poison score", *extra, *(f"{n} score" for n in signals)]
+    numeric = {1} | set(range(2 + len(extra), len(header)))
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = []
+    for position, row_index in enumerate(top.index.to_numpy()):
         values = [top.iloc[position][id_name], f"{top.iloc[position]['poison_score']:.3f}"]
         values += [outcome.data.iloc[row_index][c] for c in extra]
-        values += [f"{outcome.findings.iloc[row_index][c]:.3f}" for c in score_columns]
-        values.append(top.iloc[position]["reasons"])
-        rows.append([str(v) for v in values])
-    numeric = set(range(1, 2)) | set(range(2 + len(extra), 2 + len(extra) + len(score_columns)))
+        values += [f"{outcome.findings.iloc[row_index][f'{n}_score']:.3f}" for n in signals]
+        cells = "".join(f"<td{' class=num' if i in numeric else ''}>{esc(v)}</td>" for i, v in enumerate(values))
+        body.append(f"<tr class=scores>{cells}</tr><tr class=reasons><td colspan={len(header)}>"
+                    f"{esc(top.iloc[position]['reasons'])}</td></tr>")
     shown = f"The {len(top)} highest-scoring of {outcome.flagged_count}"
-    return (f"<section class=card id=rows><h2>Most suspicious rows</h2><p>{shown} flagged rows; every flagged row "
-            f"is in the --findings and --quarantine outputs.</p>{_table(header, rows, numeric)}</section>")
+    return (f"<section class=card id=rows><h2>Most suspicious rows</h2><p>{shown} flagged rows, each with its "
+            "reasons below it; every flagged row is in the --findings and --quarantine outputs.</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></section>")
 
 
 def render_html(outcome: RunOutcome) -> str:

@@ -9,7 +9,6 @@ family's details show up without renderer changes. No GX import here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +40,22 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str, separators=(", ", ": "))[:300]
+        return _readable(value)[:300]
     return str(value)
+
+
+def _readable(value: Any, nested: bool = False) -> str:
+    """Mappings and lists for a reader, not JSON: `0: 1; 1: 4`, nested parts in
+    parentheses, floats rounded, `none` when empty."""
+    if isinstance(value, dict):
+        if not value:
+            return "none"
+        text = ", ".join(f"{k}: {_readable(v, True)}" for k, v in value.items()) if nested else \
+            "; ".join(f"{k}: {_readable(v, True)}" for k, v in value.items())
+        return f"({text})" if nested else text
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_readable(v, True) for v in value) if value else "none"
+    return fmt(value)
 
 
 def title(key: str) -> str:

@@ -41,7 +41,7 @@ class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation):
     metric_dependencies = (LabelConsistencyMetric.metric_name,)
     limit_keys: ClassVar[tuple[str, ...]] = ("max_rate", "max_excess_over_reference", "alpha")
     success_keys = shared_success_keys(*LABEL_KEYS, "max_rate", "max_excess_over_reference", "alpha")
-    renderer_template = ("Share of rows whose label $label_column disagrees with its $k nearest neighbours "
+    renderer_template = ("Share of rows whose label (column $label_column) disagrees with its $k nearest neighbours "
                          "and an out-of-fold model (method $method) must be at most $max_rate; against a "
                          "reference, at most $max_excess_over_reference above the reference's rate "
                          "(alpha $alpha).")
@@ -90,8 +90,9 @@ class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, Multicolumn
 
     map_metric = "poison.row_label_consistent"
     success_keys = ("mostly", "label_column", "method", "k", "random_state")
-    renderer_template: ClassVar[str] = ("Each row's label $label_column must agree with its $k nearest neighbours and an "
-                         "out-of-fold model (method $method), for at least $mostly of the rows.")
+    renderer_template: ClassVar[str] = ("Each row's label (column $label_column) must agree with its $k nearest "
+                                        "neighbours and an out-of-fold model (method $method), for at least $mostly "
+                                        "of the rows.")
     renderer_params: ClassVar[tuple[str, ...]] = ("label_column", "k", "method", "mostly")
 
 
