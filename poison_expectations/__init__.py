@@ -15,6 +15,15 @@ import os
 # set wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
+import logging  # noqa: E402
+
+# Import-time INFO chatter, two thirds of an Airflow task log: GX's public-API
+# registry ("Skipping registering function ...") and faiss probing CPU builds
+# ("Could not load library with AVX512 support due to: ModuleNotFoundError").
+# Only these two loggers are lowered, and only below WARNING.
+for _noisy in ("great_expectations._docs_decorators", "faiss.loader"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
 from poison_expectations.gx import expectations as _expectations  # noqa: E402
 from poison_expectations.gx.actions import PoisonQuarantineAction  # noqa: E402  (registers the checkpoint action type)
 from poison_expectations.core.analysis import register_reference  # noqa: E402

@@ -14,9 +14,10 @@ a hold manifest next to the findings, report and the flagged rows, then
 file, column or config) `quarantine` and `notify` are skipped: there is
 nothing to quarantine, and the task log says "INPUT ERROR".
 
-Copy this file into your dags folder and set the params' defaults (or pass
-them as the run's conf): the batch, the trusted reference, the config and
-the label/id columns. Replace `notify` with your channel (for example an
+Copy this file into your dags folder and pass the params as the run's conf
+(or give them defaults here): `data_path` and `label` are required (a run
+without them is refused, naming the param); the others have defaults that
+work anywhere (no reference: a self-check; the packaged config). Replace `notify` with your channel (for example an
 SmtpNotifier or a Slack operator). See docs/airflow.md.
 """
 
@@ -37,8 +38,6 @@ from poison_expectations.stores.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-# Defaults point at the repository's sample data; set your own paths.
-_SAMPLE = Path(__file__).resolve().parent.parent.parent / "sample_data"
 _OUTPUT = os.environ.get("POISON_GUARD_OUTPUT_DIR",
                          str(Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "poison_guard"))
 
@@ -65,13 +64,13 @@ with DAG(
     tags=["poison_expectations", "data-quality"],
     user_defined_filters={"slug": slug},
     params={
-        "data_path": Param(str(_SAMPLE / "train_clean.csv"), type="string",
-                           description="Incoming training batch (CSV or Parquet)."),
-        "reference": Param(str(_SAMPLE / "reference.csv"), type="string",
-                           description="Trusted reference table; '' for a self-check only."),
+        # no default: a copied file has no sample data beside it, and a guessed path fails late
+        "data_path": Param(type="string", minLength=1,
+                           description="Incoming training batch (CSV or Parquet). Required."),
+        "reference": Param("", type="string", description="Trusted reference table; '' for a self-check only."),
         "config": Param("", type="string", description="Checkpoint config YAML; '' for the packaged default."),
-        "label": Param("label", type="string", description="Label column."),
-        "id_column": Param("row_id", type="string", description="Row id column; '' for row_index."),
+        "label": Param(type="string", minLength=1, description="Label column. Required."),
+        "id_column": Param("", type="string", description="Row id column; '' for row_index."),
         "source_column": Param("", type="string", description="Contributor column; '' when there is none."),
         "output_dir": Param(_OUTPUT, type="string",
                             description="Findings, reports, split rows and models go under <output_dir>/<run>."),
