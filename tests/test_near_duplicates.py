@@ -158,7 +158,7 @@ def test_cli_findings_columns_and_cluster_lines(tmp_path, cli, clean_table):
     run = cli("validate", data, "--label", "label", "--id-column", "row_id", "--source-column", "source",
               "--config", config, "--findings", findings)
     assert run.returncode == 1, run.stderr
-    assert "Largest suspicious near-duplicate clusters" in run.stdout
+    assert "Suspicious near-duplicate clusters, largest first" in run.stdout
     cluster_lines = [line for line in run.stdout.splitlines() if line.startswith("  cluster ")]
     assert 2 <= len(cluster_lines) <= 5
     table = pd.read_csv(findings)

@@ -85,3 +85,31 @@ def test_split_csvs_keep_the_byte_order_mark_and_line_endings(tmp_path, bom, new
         if kept is not None:
             assert text == newline.join(",".join(r) for r in kept) + newline
     assert quarantine.read_bytes().decode("utf-8-sig").splitlines()[1].startswith("a2,")
+
+
+def test_cluster_lines_say_largest_first_and_count_a_single_row():
+    from poison_expectations.core.signals.near_duplicates import console_lines
+
+    summary = {"suspicious": True, "conflicting_labels": True, "improbable_size": False, "over_limit": False,
+               "size": 1, "sources": {"crowd_07": 1}, "rows_matching_reference": 1, "reference_labels": {1: 1},
+               "example_ids": ["r002746"], "cluster_id": 7, "labels": {0: 1}}
+    lines = console_lines([summary], 3000)
+    assert lines[0].startswith("Suspicious near-duplicate clusters, largest first")
+    assert "cluster 7: 1 row (" in lines[1] and "1 of them near-copy of reference rows" in lines[1]
+
+
+def test_influence_reasons_separate_numbers_and_call_only_negative_values_most_negative():
+    from types import SimpleNamespace
+
+    from poison_expectations.core.signals.influence import _reasons
+
+    y = np.array([0, 0, 0])
+    cut = {0: {"kind": "robust_z"}}
+    influence = SimpleNamespace(flags=np.array([True, False, False]), cuts=cut, z=np.array([4.1, 0.0, 0.0]))
+    shapley = SimpleNamespace(flags=np.array([False, True, False]), cuts=cut, z=np.array([0.0, 3.9, 0.0]))
+    components = [SimpleNamespace(name="self_influence", values=np.array([4670.0, 1.0, 1.0])),
+                  SimpleNamespace(name="knn_shapley", values=np.array([0.3, 0.185, 0.5]))]
+    reasons = _reasons(np.array([True, True, False]), [influence, shapley], components,
+                       np.array([0.3, 0.185, 0.5]), y, np.array([0]), 0.999)
+    assert reasons[0].startswith("self-influence 4.67e+03, 4.1 robust-z above class 0")
+    assert "most negative" not in reasons[1] and "the lowest KNN-Shapley value in class 0" in reasons[1]

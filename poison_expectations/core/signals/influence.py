@@ -175,13 +175,14 @@ def _reasons(flags, normed, components, values, y, classes, quantile):
             if comp.name == "self_influence":
                 text = f"self-influence {comp.values[row]:.3g}"
                 text += (f" above the reference's {pct} for class {cls!r} ({nm.z[row]:.1f} robust-z)"
-                         if over_reference else f" {nm.z[row]:.1f} robust-z above class {cls!r} (log scale)")
+                         if over_reference else f", {nm.z[row]:.1f} robust-z above class {cls!r} (log scale)")
             else:
                 text = f"KNN-Shapley value {values[row]:.3g}"
                 text += (f" below the reference's {pct} for class {cls!r}" if over_reference
                          else f", {nm.z[row]:.1f} robust-z below class {cls!r}")
-                if lowest.get(y[row]) == row:
-                    text += f"; the most negative KNN-Shapley value in class {cls!r}"
+                if lowest.get(y[row]) == row:  # "most negative" only of a negative value
+                    text += (f"; the most negative KNN-Shapley value in class {cls!r}" if values[row] < 0
+                             else f"; the lowest KNN-Shapley value in class {cls!r}")
             parts.append(text)
         reasons[row] = "; ".join(parts)
     return reasons

@@ -681,16 +681,18 @@ def console_lines(summaries: list[dict], n_rows: int) -> list[str]:
     suspicious = [s for s in summaries if s["suspicious"]][:CONSOLE_CLUSTERS]
     if not suspicious:
         return []
-    lines = ["Largest suspicious near-duplicate clusters (id: rows, labels, sources, why, example ids):"]
+    lines = ["Suspicious near-duplicate clusters, largest first (id: rows, labels, sources, why, example ids):"]
     for s in suspicious:
         why = [w for w, on in (("conflicting labels", s["conflicting_labels"]),
                                ("improbable size", s["improbable_size"]),
                                ("over size limit", s["over_limit"])) if on]
         share = 100.0 * s["size"] / n_rows
         sources = f", sources {s['sources']}" if s["sources"] else ""
-        ref = (f", {s['rows_matching_reference']} of them near-copy reference rows labelled {s['reference_labels']}"
-               if s["rows_matching_reference"] else "")
+        matching = s["rows_matching_reference"]
+        ref = (f", {matching} of them near-cop{'y' if matching == 1 else 'ies'} of reference rows labelled "
+               f"{s['reference_labels']}" if matching else "")
         ids = ", ".join(map(str, s["example_ids"]))
-        lines.append(f"  cluster {s['cluster_id']}: {s['size']} rows ({share:.3g}%), labels {s['labels']}"
+        rows = f"{s['size']} row{'' if s['size'] == 1 else 's'}"
+        lines.append(f"  cluster {s['cluster_id']}: {rows} ({share:.3g}%), labels {s['labels']}"
                      f"{sources}{ref}; {' + '.join(why)}; e.g. {ids}")
     return lines
