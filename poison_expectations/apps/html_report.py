@@ -173,7 +173,8 @@ def _top_rows(outcome: RunOutcome) -> str:
         values = [top.iloc[position][id_name], f"{top.iloc[position]['poison_score']:.3f}"]
         values += [outcome.data.iloc[row_index][c] for c in extra]
         values += [f"{outcome.findings.iloc[row_index][f'{n}_score']:.3f}" for n in signals]
-        cells = "".join(f"<td{' class=num' if i in numeric else ''}>{esc(v)}</td>" for i, v in enumerate(values))
+        cells = "".join(f"<td class={'num' if i in numeric else 'tight' if len(str(v)) <= 24 else 'text'}>{esc(v)}</td>"
+                        for i, v in enumerate(values))  # short values (ids, labels, sources) stay on one line
         body.append(f"<tr class=scores>{cells}</tr><tr class=reasons><td colspan={len(header)}>"
                     f"{esc(top.iloc[position]['reasons'])}</td></tr>")
     shown = f"The {len(top)} highest-scoring of {outcome.flagged_count}"
