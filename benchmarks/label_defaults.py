@@ -20,7 +20,6 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from poison_expectations.core.analysis import clear_cache  # noqa: E402
 from poison_expectations.testing.attacks import make_tabular, random_flips  # noqa: E402
 from poison_expectations.core.config import load_config  # noqa: E402
 from poison_expectations.gx.runner import run_validation  # noqa: E402
@@ -52,7 +51,6 @@ DATASETS = {
 
 
 def verdict(frame, reference=None):
-    clear_cache()
     config = load_config(None, {"data.label_column": "label"})
     outcome = run_validation(frame, config, reference=reference)
     result = outcome.results["label_consistency"]
