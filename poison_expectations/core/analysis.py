@@ -295,7 +295,7 @@ def _from_profile(frame: pd.DataFrame, roles: Roles, options: Options, profile: 
         labels = frame[roles.label_column].astype("object").map(_normalise_label)
         codes = pd.Index(list(profile.classes)).get_indexer(labels)
         if (codes < 0).any():
-            unseen = labels[codes < 0].iloc[0]
+            unseen = _plain(labels[codes < 0].iloc[0])
             raise InputError(f"label column '{roles.label_column}': value {unseen!r} is not among the profile's "
                              f"classes ({', '.join(map(repr, profile.classes[:10]))}); refit the profile on a "
                              "trusted table that has it")
