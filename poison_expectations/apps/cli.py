@@ -183,12 +183,14 @@ def _progress(quiet: bool):
 @click.option("--project", "project_dir", type=click.Path(file_okay=False), default="checkpoints",
               show_default=True, help="GX file-context project root (the folder holding gx/).")
 @click.option("--data", type=click.Path(dir_okay=False), required=True, help="Batch to validate (CSV/Parquet).")
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False),
+              help="Score against this stored profile instead of the suite's reference.")
 @guarded
-def run_checkpoint_command(name, project_dir, data):
+def run_checkpoint_command(name, project_dir, data, profile_path):
     """Run a stored GX checkpoint NAME (suite JSON with our expectations) on DATA."""
     from poison_expectations.gx.project import run_stored_checkpoint
 
-    result = run_stored_checkpoint(project_dir, name, data)
+    result = run_stored_checkpoint(project_dir, name, data, profile=profile_path)
     for validation in result.run_results.values():
         for r in validation.results:
             status = "PASS" if r.success else "FAIL"
