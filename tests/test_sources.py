@@ -16,7 +16,7 @@ from poison_expectations.stores import ledger as ledger_mod
 from poison_expectations.apps.cli import main
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import load_config
-from poison_expectations.testing.attacks import make_tabular
+from poison_expectations.testing import make_tabular
 from poison_expectations.apps.console import verdict_text
 from poison_expectations.core.errors import InputError
 from poison_expectations.gx.expectations.sources import (ExpectSourceFlaggedRatesToNotExceedRest,
