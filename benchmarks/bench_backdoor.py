@@ -50,7 +50,7 @@ def child(n: int) -> dict:
     out = {"rows": n, "generate_s": t_generate, "prepare_s": t_prepare, "neighbors_s": t_neighbors,
            "exact_search": neighbors.exact}
     for name, cls in zip(SIGNAL_NAMES, (SpectralSignatures, FeatureClustering, TriggerPatterns,
-                                        CleanLabelCollision)):
+                                        CleanLabelCollision), strict=True):
         t0 = time.perf_counter()
         result = analysis.result(cls())
         out[f"{name}_s"] = time.perf_counter() - t0

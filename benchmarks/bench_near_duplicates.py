@@ -59,7 +59,8 @@ def child(n: int) -> dict:
         "improbable_clusters": s["improbable_clusters"], "flood_clusters": len(flood_clusters),
         "improbable_clusters_outside_flood": len(clean_improbable),
         "conflicting_clusters": s["conflicting_clusters"],
-        "expected_conflicting_clusters": s["expected_conflicting_clusters"], "min_improbable_size": s["size_model"]["min_improbable_size"],
+        "expected_conflicting_clusters": s["expected_conflicting_clusters"],
+        "min_improbable_size": s["size_model"]["min_improbable_size"],
     }
 
 

@@ -143,7 +143,7 @@ def clean_section(quick: bool) -> tuple[list[str], dict]:
             results = run_all(analysis)
             total += 1
             cells, failed = [], False
-            for sig, (result, seconds) in results.items():
+            for sig, (result, _seconds) in results.items():
                 count = findings(result)
                 fails[sig] += count > 0
                 failed |= count > 0
@@ -186,7 +186,7 @@ def _detection_row(label, mode, analysis, truth, details) -> str:
     results = run_all(analysis)
     cells = []
     union = np.zeros(len(truth), dtype=bool)
-    for name, (result, seconds) in results.items():
+    for result, _seconds in results.values():
         count = findings(result)
         recall = result.flags[truth].mean() if truth.any() else 0.0
         cells.append(f"{count} / {recall:.0%} / {int((result.flags & ~truth).sum())}")

@@ -64,7 +64,8 @@ def main() -> None:
         rng = np.random.default_rng(0)
         order = rng.permutation(len(frame))
         half = len(frame) // 2
-        reference, batch = frame.iloc[order[:half]].reset_index(drop=True), frame.iloc[order[half:]].reset_index(drop=True)
+        reference = frame.iloc[order[:half]].reset_index(drop=True)
+        batch = frame.iloc[order[half:]].reset_index(drop=True)
         passed, result = verdict(frame)
         ref_passed, _ = verdict(batch, reference)
         row = {"dataset": name, "rows": len(frame), "clean: self-check": "pass" if passed else "FAIL",

@@ -265,7 +265,8 @@ def test_prescriptive_renderers_state_the_limits():
 
     influence = ExpectHighInfluenceRateToBeAtMost(label_column="y", max_rate=0.03, z_limit=4.0)
     outliers = ExpectClassOutlierRateToBeAtMost(label_column="y", max_rate=0.04, z_limit=4.5, detector="iforest")
-    for expectation, words, limit, z in ((influence, "KNN-Shapley", 0.03, 4.0), (outliers, "class centroid", 0.04, 4.5)):
+    for expectation, words, limit, z in ((influence, "KNN-Shapley", 0.03, 4.0),
+                                         (outliers, "class centroid", 0.04, 4.5)):
         rendered = type(expectation)._prescriptive_renderer(configuration=expectation.configuration)[0]
         template = rendered.to_json_dict()["string_template"]
         assert words in template["template"]
