@@ -27,7 +27,7 @@ RESULTS = Path(__file__).with_name("results_profile.md")
 
 
 def tables(rows: int):
-    from poison_expectations.testing.attacks import make_tabular, random_flips
+    from poison_expectations.testing import make_tabular, random_flips
 
     trusted = make_tabular(rows, n_numeric=20, n_categorical=0, random_state=11, distribution_seed=7)
     batch = make_tabular(rows, n_numeric=20, n_categorical=0, random_state=12, distribution_seed=7)

@@ -31,7 +31,7 @@ RESULTS = Path(__file__).with_name("results_profile_parity.md")
 
 def auroc_pair(split, attack: str, rate: float, folder: Path) -> tuple[float, float, bool, bool]:
     from poison_expectations.core.config import load_config
-    from poison_expectations.core.profile import fit_profile
+    from poison_expectations.core.fitting import fit_profile
     from poison_expectations.gx.metrics.base import options_from, roles_from
     from poison_expectations.gx.runner import build_expectations, run_validation, shared_kwargs
     from poison_expectations.stores.profiles import save_profile

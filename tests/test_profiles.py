@@ -14,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.errors import InputError
-from poison_expectations.core.profile import fit_profile
+from poison_expectations.core.fitting import fit_profile
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.stores.profiles import KEY_ENV, load_profile, read_manifest, save_profile
 from poison_expectations.stores.state_codec import encode_state, roundtrip

@@ -8,7 +8,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Callable
 
-from poison_expectations.core.profile import Profile, fit_profile
+from poison_expectations.core.fitting import fit_profile
+from poison_expectations.core.profile import Profile
 from poison_expectations.core.version import VERSION
 from poison_expectations.stores.io import read_table
 from poison_expectations.stores.profiles import save_profile

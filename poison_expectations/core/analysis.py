@@ -24,55 +24,22 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.features import FeatureEncoder, as_text
 from poison_expectations.core.memory import ensure_fits
 from poison_expectations.core.neighbors import NeighborIndex, Neighbors
+from poison_expectations.core.tables import (  # noqa: F401  (Roles, Options, Table: re-exported)
+    Options,
+    Roles,
+    Table,
+    check_roles,
+    check_table,
+    plain_value,
+    string_columns,
+)
 
 if TYPE_CHECKING:
     from poison_expectations.core.profile import Profile
-    from poison_expectations.core.signals.base import Signal, SignalResult, State
 
 # Peak copies of the encoded matrix a run holds at once (the matrix, the kNN
 # index's copy, a model's binned copy and temporaries): the memory estimate.
 MATRIX_COPIES = 3
-
-
-@dataclass(frozen=True)
-class Roles:
-    """Which column plays which part."""
-
-    label_column: str | None = None
-    id_column: str | None = None
-    source_column: str | None = None
-    feature_columns: tuple[str, ...] | None = None
-    embedding_columns: tuple[str, ...] = ()
-
-    def resolved_features(self, frame: pd.DataFrame) -> tuple[str, ...]:
-        if self.feature_columns:
-            return tuple(self.feature_columns)
-        skip = {self.label_column, self.id_column, self.source_column}
-        return tuple(str(c) for c in frame.columns if c not in skip)
-
-
-@dataclass(frozen=True)
-class Options:
-    nan_policy: str = "impute"
-    max_onehot_categories: int = 20
-    k: int = 10
-    exact_max_rows: int = 50_000
-    random_state: int = 0
-
-
-@dataclass
-class Table:
-    """An encoded table: features, label codes, ids and sources."""
-
-    frame: pd.DataFrame | None  # None for a reference loaded from a profile
-    X: np.ndarray
-    y: np.ndarray | None  # int codes into Analysis.classes, or None without a label
-    ids: np.ndarray
-    sources: np.ndarray | None
-
-    @property
-    def n(self) -> int:
-        return self.X.shape[0]
 
 
 @dataclass
@@ -188,7 +155,7 @@ class Analysis:
             raise InputError("this signal needs a label column (--label)")
         return self.batch.y
 
-    def state_for(self, signal: "Signal") -> "State":
+    def state_for(self, signal: Any) -> Any:
         """The signal's fitted state: stored in the profile, else fitted now on
         the trusted table (`fitted`) and kept for the rest of the run."""
         key = signal.cache_key()
@@ -199,7 +166,7 @@ class Analysis:
                 self.states[key] = signal.fit(self)
             return self.states[key]
 
-    def result(self, signal: "Signal") -> "SignalResult":
+    def result(self, signal: Any) -> Any:
         """Run `signal` once per analysis; later calls return the same result.
         A signal that reads other signals' results (`inputs`) is keyed by the
         results it saw too, so it is recomputed when more have arrived."""
@@ -222,7 +189,7 @@ class Analysis:
                 self._results[key] = self._results.pop(key)  # keep last-requested order (see results)
             return self._results[key]
 
-    def results(self) -> list["SignalResult"]:
+    def results(self) -> list[Any]:
         """Every computed result, least recently requested first, so an aggregator
         (per-source statistics) can take the latest result of each signal name."""
         with self._lock:
@@ -234,14 +201,12 @@ class Analysis:
 
 
 def _legacy(signal) -> bool:
-    from poison_expectations.core.signals.base import Signal
-
-    return type(signal).run is not Signal.run
+    return "run" in type(signal).__dict__
 
 
 # -- building ---------------------------------------------------------------
 
-def ordered_by_inputs(signals: list["Signal"]) -> list["Signal"]:
+def ordered_by_inputs(signals: list[Any]) -> list[Any]:
     """Signals that read other signals' results (`inputs`) after those they read."""
     return sorted(signals, key=lambda s: bool(s.inputs))
 
@@ -252,16 +217,16 @@ def build_analysis(frame: pd.DataFrame, roles: Roles, options: Options,
     """Check the roles against the data and encode the batch, against a
     reference table (encoded here; signals fit on it when first asked), a
     stored profile (nothing refitted), or neither (a self-check)."""
-    _check_roles(roles)
-    frame = _string_columns(frame, "batch")
-    _check_table(frame, roles, "batch")
+    check_roles(roles)
+    frame = string_columns(frame, "batch")
+    check_table(frame, roles, "batch")
     if profile is not None:
         if reference is not None:
             raise InputError("give a reference table or a profile, not both")
         return _from_profile(frame, roles, options, profile, max_memory_mb)
     if reference is not None:
-        reference = _string_columns(reference, "reference")
-        _check_table(reference, roles, "reference")
+        reference = string_columns(reference, "reference")
+        check_table(reference, roles, "reference")
     features = roles.resolved_features(frame)
     if not features:
         raise InputError("no feature columns left besides label, id and source")
@@ -295,7 +260,7 @@ def _from_profile(frame: pd.DataFrame, roles: Roles, options: Options, profile: 
         labels = frame[roles.label_column].astype("object").map(_normalise_label)
         codes = pd.Index(list(profile.classes)).get_indexer(labels)
         if (codes < 0).any():
-            unseen = _plain(labels[codes < 0].iloc[0])
+            unseen = plain_value(labels[codes < 0].iloc[0])
             raise InputError(f"label column '{roles.label_column}': value {unseen!r} is not among the profile's "
                              f"classes ({', '.join(map(repr, profile.classes[:10]))}); refit the profile on a "
                              "trusted table that has it")
@@ -306,82 +271,6 @@ def _from_profile(frame: pd.DataFrame, roles: Roles, options: Options, profile: 
                         reference_index=profile.index, profile=profile, max_memory_mb=max_memory_mb)
     analysis._neighbors.update({("reference-self", k): nb for k, nb in profile.graphs.items()})
     return analysis
-
-
-def _string_columns(frame: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Roles name columns by text; a frame from the Python API may use 0, 1, ..."""
-    if all(isinstance(c, str) for c in frame.columns):
-        return frame
-    names = [str(c) for c in frame.columns]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise InputError(f"{what}: duplicate column names {repeated}")
-    return frame.set_axis(names, axis=1)
-
-
-def _check_roles(roles: Roles) -> None:
-    """One column, one role: a label among the features would make every
-    label look consistent, and an id or source column used twice is a typo."""
-    named = [("label", roles.label_column), ("id", roles.id_column), ("source", roles.source_column)]
-    seen: dict[str, str] = {}
-    for role, column in named:
-        if column is None:
-            continue
-        if column in seen:
-            raise InputError(f"column '{column}' is given as both the {seen[column]} and the {role} column")
-        seen[column] = role
-    features = list(roles.feature_columns or ())
-    for column in features:
-        if column in seen and seen[column] in ("label", "id"):
-            raise InputError(f"feature column '{column}' is the {seen[column]} column; leave it out of --features")
-    repeated = sorted({c for c in features if features.count(c) > 1})
-    if repeated:
-        raise InputError(f"feature column '{repeated[0]}' is listed more than once")
-
-
-def _check_table(frame: pd.DataFrame, roles: Roles, what: str) -> None:
-    if len(frame) == 0:
-        raise InputError(f"{what}: the table has no rows")
-    names = [str(c) for c in frame.columns]
-    for role, column in (("label", roles.label_column), ("id", roles.id_column), ("source", roles.source_column)):
-        if column is not None and column not in names:
-            raise InputError(f"{what}: {role} column '{column}' not found (columns: {', '.join(names[:12])})")
-    for column in roles.feature_columns or ():
-        if column not in names:
-            raise InputError(f"{what}: feature column '{column}' not found")
-    if roles.id_column is not None:
-        ids = frame[roles.id_column]
-        _check_scalar(ids, f"{what}: id column '{roles.id_column}'")
-        if ids.isna().any():
-            raise InputError(f"{what}: id column '{roles.id_column}' has missing values")
-        dupes = ids[ids.duplicated()]
-        if len(dupes):
-            raise InputError(f"{what}: id column '{roles.id_column}' has duplicate ids, e.g. "
-                             f"{_plain(dupes.iloc[0])!r}")
-    if roles.label_column is not None:
-        labels = frame[roles.label_column]
-        _check_scalar(labels, f"{what}: label column '{roles.label_column}'")
-        missing = labels.isna()
-        if pd.api.types.is_float_dtype(labels):
-            missing |= np.isinf(labels.to_numpy(dtype=np.float64, na_value=np.nan))
-        if missing.any():
-            raise InputError(f"{what}: label column '{roles.label_column}' has {int(missing.sum())} missing or "
-                             "infinite values")
-
-
-def _check_scalar(values: pd.Series, what: str) -> None:
-    """Labels and ids are compared and hashed: lists, arrays and dicts cannot be."""
-    if values.dtype != object:
-        return
-    bad = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
-    if bad.any():
-        raise InputError(f"{what} holds {type(values[bad].iloc[0]).__name__} values; it needs plain values "
-                         "(text or numbers)")
-
-
-def _plain(value):
-    """numpy scalars as Python ones, so messages read 3, not np.int64(3)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _encode_labels(frame, reference, label_column):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +21,7 @@ import pandas as pd
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.features import FeatureEncoder
 from poison_expectations.core.neighbors import NeighborIndex, Neighbors
-
-if TYPE_CHECKING:
-    from poison_expectations.core.analysis import Options, Roles, Table
-    from poison_expectations.core.signals.base import Signal, SignalResult, State
+from poison_expectations.core.tables import Options, Roles, Table
 
 FORMAT = "poison-expectations-profile"
 FORMAT_VERSION = 1
@@ -35,17 +32,17 @@ class Profile:
     meta: dict[str, Any]  # format, versions, created, roles, options, config, schema, rows, data hash
     encoder: FeatureEncoder
     classes: np.ndarray | None
-    table: "Table"  # the encoded trusted rows (frame None)
+    table: Table  # the encoded trusted rows (frame None)
     index: NeighborIndex
     graphs: dict[int, Neighbors] = field(default_factory=dict)  # trusted rows' self-graphs by k
-    states: dict[tuple, "State"] = field(default_factory=dict)  # by signal cache key
+    states: dict[tuple, dict] = field(default_factory=dict)  # by signal cache key
     fitted_results: dict[str, dict] = field(default_factory=dict)  # self-check summary per signal
 
     @property
     def rows(self) -> int:
         return int(self.table.n)
 
-    def missing_state_message(self, signal: "Signal") -> str:
+    def missing_state_message(self, signal: Any) -> str:
         """Why a signal cannot be scored: the profile was fitted with other parameters."""
         fitted = {key[0]: dict(key[1]) for key in self.states}
         if signal.name not in fitted:
@@ -57,7 +54,7 @@ class Profile:
         shown = ", ".join(f"{k}={fitted[signal.name].get(k)!r} (config: {wanted.get(k)!r})" for k in differ[:3])
         return f"profile: signal '{signal.name}' was fitted with {shown}; refit the profile with this config"
 
-    def check_batch(self, frame: pd.DataFrame, roles: "Roles", options: "Options") -> None:
+    def check_batch(self, frame: pd.DataFrame, roles: Roles, options: Options) -> None:
         """Refuse (InputError) a batch the profile was not made for: other roles,
         options, missing feature columns, or columns of another kind."""
         fitted_roles = self.meta["roles"]
@@ -109,41 +106,3 @@ def content_hash(frame: pd.DataFrame) -> str:
     except TypeError:  # unhashable cells (embedding lists): their text
         digest.update(frame.astype(str).to_csv(index=False).encode())
     return digest.hexdigest()
-
-
-def fit_profile(frame: pd.DataFrame, roles: "Roles", options: "Options", signals: list["Signal"], *,
-                meta: dict[str, Any], progress: Callable[[str], Any] | None = None,
-                max_memory_mb: int | None = None) -> Profile:
-    """Fit every signal on the trusted table once. The trusted rows are
-    cross-fitted exactly as in a self-check (so each row's stored score is
-    out of sample), and each signal's self-check result is summarised."""
-    from poison_expectations.core.analysis import build_analysis, ordered_by_inputs
-
-    analysis = build_analysis(frame, roles, options, max_memory_mb=max_memory_mb)
-    analysis.progress = progress
-    results: dict[str, "SignalResult"] = {}
-    for signal in ordered_by_inputs(signals):
-        results.setdefault(signal.name, analysis.result(signal))
-    features = analysis.encoder.columns
-    meta = {
-        **meta,
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "roles": {"label_column": roles.label_column, "id_column": roles.id_column,
-                  "source_column": roles.source_column, "feature_columns": list(features),
-                  "embedding_columns": list(roles.embedding_columns) or None},
-        "options": {"nan_policy": options.nan_policy, "max_onehot_categories": options.max_onehot_categories,
-                    "k": options.k, "exact_max_rows": options.exact_max_rows,
-                    "random_state": options.random_state},
-        "schema": [[str(c), column_kind(frame[c])] for c in frame.columns],
-        "rows": int(len(frame)),
-        "data_sha256": content_hash(frame),
-    }
-    batch = analysis.batch
-    batch.frame = None
-    return Profile(
-        meta=meta, encoder=analysis.encoder, classes=analysis.classes, table=batch,
-        index=analysis.index_batch(), graphs=analysis.self_graphs(), states=dict(analysis.states),
-        fitted_results={name: {"rows": r.n_rows, "flagged": r.flagged_count, "flagged_rate": r.flagged_rate}
-                        for name, r in results.items()},
-    )
