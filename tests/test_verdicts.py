@@ -59,7 +59,7 @@ def test_independent_mode_is_the_literal_formula():
     r = rng.integers(0, 4, size=37).astype(float)
     s = rng.integers(-1, 6, size=23).astype(float)
     u = np.random.default_rng(11).random(len(s))
-    expected = [((r > x).sum() + uj * ((r == x).sum() + 1)) / (len(r) + 1) for x, uj in zip(s, u)]
+    expected = [((r > x).sum() + uj * ((r == x).sum() + 1)) / (len(r) + 1) for x, uj in zip(s, u, strict=True)]
     np.testing.assert_allclose(conformal_pvalues(s, r, seed=11, ties="independent"), expected)
 
 
@@ -67,7 +67,7 @@ def test_shared_mode_without_ties_is_the_formula_and_ties_stay_in_their_interval
     rng = np.random.default_rng(6)
     r, s = rng.normal(size=41), rng.normal(size=17)
     u = np.random.default_rng(12).random(len(s))
-    expected = [((r > x).sum() + uj) / (len(r) + 1) for x, uj in zip(s, u)]
+    expected = [((r > x).sum() + uj) / (len(r) + 1) for x, uj in zip(s, u, strict=True)]
     np.testing.assert_allclose(conformal_pvalues(s, r, seed=12), expected)
     r, s = rng.integers(0, 3, size=200).astype(float), rng.integers(0, 3, size=300).astype(float)
     k = np.floor(conformal_pvalues(s, r, seed=1) * (len(r) + 1))
