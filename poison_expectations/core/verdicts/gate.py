@@ -46,7 +46,7 @@ class BatchVerdict:
 
 
 def exchangeability_gate(pvalues, groups: Groups | None = None, group_of_row=None, *, n_ref: int | None = None,
-                         alpha: float = 0.01, min_effect: float = 0.005, n_sims: int = 1000,
+                         alpha: float = 0.01, min_effect: float = 0.005, n_sims: int = 2000,
                          alpha0: float = 0.1, bound: str = "conformal", seed: int = 0) -> BatchVerdict:
     """Gate one batch from its conformal p-values. Give `n_ref` for marginal
     p-values, or `groups` and `group_of_row` (as class_conditional_pvalues
