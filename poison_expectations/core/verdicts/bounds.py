@@ -16,7 +16,7 @@ test does not reject at alpha (Hommel's h_alpha), the number of false nulls
 
     d(R) = max over 1 <= u <= |R| of  1 - u + #{j in R : h p_j <= u alpha}    (d(R) = |R| when h = 0),
 
-Goeman et al. 2019, Section 3. Promise: with probability >= 1 - alpha, d(R)
+Goeman et al. 2019 (checked here against brute-force closed testing). Promise: with probability >= 1 - alpha, d(R)
 is <= the true number of contaminated rows in R simultaneously for every R
 (here R = the whole batch), PROVIDED the Simes inequality holds for the
 clean rows' p-values: true when they are PRDS (Sarkar 2008), which

@@ -7,7 +7,7 @@ ways; the combination must not assume independence.
   with analytic p-value calculation under arbitrary dependency structures",
   JASA 115, 2020): T = sum_k w_k tan((0.5 - p_k) pi) with equal weights
   w_k = 1/d, combined p = 0.5 - arctan(T) / pi. Promise: exact when the p-values
-  are independent or identical; under arbitrary dependence (their Theorem 1:
+  are independent or identical; under arbitrary dependence (their main theorem:
   pairwise bivariate-normal z-scores) the tail is asymptotically exact as the
   level goes to 0, so it is accurate at the small levels that matter, but not
   guaranteed at every level. It keeps the power of the strongest signal.

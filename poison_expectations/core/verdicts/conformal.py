@@ -10,7 +10,8 @@ What this promises: if the clean batch row's score and the n reference
 scores are exchangeable, p_j is EXACTLY Uniform(0, 1) (the random U_j breaks
 ties, so discrete scores stay exact, not merely conservative). With
 continuous scores the p-values of the clean batch rows are PRDS (Bates et
-al., Theorem 2.4), so Benjamini-Hochberg and Simes are valid over them.
+al. 2023, their multiple-testing result), so Benjamini-Hochberg and Simes
+are valid over them.
 
 Two tie modes, with the same marginal law:
 
@@ -131,11 +132,13 @@ def class_conditional_pvalues(batch_scores, batch_labels, reference_scores, refe
     """Rank each batch row among the reference rows of its own class.
 
     Promise: exact uniformity of a clean row's p-value given its class, when
-    rows of one class are exchangeable between batch and reference (Bates et
-    al. 2023, Section 4, conditional calibration). Classes with fewer than
-    `min_class_rows` reference rows (and batch classes absent from the
-    reference) cannot resolve small p-values (the smallest attainable is
-    1 / (n_c + 1)); their rows are ranked together in ONE pooled group made of
+    rows of one class are exchangeable between batch and reference (label-
+    conditional, "Mondrian" conformal calibration: Vovk, Gammerman & Shafer,
+    Algorithmic Learning in a Random World, 2005). The default 50 is set from
+    resolution, not from data: a class with fewer reference rows (or a batch
+    class absent from the reference) cannot resolve small p-values (the
+    smallest attainable is 1 / (n_c + 1), about 0.02 at 50). The rows of all
+    such classes are ranked together in ONE pooled group made of
     the reference rows of all those classes, and marked ``pooled``. Such a
     row's p-value is exact given that its class is one of the small ones, so
     the groups stay disjoint and the batch test's null remains exact."""

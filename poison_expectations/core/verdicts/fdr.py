@@ -5,7 +5,7 @@ k with p_(k) <= k q / m, flag the k smallest. Promise: E[clean flagged /
 flagged] <= q m0 / m <= q when the p-values of the clean rows are
 independent or PRDS (Benjamini & Yekutieli, Ann. Statist. 29, 2001).
 Conformal p-values that share one reference are PRDS (Bates, Candes, Lei,
-Romano, Sesia, Ann. Statist. 2023, Theorem 2.4), so BH over one signal's
+Romano, Sesia, Ann. Statist. 2023), so BH over one signal's
 conformal p-values controls the FDR; over Cauchy-combined p-values the
 guarantee is the approximate one of the combination (see combine.py).
 """
