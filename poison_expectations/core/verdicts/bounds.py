@@ -5,9 +5,9 @@ Hommel's procedure, read as simultaneous bounds on true discoveries:
 Goeman & Solari, "Multiple testing for exploratory research", Stat. Sci. 26,
 2011; Goeman, Meijer, Krebs, Solari, "Simultaneous control of all false
 discovery proportions in large-scale multiple hypothesis testing",
-Biometrika 106, 2019. Applied to conformal p-values this is the collective
-outlier enumeration of Magnani, Bates, Sesia et al. (arXiv 2308.05534) with
-the Simes local test.
+Biometrika 106, 2019. Applied to conformal p-values this is conformalized
+closed testing (Magnani, Sesia & Solari, arXiv 2308.05534) with the Simes
+local test.
 
 Each batch row j carries the null H_j "row j is exchangeable with the
 reference" (clean). With h the size of the largest index set whose Simes

@@ -2,11 +2,13 @@
 
 Closed testing (Marcus, Peritz, Gabriel, Biometrika 1976; used for bounds on
 true discoveries by Goeman & Solari, Stat. Sci. 2011) with an EXACT
-conformal local test, in the spirit of Magnani, Bates, Sesia et al.,
-"Collective outlier detection and enumeration with conformal p-values"
-(arXiv 2308.05534), who pair closed testing with rank-based local tests
-because Simes (bounds.py) is weak when the reference is small: a conformal
-p-value cannot go below 1/(n_ref + 1), while Simes asks for k alpha / m.
+conformal local test, in the spirit of Magnani, Sesia & Solari,
+"Collective outlier detection and enumeration with conformalized closed
+testing" (arXiv 2308.05534), who pair closed testing with rank tests on
+conformal p-values. Their local tests are different (locally most powerful /
+adaptive rank tests); this one is a simple exact count test, chosen because
+Simes (bounds.py) is weak when the reference is small: a conformal p-value
+cannot go below 1/(n_ref + 1), while Simes asks for k alpha / m.
 
 Local test of a set S of s batch rows ("all of S exchangeable with the n
 reference rows"): for each k in the grid G = {1, 2, 4, ...,
