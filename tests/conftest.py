@@ -78,12 +78,3 @@ def cli():
 def _own_ledger(tmp_path, monkeypatch):
     """In-process runs record to a ledger of this test, not the per-user default."""
     monkeypatch.setenv("POISON_EXPECTATIONS_LEDGER", str(tmp_path / ".poison" / "reputation.db"))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from poison_expectations.core.analysis import clear_cache
-
-    clear_cache()
-    yield
-    clear_cache()

@@ -64,8 +64,10 @@ def load_context(project_dir: str | Path):
 
 
 def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: str | Path,
-                          outputs: list | None = None):
-    """Run a stored checkpoint whose batch is a dataframe asset, on DATA.
+                          profile: str | Path | None = None, outputs: list | None = None):
+    """Run a stored checkpoint whose batch is a dataframe asset, on DATA;
+    with `profile`, every poison expectation scores against that stored
+    profile instead of its own reference (for this run; nothing is saved).
 
     Relative paths stored in its suites and actions resolve against
     `project_dir` (`paths.project_root`), and the files they name are
@@ -84,11 +86,13 @@ def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: s
     from poison_expectations.gx.runner import raise_first_exception
 
     with project_root(project_dir):
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)  # this run only; not saved
+        if profile is not None:
+            use_profile(checkpoint, str(profile))
         check_stored_inputs(checkpoint, project_dir)
         frame = read_table(data)
         if frame.empty:
             raise InputError(f"{data}: the table has no rows")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)  # this run only; not saved
         with batch_file(data) as written:  # quarantine actions keep DATA's format and cells
             result = checkpoint.run(batch_parameters={"dataframe": frame})
     for validation in result.run_results.values():
@@ -101,11 +105,10 @@ def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: s
 def check_stored_inputs(checkpoint, project_dir: str | Path) -> None:
     """Every reference a stored expectation names and every data_path of a
     stored action exists (resolved against the project), before the run."""
-    from poison_expectations.core import analysis
     from poison_expectations.gx.paths import project_path
+    from poison_expectations.stores import references
 
-    registered = getattr(analysis, "_REFERENCES", {})  # in-process tables registered by name
-
+    registered = getattr(references, "_REGISTERED", {})  # in-process tables registered by name
     for validation in checkpoint.validation_definitions:
         for expectation in validation.suite.expectations:
             stored = getattr(expectation, "reference", None)
@@ -118,3 +121,16 @@ def check_stored_inputs(checkpoint, project_dir: str | Path) -> None:
         if stored and not Path(project_path(stored)).is_file():
             raise InputError(f"action '{action.name}': data_path {stored} not found (looked for "
                              f"{project_path(stored)})")
+
+
+def use_profile(checkpoint, profile: str) -> None:
+    """Point every poison expectation of the checkpoint's suites at `profile`."""
+    from poison_expectations.gx.expectations.base import PoisonBatchExpectation
+    from poison_expectations.stores.profiles import read_manifest
+
+    read_manifest(profile)  # refuse a missing or damaged profile before any work
+    for validation in checkpoint.validation_definitions:
+        for expectation in validation.suite.expectations:
+            if isinstance(expectation, PoisonBatchExpectation):
+                expectation.reference = None
+                expectation.profile = profile
