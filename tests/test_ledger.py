@@ -238,7 +238,9 @@ def invoke(*args):
 def test_reputation_show(filled):
     result = invoke("reputation", "show", "--ledger", filled)
     assert result.exit_code == 0, result.output
-    lines = {line.split()[0]: line.split() for line in result.output.splitlines()[2:]}
+    first = result.output.splitlines()[0]
+    assert first.startswith("ledger: ") and first.endswith("(--ledger)")
+    lines = {line.split()[0]: line.split() for line in result.output.splitlines()[3:]}
     assert set(lines) == {"honest", "shady", "newbie"}
     assert lines["shady"][1:4] == ["3", "360", "150"] and "LOW" in lines["shady"]
     assert "ok" in lines["honest"] and "new" in lines["newbie"]
