@@ -17,16 +17,17 @@ in turn. A row that is not one of the fitted rows gets the "+1" estimate
 the fitted range is finite. On the fitted rows themselves the scores equal
 pyod's `ECOD().fit(X).decision_scores_` (tested).
 
-IForest (Liu, Ting & Zhou 2008) is available through pyod's `IForest`
-(100 trees of 256-row samples); its score for the fitted rows is the
+IForest (Liu, Ting & Zhou 2008) is pyod's `IForest` (100 trees of 256-row
+samples, contamination 0.1: pyod's defaults), fitted as the scikit-learn
+`IsolationForest` pyod wraps; its score for the fitted rows is the
 in-sample one.
 
 Fitted states are plain data for a profile: ECOD keeps each fitted
 column sorted (in the matrix's own dtype; the float64 CDFs computed from it
 are the same) and the sign of its skewness, so its empirical CDFs can be
-evaluated without the rows; IForest keeps the scikit-learn
-`IsolationForest` that pyod's `IForest` wraps (`detector_`, storable with
-skops), whose negated `decision_function` is pyod's score.
+evaluated without the rows; IForest keeps the fitted scikit-learn
+`IsolationForest` (storable with skops), whose negated `decision_function`
+is pyod's score.
 """
 
 from __future__ import annotations
@@ -55,8 +56,7 @@ def ecod_apply(state: dict, target: np.ndarray, own: bool = False) -> np.ndarray
     for j in range(ordered_columns.shape[1]):
         ordered = np.asarray(ordered_columns[:, j], dtype=np.float64)
         values = np.asarray(target[:, j], dtype=np.float64)
-        at_or_below = np.searchsorted(ordered, values, side="right")
-        at_or_above = n_fit - np.searchsorted(ordered, values, side="left")
+        at_or_below, at_or_above = _counts(ordered, values)
         if own:
             left, right = at_or_below / n_fit, at_or_above / n_fit
         else:
@@ -72,6 +72,17 @@ def ecod_apply(state: dict, target: np.ndarray, own: bool = False) -> np.ndarray
     return total
 
 
+def _counts(ordered: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """#(fitted <= v) and #(fitted >= v) per value. The values are looked up
+    in sorted order (about 4x faster than in row order: the searches walk
+    the fitted column once instead of jumping across it) and put back."""
+    order = np.argsort(values)
+    below, above = np.empty(len(values), dtype=np.int64), np.empty(len(values), dtype=np.int64)
+    below[order] = np.searchsorted(ordered, values[order], side="right")
+    above[order] = len(ordered) - np.searchsorted(ordered, values[order], side="left")
+    return below, above
+
+
 def ecod_scores(fit: np.ndarray, score: np.ndarray | None = None) -> np.ndarray:
     """ECOD scores of `score` rows (or of the fitted rows themselves) against `fit`."""
     state = ecod_fit(fit)
@@ -79,13 +90,13 @@ def ecod_scores(fit: np.ndarray, score: np.ndarray | None = None) -> np.ndarray:
 
 
 def iforest_fit(fit: np.ndarray, random_state: int):
-    """The scikit-learn IsolationForest that pyod's IForest fits (its
-    `decision_scores_` equal `iforest_apply` on the fitted rows)."""
-    from pyod.models.iforest import IForest
+    """The scikit-learn IsolationForest that pyod's `IForest(n_estimators=100,
+    max_samples=min(256, n))` fits, built with pyod's settings, without pyod's
+    extra pass scoring the fitted rows (`iforest_apply` gives its scores)."""
+    from sklearn.ensemble import IsolationForest
 
-    model = IForest(n_estimators=100, max_samples=min(256, fit.shape[0]), random_state=random_state)
-    model.fit(fit)
-    return model.detector_
+    return IsolationForest(n_estimators=100, max_samples=min(256, fit.shape[0]), contamination=0.1,
+                           max_features=1.0, bootstrap=False, n_jobs=1, random_state=random_state).fit(fit)
 
 
 def iforest_apply(estimator, X: np.ndarray) -> np.ndarray:
