@@ -132,3 +132,19 @@ def test_reference_scores_are_exchangeable_with_a_clean_batch(separable, which):
     above = reference.size - np.searchsorted(reference, batch, side="left")
     p = (1 + above) / (reference.size + 1)
     assert 0.06 <= np.mean(p <= 0.1) <= 0.14
+
+
+def test_stored_isolation_forest_scores_as_pyods_iforest():
+    """IForest's state is the scikit-learn forest, fitted with pyod's settings:
+    its scores equal pyod's in and out of sample."""
+    from pyod.models.iforest import IForest
+
+    from poison_expectations.core.signals.feature_detectors import iforest_apply, iforest_fit
+
+    rng = np.random.default_rng(15)
+    X, new = rng.normal(size=(600, 4)).astype(np.float32), rng.normal(size=(50, 4)).astype(np.float32) * 3
+    pyod = IForest(n_estimators=100, max_samples=256, random_state=3).fit(X)
+    forest = iforest_fit(X, 3)
+    assert isinstance(forest, BaseEstimator)
+    assert np.array_equal(iforest_apply(forest, X), pyod.decision_scores_)
+    assert np.array_equal(iforest_apply(forest, new), pyod.decision_function(new))
