@@ -11,7 +11,7 @@ from poison_expectations.core.analysis import Analysis, Options, Roles, build_an
 from poison_expectations.core.signals import influence, influence_crossfit, knn_shapley, outliers
 from poison_expectations.core.signals.influence import Influence
 from poison_expectations.core.signals.outliers import Outliers
-from poison_expectations.testing import attacks
+from poison_expectations import testing
 
 ROLES = Roles(label_column="label", id_column="row_id")
 SIGNALS = {"influence": lambda: Influence(), "outliers ecod": lambda: Outliers(),
@@ -27,7 +27,7 @@ def _reference_and_batches(separable):
     frame, _ = separable(n=4500, seed=11)
     reference = _sorted(frame.iloc[:1500])
     clean = _sorted(frame.iloc[1500:3000])
-    poisoned = attacks.boundary_points(frame.iloc[3000:].reset_index(drop=True), rate=0.05, random_state=11,
+    poisoned = testing.boundary_points(frame.iloc[3000:].reset_index(drop=True), rate=0.05, random_state=11,
                                        id_column="row_id").frame
     return reference, [clean, _sorted(poisoned)]
 
