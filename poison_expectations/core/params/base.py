@@ -87,15 +87,20 @@ class Param:
             return value, f"{value!r} is out of the 64-bit integer range"
         if self.choices is not None and value not in self.choices:
             return value, f"{value!r} is not one of {list(self.choices)}"
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return value, f"{value!r} is {'not above' if self.low_open else 'below'} the minimum {self.low}"
-        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
-            return value, f"{value!r} is {'not below' if self.high_open else 'above'} the maximum {self.high}"
+        if isinstance(value, (int, float)):
+            return value, self._bounds_problem(value)
         if self.item_kind is not None and isinstance(value, list):
             for item in value:
                 if not isinstance(item, self.item_kind):
                     return value, f"items must be {self.item_kind.__name__}, got {item!r}"
         return value, None
+
+    def _bounds_problem(self, value: float) -> str | None:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return f"{value!r} is {'not above' if self.low_open else 'below'} the minimum {self.low}"
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return f"{value!r} is {'not below' if self.high_open else 'above'} the maximum {self.high}"
+        return None
 
     def check(self, key: str, value: Any) -> Any:
         """The value, normalised; a ConfigError naming the config key otherwise."""

@@ -21,7 +21,7 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 from poison_expectations.core.analysis import Analysis, Options, Roles, build_analysis
 from poison_expectations.core.context import matching
 from poison_expectations.core.params import EXPECTATION_KEYS
-from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.core.signals.base import Signal
 from poison_expectations.stores.references import load_trusted
 
 # Keys every poison expectation passes to its metric (and so lists in success_keys).
