@@ -202,3 +202,13 @@ def test_families_names_a_family_without_its_gx_binding(monkeypatch):
 def test_every_declared_family_has_a_config_section_and_a_binding():
     assert [f.section for f in registry.families()] == [f.section for f in FAMILIES]
     assert list(full_spec()["expectations"]) == [f.section for f in FAMILIES]
+
+
+def test_named_signals_of_the_sources_family_get_the_runs_k_and_seed():
+    from types import SimpleNamespace
+
+    from poison_expectations.core.analysis import Options
+    from poison_expectations.core.signals.sources import default_signal
+
+    signal = default_signal("label_consistency", SimpleNamespace(options=Options(k=5, random_state=7)))
+    assert signal.params["k"] == 5 and signal.params["random_state"] == 7
