@@ -31,7 +31,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from poison_expectations.core.errors import InputError
-from poison_expectations.core.params.label_consistency import LABEL_CONSISTENCY, METHODS, MODELS  # noqa: F401
+from poison_expectations.core.params.label_consistency import LABEL_CONSISTENCY
 from poison_expectations.core.signals.base import Signal, SignalResult, per_class, plain
 
 # Below this many training rows a fit gains nothing from OpenMP threads, and
