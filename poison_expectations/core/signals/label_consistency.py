@@ -254,15 +254,14 @@ def confident_issues(probs, y, thresholds) -> np.ndarray:
     n_classes = probs.shape[1]
     joint = confident_joint(probs, y, thresholds, n_classes)
     flags = np.zeros(len(y), dtype=bool)
-    for i in range(n_classes):
-        members = np.flatnonzero(y == i)
-        for j in range(n_classes):
-            quota = int(round(joint[i, j]))
-            if i == j or quota == 0:
-                continue
-            margin = probs[members, j] - probs[members, i]
-            top = members[np.argsort(-margin, kind="stable")[:quota]]
-            flags[top] = True
+    quotas = np.round(joint).astype(np.int64)  # as round() per pair; only pairs with a quota are visited
+    np.fill_diagonal(quotas, 0)
+    members = {}
+    for i, j in zip(*np.nonzero(quotas), strict=True):
+        if i not in members:
+            members[i] = np.flatnonzero(y == i)
+        margin = probs[members[i], j] - probs[members[i], i]
+        flags[members[i][np.argsort(-margin, kind="stable")[:quotas[i, j]]]] = True
     flags &= probs.argmax(axis=1) != y
     return flags
 
