@@ -3,7 +3,8 @@ import pytest
 
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.errors import InputError
-from poison_expectations.core.signals.label_consistency import LabelConsistency, class_thresholds, confident_issues
+from poison_expectations.core.signals.label_consistency import (
+    LabelConsistency, class_thresholds, confident_issues, fold_count)
 
 ROLES = Roles(label_column="label", id_column="row_id")
 
@@ -189,3 +190,12 @@ def test_wide_tables_reach_the_model_projected():
     state = signal.fit(analysis, scoring=True)
     assert state["model"].n_features_in_ == 256
     assert signal.score_fitted(state, analysis).summary["model_features"] == {"encoded": 1000, "projected_to": 256}
+
+
+def test_folds_stop_where_every_fold_model_already_trains_on_the_cap():
+    for n in (6, 1_000, 100_000, 120_000, 130_000, 200_000, 1_000_000, 10_000_000):
+        k = fold_count(5, n, 100_000)
+        train = n - -(-n // k)  # rows outside the largest test fold
+        assert 2 <= k <= min(5, n)
+        assert k == min(5, n) or train >= 100_000  # fewer folds only where the cap binds anyway
+    assert fold_count(5, 1_000_000, 100_000) == 2 and fold_count(5, 100_000, 100_000) == 5
