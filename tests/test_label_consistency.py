@@ -1,8 +1,11 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.errors import InputError
+from poison_expectations.core.fitting import fit_profile
+from poison_expectations.stores.state_codec import roundtrip
 from poison_expectations.core.signals.label_consistency import (
     LabelConsistency, class_thresholds, confident_issues, fold_count)
 
@@ -128,7 +131,8 @@ def test_reference_scores_are_the_fitted_rows_out_of_fold_scores(separable):
     assert scores.shape == (len(frame),) and np.isfinite(scores).all()
     assert np.array_equal(scores, analysis.result(signal).scores)  # a self-check scores rows out of fold
     assert scores[flipped].mean() > scores[~flipped].mean() + 0.3
-    assert state["model"] is None  # a self-check never scores other rows: no model on all rows
+    # the model on all rows only scores other rows: a plain self-check leaves it out, a profile keeps it
+    assert signal.fit(analysis, scoring=False)["model"] is None and state["model"] is not None
 
 
 def test_state_is_plain_data_and_a_profile_state_holds_the_scoring_model(separable):
@@ -136,10 +140,13 @@ def test_state_is_plain_data_and_a_profile_state_holds_the_scoring_model(separab
     reference, batch, _ = _split(frame, 600, 3)
     analysis = build_analysis(batch, ROLES, Options(), reference)
     signal = LabelConsistency()
+    expected = signal.score(signal.fit(analysis), analysis)
     for state in (signal.fit(analysis), signal.fit(build_analysis(reference, ROLES, Options()), scoring=True)):
         assert plain_data(state) == []
         assert state["model"] is not None and len(state["reference_scores"]) == 600
-    self_state = signal.fit(build_analysis(reference, ROLES, Options()))
+        stored = roundtrip(state)  # as a profile writes and reads it: JSON, .npy and skops, no pickle
+        assert np.array_equal(signal.score(stored, analysis).flags, expected.flags)
+    self_state = signal.fit(build_analysis(reference, ROLES, Options()), scoring=False)
     with pytest.raises(InputError, match="scoring model"):
         signal.score(self_state, analysis)
 
@@ -199,3 +206,18 @@ def test_folds_stop_where_every_fold_model_already_trains_on_the_cap():
         assert 2 <= k <= min(5, n)
         assert k == min(5, n) or train >= 100_000  # fewer folds only where the cap binds anyway
     assert fold_count(5, 1_000_000, 100_000) == 2 and fold_count(5, 100_000, 100_000) == 5
+
+
+def test_a_profile_scores_like_a_reference_run(separable):
+    """fit_profile runs a self-check on the trusted table; its state must still
+    hold the model that scores batches, and score them as a reference run does."""
+    frame, _ = separable(n=2400, seed=12)
+    reference, batch, flipped = _split(frame, 1200, 4)
+    order = np.argsort(batch["label"].to_numpy() != reference["label"].iloc[0], kind="stable")
+    batch, flipped = batch.iloc[order].reset_index(drop=True), flipped[order]  # same label codes both ways
+    profile = fit_profile(reference, ROLES, Options(), [LabelConsistency()], meta={"plugin_version": "test"})
+    with_profile = build_analysis(batch, ROLES, Options(), profile=profile).result(LabelConsistency())
+    with_reference = build_analysis(batch, ROLES, Options(), reference).result(LabelConsistency())
+    assert np.array_equal(with_profile.flags, with_reference.flags)
+    assert np.allclose(with_profile.scores, with_reference.scores)
+    assert with_profile.flags[flipped].mean() >= 0.8

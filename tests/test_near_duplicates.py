@@ -11,6 +11,8 @@ from poison_expectations import testing
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import load_config
 from poison_expectations.core.errors import ConfigError, InputError
+from poison_expectations.core.fitting import fit_profile
+from poison_expectations.stores.state_codec import roundtrip
 from poison_expectations.gx.runner import run_validation
 from poison_expectations.core.signals.near_duplicates import NearDuplicates, default_radius
 
@@ -280,9 +282,9 @@ def plain_data(value, path="state") -> list[str]:
 def test_score_depends_only_on_the_state_and_the_batch(clean_table):
     reference = clean_table.iloc[:1000].reset_index(drop=True)
     rest = clean_table.iloc[1000:].reset_index(drop=True)
-    first = attacks.near_duplicate_flood(rest.iloc[:500].reset_index(drop=True), rate=0.04, n_seeds=2,
+    first = testing.near_duplicate_flood(rest.iloc[:500].reset_index(drop=True), rate=0.04, n_seeds=2,
                                          noise=0.02, random_state=2)
-    second = attacks.conflicting_copies(rest.iloc[500:].reset_index(drop=True), rate=0.03, random_state=3)
+    second = testing.conflicting_copies(rest.iloc[500:].reset_index(drop=True), rate=0.03, random_state=3)
     signal = NearDuplicates()
     one = build_analysis(first.frame, TABLE_ROLES, Options(), reference=reference)
     two = build_analysis(second.frame, TABLE_ROLES, Options(), reference=reference)
@@ -297,7 +299,7 @@ def test_score_depends_only_on_the_state_and_the_batch(clean_table):
 
 
 def test_reference_scores_are_the_fitted_rows_own_scores(clean_table):
-    poisoned = attacks.near_duplicate_flood(clean_table, rate=0.02, n_seeds=3, noise=0.02, random_state=4)
+    poisoned = testing.near_duplicate_flood(clean_table, rate=0.02, n_seeds=3, noise=0.02, random_state=4)
     analysis = build_analysis(poisoned.frame, TABLE_ROLES, Options())
     signal = NearDuplicates()
     state = signal.fit(analysis)
@@ -311,8 +313,25 @@ def test_reference_scores_are_the_fitted_rows_own_scores(clean_table):
 
 
 def test_state_is_plain_data(clean_table):
-    poisoned = attacks.conflicting_copies(clean_table, rate=0.01, random_state=6)
+    poisoned = testing.conflicting_copies(clean_table, rate=0.01, random_state=6)
+    signal = NearDuplicates()
     for reference in (None, clean_table.iloc[:500]):
-        state = NearDuplicates().fit(build_analysis(poisoned.frame, TABLE_ROLES, Options(), reference=reference))
+        analysis = build_analysis(poisoned.frame, TABLE_ROLES, Options(), reference=reference)
+        state = signal.fit(analysis)
         assert plain_data(state) == []
-        assert len(state["keys"]) == len(state["reference_scores"]) == (500 if reference is not None else len(poisoned.frame))
+        fitted_rows = 500 if reference is not None else len(poisoned.frame)
+        assert len(state["keys"]) == len(state["reference_scores"]) == fitted_rows
+        stored = roundtrip(state)  # as a profile writes and reads it: JSON and .npy, no pickle
+        score = signal.score if reference is not None else signal.score_fitted
+        assert np.array_equal(score(stored, analysis).flags, score(state, analysis).flags)
+
+
+def test_a_profile_scores_like_a_reference_run(clean_table):
+    reference = clean_table.iloc[:1000].reset_index(drop=True)
+    batch = testing.conflicting_copies(clean_table.iloc[1000:].reset_index(drop=True), rate=0.03, random_state=3)
+    profile = fit_profile(reference, TABLE_ROLES, Options(), [NearDuplicates()], meta={"plugin_version": "test"})
+    with_profile = build_analysis(batch.frame, TABLE_ROLES, Options(), profile=profile).result(NearDuplicates())
+    with_reference = build_analysis(batch.frame, TABLE_ROLES, Options(), reference).result(NearDuplicates())
+    assert np.array_equal(with_profile.flags, with_reference.flags)
+    assert np.array_equal(with_profile.scores, with_reference.scores)
+    assert with_profile.summary["reference"] == with_reference.summary["reference"]

@@ -44,6 +44,7 @@ P_j - P_i, never a row whose given label is P's arg max. The row score is the no
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from pandas.api.types import is_float_dtype
@@ -82,9 +83,13 @@ class LabelConsistency(Signal):
     # -- fit -----------------------------------------------------------------------
     def fit(self, analysis, scoring: bool | None = None) -> State:
         """Out-of-fold probabilities, thresholds, flags and margin scores of the
-        fitted rows; with `scoring`, also the one model that scores new batches
-        (None: only when the analysis has a reference, since a self-check scores
-        no other rows; a profile writer passes True)."""
+        fitted rows; with `scoring`, also the one model that scores new batches.
+        None: when the state will score other rows, i.e. the analysis has a
+        reference or fits a profile (`analysis.fits_profile`); a plain
+        self-check scores only its own rows and skips that fit. An analysis
+        without that attribute fits the model (a stored state is complete)."""
+        if scoring is None:
+            scoring = analysis.reference is not None or getattr(analysis, "fits_profile", True)
         p = self.params
         table = analysis.fitted
         y = _checked_labels(analysis, table)
@@ -109,7 +114,7 @@ class LabelConsistency(Signal):
                  "has_model": has_model, "thresholds": thresholds, "probabilities": probs,
                  "flags": flags, "alternative": other, "reference_scores": scores,
                  "projection": projection, "model": None}
-        if has_model and (analysis.reference is not None if scoring is None else scoring):
+        if has_model and scoring:
             state["model"] = self._scoring_model(X, y, model_rows)
         return state
 
@@ -240,8 +245,24 @@ def _reasons(flags, y, other, probs, classes) -> np.ndarray:
 
 
 
+def _threads(rows: int) -> int | None:
+    """OpenMP threads for a model on `rows` rows: one below SINGLE_THREAD_ROWS,
+    and one when the machine is already busy (1-minute load >= cores): the
+    workers meet at a barrier in every tree node, and one that is descheduled
+    stalls the rest (an 80k-row fit on 2 cores at load 8: 42 s wall and 14 s
+    CPU with 2 threads, 4.5 s and 1.4 s with one). Else all (None). The
+    fitted models and probabilities do not depend on the thread count."""
+    if rows < SINGLE_THREAD_ROWS:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return 1 if os.getloadavg()[0] >= cores else None
+    except OSError:  # no load average on this platform
+        return None
+
+
 def _fit(model, X, y):
-    with threadpool_limits(limits=1 if len(y) < SINGLE_THREAD_ROWS else None, user_api="openmp"):
+    with threadpool_limits(limits=_threads(len(y)), user_api="openmp"):
         return model.fit(X, y)
 
 
@@ -254,8 +275,7 @@ def _subsample(n: int, cap: int, seed: int) -> np.ndarray:
 def _full_proba(model, X, n_classes) -> np.ndarray:
     """predict_proba with a column per class, also for classes a fold never saw."""
     out = np.zeros((X.shape[0], n_classes))
-    # same thread policy as _fit: OpenMP threads in predict made small batches many times slower when busy
-    with threadpool_limits(limits=1 if X.shape[0] < SINGLE_THREAD_ROWS else None, user_api="openmp"):
+    with threadpool_limits(limits=_threads(X.shape[0]), user_api="openmp"):  # the thread policy of _fit
         out[:, model.classes_] = model.predict_proba(X)
     return out
 
