@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,3 +223,12 @@ def test_a_profile_scores_like_a_reference_run(separable):
     assert np.array_equal(with_profile.flags, with_reference.flags)
     assert np.allclose(with_profile.scores, with_reference.scores)
     assert with_profile.flags[flipped].mean() >= 0.8
+
+
+def test_models_run_single_threaded_on_a_busy_machine(monkeypatch):
+    from poison_expectations.core.signals import label_consistency as lc
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(lc.os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
+    assert lc._threads(1_000_000) == 1
+    monkeypatch.setattr(lc.os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
+    assert lc._threads(1_000_000) is None and lc._threads(1_000) == 1

@@ -8,8 +8,9 @@ Two out-of-sample estimates of P(class | row):
   and a pseudo-count of 0.5 spread by class prior;
 - model: k-fold out-of-fold predicted probabilities of a
   HistGradientBoosting classifier (each fold's model sees at most
-  `max_train_rows` rows); in reference mode one model trained on the
-  reference scores the batch.
+  `max_train_rows` rows; no more folds than it takes for every fold's
+  model to reach that cap, see `fold_count`); in reference mode one model
+  trained on the reference scores the batch.
 With method "both" the two probability matrices are averaged.
 
 Fit and score: `fit` learns from the fitted table (the reference, or the
