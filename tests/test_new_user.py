@@ -88,7 +88,7 @@ def test_split_csvs_keep_the_byte_order_mark_and_line_endings(tmp_path, bom, new
 
 
 def test_cluster_lines_say_largest_first_and_count_a_single_row():
-    from poison_expectations.core.signals.near_duplicates import console_lines
+    from poison_expectations.core.signals.near_duplicates_clusters import console_lines
 
     summary = {"suspicious": True, "conflicting_labels": True, "improbable_size": False, "over_limit": False,
                "size": 1, "sources": {"crowd_07": 1}, "rows_matching_reference": 1, "reference_labels": {1: 1},

@@ -21,8 +21,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from poison_expectations.core.errors import ConfigError
+from poison_expectations.core.params import SOURCES
 
-DEFAULT_LEDGER = None  # the config's default: default_ledger() at run time
+DEFAULT_LEDGER = SOURCES["ledger"].default  # declared once, in core/params/sources.py: None = default_ledger()
 LEDGER_ENV = "POISON_EXPECTATIONS_LEDGER"
 BUSY_TIMEOUT_SECONDS = 30.0
 
