@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Optional
 
 from poison_expectations.core.config import RATE, Param
 from poison_expectations.gx.metrics.backdoor import (
-    CLUSTERING_KEYS,
+    FEATURE_CLUSTERING_KEYS,
     COLLISION_KEYS,
     SPECTRAL_KEYS,
     TRIGGER_KEYS,
@@ -69,7 +69,7 @@ class ExpectSpectralSignatureClassCountToBeAtMost(PoisonBatchExpectation):
                                             for s in per_class]})
 
 
-class ExpectFeatureClusterClassCountToBeAtMost(PoisonBatchExpectation):
+class ExpectFeatureClusteringClassCountToBeAtMost(PoisonBatchExpectation):
     """At most `max_classes` classes split off a small separate cluster
     (2-means on the class's principal components, Chen et al. 2018) that is
     confirmed by exclusionary reclassification or by the reference."""
@@ -90,7 +90,7 @@ class ExpectFeatureClusterClassCountToBeAtMost(PoisonBatchExpectation):
     metric_class: ClassVar[type] = FeatureClusteringMetric
     metric_dependencies = (FeatureClusteringMetric.metric_name,)
     limit_keys: ClassVar[tuple[str, ...]] = ("max_classes",)
-    success_keys = shared_success_keys(*CLUSTERING_KEYS, "max_classes")
+    success_keys = shared_success_keys(*FEATURE_CLUSTERING_KEYS, "max_classes")
     renderer_template = ("At most $max_classes classes of $label_column may split off a separate cluster holding "
                          "$min_share to $max_share of the class (2-means on $n_components components, silhouette "
                          "at least $min_silhouette_gain above one Gaussian blob's), confirmed by reclassification "
@@ -104,6 +104,13 @@ class ExpectFeatureClusterClassCountToBeAtMost(PoisonBatchExpectation):
         findings = [s for s in per_class if s["suspicious"]]
         return _count_result(self, result, findings, self.max_classes, runtime_configuration,
                              {"representation": result.summary["representation"]})
+
+
+class ExpectFeatureClusterClassCountToBeAtMost(ExpectFeatureClusteringClassCountToBeAtMost):
+    """Deprecated name of `ExpectFeatureClusteringClassCountToBeAtMost`, kept so
+    suites stored before the rename (type
+    `expect_feature_cluster_class_count_to_be_at_most`) still load and run.
+    New suites are written with the new name."""
 
 
 class ExpectTriggerPatternCountToBeAtMost(PoisonBatchExpectation):
@@ -242,8 +249,8 @@ register_family(ExpectationFamily(
         "max_train_rows": Param(50_000, int, "Rows the reclassification model trains on at most.", low=100),
         "max_classes": Param(0, int, "Limit: classes with a confirmed small cluster allowed.", low=0),
     },
-    build=_builder(ExpectFeatureClusterClassCountToBeAtMost),
-    calibrate=_calibrator("clustering", "max_classes", lambda s: len(s["suspicious_classes"])),
+    build=_builder(ExpectFeatureClusteringClassCountToBeAtMost),
+    calibrate=_calibrator("feature_clustering", "max_classes", lambda s: len(s["suspicious_classes"])),
 ))
 
 register_family(ExpectationFamily(

@@ -3,7 +3,7 @@ from the value keys, run it on the shared Analysis)."""
 
 from __future__ import annotations
 
-from poison_expectations.core.signals.activation_clustering import FeatureClustering
+from poison_expectations.core.signals.feature_clustering import FeatureClustering
 from poison_expectations.core.signals.collision import CleanLabelCollision
 from poison_expectations.core.signals.spectral import SpectralSignatures
 from poison_expectations.core.signals.triggers import TriggerPatterns
@@ -12,7 +12,7 @@ from poison_expectations.gx.metrics.base import PoisonSignalMetric
 SPECTRAL_KEYS = ("eps", "min_delta_bic", "min_separation", "tail_quantile", "alpha", "representation",
                  "max_fit_rows")
 
-CLUSTERING_KEYS = ("n_components", "min_share", "max_share", "min_silhouette_gain", "reclassify",
+FEATURE_CLUSTERING_KEYS = ("n_components", "min_share", "max_share", "min_silhouette_gain", "reclassify",
                    "min_other_share", "alpha", "representation", "max_fit_rows", "silhouette_rows",
                    "max_train_rows")
 
@@ -29,9 +29,9 @@ class SpectralSignatureMetric(PoisonSignalMetric):
 
 
 class FeatureClusteringMetric(PoisonSignalMetric):
-    metric_name = "poison.clustering"
+    metric_name = "poison.feature_clustering"
     signal_class = FeatureClustering
-    signal_keys = CLUSTERING_KEYS
+    signal_keys = FEATURE_CLUSTERING_KEYS
 
 
 class TriggerPatternMetric(PoisonSignalMetric):

@@ -1,4 +1,10 @@
-"""Feature / activation clustering (Chen et al. 2018), per class.
+"""Feature clustering (Chen et al. 2018), per class.
+
+METHODS.md and Chen et al. call the method activation clustering: it
+clusters a network's activations. On tables the rows' own (encoded)
+features play that part, or embedding columns computed upstream, so the
+family goes by one name everywhere here: `feature_clustering` (module,
+signal, metric `poison.feature_clustering`, config section).
 
 For each class y: reduce its representation (rank-Gauss encoded features,
 or named embedding columns computed upstream by an image/text model) to
@@ -51,7 +57,7 @@ MIN_CLASS_ROWS = 20
 
 
 class FeatureClustering(Signal):
-    name = "clustering"
+    name = "feature_clustering"
 
     def __init__(self, n_components: int = 10, min_share: float = 0.01, max_share: float = 0.15,
                  min_silhouette_gain: float = 0.1, reclassify: bool = True, min_other_share: float = 0.5,
