@@ -35,6 +35,17 @@ sub-populations:
   on class y. Poison relabelled from another class goes back to it.
 The confirmed class's small cluster is flagged. Cost: O(n d k) per class
 for the projection and k-means (fitted on at most `max_fit_rows` rows).
+
+Fit and score. `fit` learns from the fitted table only: the rank-Gauss
+transform and, per class, the projection, the 2-means model (a scikit-learn
+KMeans), the split's statistics and the self-check confirmation.
+`reference_scores` is each fitted row's out-of-fold pull toward the small
+cluster, (d_large - d_small) / (d_large + d_small) in [-1, 1], from a
+2-means fitted on the other half of its class (2 folds); `row_scores` gives
+batch rows the same quantity against the stored model. Against a reference,
+`score` splits each batch class itself, as today, and assigns the stored
+reference rows to the batch's centroids: a poison cluster only the batch
+has cannot show up in a model fitted on the reference.
 """
 
 from __future__ import annotations
@@ -43,17 +54,20 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.representation import (
     Reclassifier,
+    apply_representation,
+    class_codes,
     excess_test,
+    fit_representation,
     plain,
-    representation,
     sample_ids,
     single_threaded,
 )
 
 MIN_CLASS_ROWS = 20
+MODEL_KEYS = ("mean", "basis", "kmeans", "small_id")
 
 
 class FeatureClustering(Signal):
@@ -69,53 +83,95 @@ class FeatureClustering(Signal):
                          max_fit_rows=max_fit_rows, silhouette_rows=silhouette_rows, max_train_rows=max_train_rows,
                          random_state=random_state)
 
-    def run(self, analysis) -> SignalResult:
-        p = self.params
-        y = analysis.require_labels()
-        X, X_ref, label = representation(analysis, p["representation"])
-        n = len(y)
-        scores = np.zeros(n)
-        flags = np.zeros(n, dtype=bool)
-        reasons = np.full(n, "", dtype=object)
-        cluster_col = np.full(n, -1, dtype=np.int64)
+    def fit(self, analysis) -> State:
+        """Per class of the fitted table: the split, its model and its
+        self-check confirmation; out-of-fold reference scores."""
+        analysis.require_labels()
+        fitted = analysis.fitted
+        y = fitted.y
+        rep = fit_representation(analysis, self.params["representation"])
+        R = apply_representation(rep, fitted.X)
         present = [c for c in range(analysis.n_classes) if np.count_nonzero(y == c) >= MIN_CLASS_ROWS]
-        per_class = []
+        per_class: list[dict | None] = [None] * analysis.n_classes
+        in_small = np.zeros(fitted.n, dtype=bool)
+        reference_scores = np.zeros(fitted.n)
+        for c in present:
+            rows = np.flatnonzero(y == c)
+            info, small = self._split(R[rows])
+            members = rows[small]
+            if info["candidate"]:
+                info.update(self._confirm(info, fitted.X, y, members, c, analysis.classes, len(present)))
+            info.update(zip(MODEL_KEYS, info.pop("_model"), strict=True))
+            per_class[c] = {"rows": int(len(rows)), "suspicious": False, **info}
+            in_small[members] = True
+            reference_scores[rows] = self._out_of_fold(R[rows])
+        return {"representation": rep, "classes": [plain(v) for v in analysis.classes], "per_class": per_class,
+                "in_small": in_small, "reference_scores": reference_scores}
+
+    def score_fitted(self, state: State, analysis) -> SignalResult:
+        """Self-check: each class's stored split and confirmation."""
+        y = analysis.require_labels()
+        out = _Collector(len(y), analysis)
+        for i, code in class_codes(analysis, state["classes"]).items():
+            stored = state["per_class"][i]
+            if stored is None:
+                continue
+            info = {k: v for k, v in stored.items() if k not in MODEL_KEYS and k != "rows"}
+            info.update(label=state["classes"][i], rows=stored["rows"])
+            out.add(info, np.flatnonzero((y == code) & state["in_small"]), code)
+        return out.result(self.name, state["representation"]["label"])
+
+    def score(self, state: State, analysis) -> SignalResult:
+        """Against the reference: split each batch class, confirm against the
+        reference rows' share of its small cluster (or by reclassification
+        when the reference has too few rows of the class)."""
+        y = analysis.require_labels()
+        ref = analysis.require_reference()
+        X = apply_representation(state["representation"], analysis.batch.X)
+        X_ref = apply_representation(state["representation"], ref.X)
+        present = [c for c in range(analysis.n_classes) if np.count_nonzero(y == c) >= MIN_CLASS_ROWS]
+        out = _Collector(len(y), analysis)
         for c in present:
             rows = np.flatnonzero(y == c)
             info, small = self._split(X[rows])
             info.update(label=plain(analysis.classes[c]), rows=int(len(rows)), suspicious=False)
             members = rows[small]
+            model = info.pop("_model")
             if info["candidate"]:
-                if X_ref is not None and np.count_nonzero(analysis.reference.y == c) >= MIN_CLASS_ROWS:
-                    info.update(self._reference_check(info.pop("_model"), X_ref[analysis.reference.y == c],
-                                                      len(members), len(rows), len(present)))
-                elif p["reclassify"]:
-                    info.update(self._reclassify(analysis, members, c, len(present)))
+                if np.count_nonzero(ref.y == c) >= MIN_CLASS_ROWS:
+                    info.update(self._reference_check(model, X_ref[ref.y == c], len(members), len(rows),
+                                                      len(present)))
                 else:
-                    info.update(confirmed_by="silhouette only", strength=info["silhouette"], suspicious=True)
-            info.pop("_model", None)
-            if info["suspicious"]:
-                flags[members] = True
-                scores[members] = np.maximum(scores[members], info["strength"])
-                cluster_col[members] = c
-                reasons[members] = (f"feature clustering: in a small separate cluster of class {info['label']!r} "
-                                    f"({info['small_share']:.1%} of the class, silhouette "
-                                    f"{info['silhouette']:.2f}; {info['confirmed_by']})")
-                info["ids"] = sample_ids(analysis.batch.ids, members)
-            per_class.append(info)
-        suspicious = [s for s in per_class if s["suspicious"]]
-        lines = [f"Feature clustering: class {s['label']!r} splits off a cluster of {s['small_rows']} rows "
-                 f"({s['small_share']:.1%}, silhouette {s['silhouette']:.2f}; {s['confirmed_by']})"
-                 for s in suspicious]
-        summary = {"representation": label, "per_class": per_class,
-                   "suspicious_classes": [s["label"] for s in suspicious], "console_lines": lines}
-        return SignalResult(self.name, scores, flags, reasons, summary, {"cluster_class": _labels(cluster_col,
-                                                                                                  analysis)})
+                    info.update(self._confirm(info, analysis.batch.X, y, members, c, analysis.classes,
+                                              len(present)))
+            out.add(info, members, c)
+        return out.result(self.name, state["representation"]["label"])
+
+    def row_scores(self, state: State, analysis) -> np.ndarray:
+        """Batch rows on the scale of `reference_scores`, against the stored
+        model of their class (0 where the fitted table had too few rows)."""
+        X = apply_representation(state["representation"], analysis.batch.X)
+        y = analysis.require_labels()
+        out = np.zeros(analysis.batch.n)
+        for i, code in class_codes(analysis, state["classes"]).items():
+            info = state["per_class"][i]
+            if info is not None:
+                rows = y == code
+                out[rows] = _pull(info["kmeans"], (X[rows] - info["mean"]) @ info["basis"], info["small_id"])
+        return out
 
     # -- steps ------------------------------------------------------------------
-    def _split(self, R: np.ndarray) -> tuple[dict, np.ndarray]:
+    def _confirm(self, info, X, y, members, c, classes, n_tests) -> dict:
+        """Self-check confirmation of a candidate split (reclassification, or
+        the silhouette alone when `reclassify` is off)."""
+        if self.params["reclassify"]:
+            return self._reclassify(X, y, members, c, classes, n_tests)
+        return {"confirmed_by": "silhouette only", "strength": info["silhouette"], "suspicious": True}
+
+    def _model(self, R: np.ndarray, rng) -> tuple:
+        """Projection on the top principal components and 2-means, fitted on
+        at most `max_fit_rows` sampled rows."""
         p = self.params
-        rng = np.random.default_rng(p["random_state"])
         fit = R if len(R) <= p["max_fit_rows"] else R[rng.choice(len(R), p["max_fit_rows"], replace=False)]
         mean = fit.mean(axis=0)
         centred = (fit - mean).astype(np.float64)
@@ -125,6 +181,13 @@ class FeatureClustering(Signal):
         Z_fit = centred @ basis
         with single_threaded():
             kmeans = KMeans(2, n_init=3, random_state=p["random_state"]).fit(Z_fit)
+        return mean, basis, kmeans, Z_fit
+
+    def _split(self, R: np.ndarray) -> tuple[dict, np.ndarray]:
+        p = self.params
+        rng = np.random.default_rng(p["random_state"])
+        mean, basis, kmeans, Z_fit = self._model(R, rng)
+        with single_threaded():
             Z = (R - mean) @ basis
             assign = kmeans.predict(Z)
         counts = np.bincount(assign, minlength=2)
@@ -141,6 +204,20 @@ class FeatureClustering(Signal):
                 "null_silhouette": null, "candidate": bool(candidate), "_model": (mean, basis, kmeans, small_id)}
         return info, assign == small_id
 
+    def _out_of_fold(self, R: np.ndarray) -> np.ndarray:
+        """Each row's pull toward the small cluster of a 2-means fitted on the
+        other half of the class (see module doc)."""
+        rng = np.random.default_rng(self.params["random_state"])
+        fold = rng.permutation(len(R)) % 2
+        out = np.zeros(len(R))
+        for f in (0, 1):
+            held = fold == f
+            mean, basis, kmeans, Z_fit = self._model(R[~held], rng)
+            with single_threaded():
+                small_id = int(np.argmin(np.bincount(kmeans.predict(Z_fit), minlength=2)))
+                out[held] = _pull(kmeans, (R[held] - mean) @ basis, small_id)
+        return out
+
     def _reference_check(self, model, R_ref, k, n, n_tests) -> dict:
         mean, basis, kmeans, small_id = model
         with single_threaded():
@@ -153,21 +230,21 @@ class FeatureClustering(Signal):
                 "strength": float(max(0.0, excess) / (k / n)),
                 "confirmed_by": f"reference share {k0 / n0:.1%}, p={p_value:.2g}"}
 
-    def _reclassify(self, analysis, members, c, n_tests) -> dict:
+    def _reclassify(self, X, y, members, c, classes, n_tests) -> dict:
+        """Exclusionary reclassification on the table (X, y) without `members`."""
         p = self.params
-        y = analysis.batch.y
         keep = np.ones(len(y), dtype=bool)
         keep[members] = False
-        result = Reclassifier(p["max_train_rows"], p["random_state"]).run(
-            analysis.batch.X[keep], y[keep], analysis.batch.X[members], analysis.n_classes)
+        result = Reclassifier(p["max_train_rows"], p["random_state"]).run(X[keep], y[keep], X[members],
+                                                                            len(classes))
         other = int(np.count_nonzero(result.predicted != c))
         share = other / len(members)
         base_rows = int(result.baseline_rows[c])
         p_value = excess_test(other, len(members), int(round(result.baseline_error[c] * base_rows)), base_rows)
         ok = share >= p["min_other_share"] and p_value * n_tests <= p["alpha"]
-        counts = np.bincount(result.predicted, minlength=analysis.n_classes)
+        counts = np.bincount(result.predicted, minlength=len(classes))
         counts[c] = 0
-        looks = plain(analysis.classes[int(counts.argmax())])
+        looks = plain(classes[int(counts.argmax())])
         return {"suspicious": bool(ok), "other_share": share, "looks_like": looks, "p_value": p_value,
                 "baseline_error": float(result.baseline_error[c]), "strength": share,
                 "confirmed_by": f"{share:.0%} reclassified as other classes (mostly {looks!r}) "
@@ -187,8 +264,44 @@ def _null_silhouette(sds: np.ndarray, n: int, rng, seed: int) -> float:
     return _silhouette(blob, assign)
 
 
-def _labels(codes: np.ndarray, analysis) -> np.ndarray:
-    out = np.full(len(codes), "", dtype=object)
-    hit = codes >= 0
-    out[hit] = [str(plain(analysis.classes[c])) for c in codes[hit]]
-    return out
+def _pull(kmeans: KMeans, Z: np.ndarray, small_id: int) -> np.ndarray:
+    """(d_large - d_small) / (d_large + d_small): 1 on the small centroid, -1 on the large one."""
+    with single_threaded():
+        d = kmeans.transform(Z)
+    small, large = d[:, small_id], d[:, 1 - small_id]
+    return (large - small) / np.maximum(large + small, 1e-12)
+
+
+class _Collector:
+    """Scores, flags, reasons and per-class summaries of one result."""
+
+    def __init__(self, n: int, analysis):
+        self.analysis = analysis
+        self.scores = np.zeros(n)
+        self.flags = np.zeros(n, dtype=bool)
+        self.reasons = np.full(n, "", dtype=object)
+        self.cluster = np.full(n, -1, dtype=np.int64)
+        self.per_class: list[dict] = []
+
+    def add(self, info: dict, members: np.ndarray, code: int) -> None:
+        if info["suspicious"]:
+            self.flags[members] = True
+            self.scores[members] = np.maximum(self.scores[members], info["strength"])
+            self.cluster[members] = code
+            self.reasons[members] = (f"feature clustering: in a small separate cluster of class {info['label']!r} "
+                                     f"({info['small_share']:.1%} of the class, silhouette "
+                                     f"{info['silhouette']:.2f}; {info['confirmed_by']})")
+            info["ids"] = sample_ids(self.analysis.batch.ids, members)
+        self.per_class.append(info)
+
+    def result(self, name: str, label: str) -> SignalResult:
+        suspicious = [s for s in self.per_class if s["suspicious"]]
+        lines = [f"Feature clustering: class {s['label']!r} splits off a cluster of {s['small_rows']} rows "
+                 f"({s['small_share']:.1%}, silhouette {s['silhouette']:.2f}; {s['confirmed_by']})"
+                 for s in suspicious]
+        summary = {"representation": label, "per_class": self.per_class,
+                   "suspicious_classes": [s["label"] for s in suspicious], "console_lines": lines}
+        column = np.full(len(self.cluster), "", dtype=object)
+        hit = self.cluster >= 0
+        column[hit] = [str(plain(self.analysis.classes[c])) for c in self.cluster[hit]]
+        return SignalResult(name, self.scores, self.flags, self.reasons, summary, {"cluster_class": column})
