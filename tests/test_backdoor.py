@@ -251,7 +251,7 @@ def test_cli_reports_the_trigger_and_exits_1(cli, tmp_path, backdoored):
               "--source-column", "source")
     assert run.returncode == 1, run.stderr
     assert "FAIL  expect_trigger_pattern_count_to_be_at_most" in run.stdout
-    for column, value in poisoned.details["trigger"].items():
+    for column, _value in poisoned.details["trigger"].items():
         assert column in run.stdout
     assert "Trigger patterns (1 found):" in run.stdout
 

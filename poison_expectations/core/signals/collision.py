@@ -44,6 +44,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from poison_expectations.core.errors import InputError
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.representation import (
     Reclassifier,
@@ -65,7 +66,8 @@ class CleanLabelCollision(Signal):
                          random_state=random_state)
 
     def fit(self, analysis) -> State:
-        """Radius, neighbour baseline, and the fitted table's own groups."""
+        """Radius, neighbour baseline and, when the fitted table is the batch
+        (self-check), its own groups and their reclassification."""
         p = self.params
         analysis.require_labels()
         fitted = analysis.fitted
@@ -75,7 +77,9 @@ class CleanLabelCollision(Signal):
         radius = p["radius_factor"] * float(np.median(nb.distances[:, 0]))
         other = fitted.y[nb.indices] != y[:, None]
         major = _majority(y[nb.indices], n_classes)
-        groups, packed = tight_groups(nb.indices, nb.distances, y, radius, p["min_group_size"])
+        groups, packed = [], np.zeros(fitted.n, dtype=bool)
+        if analysis.reference is None:  # against a reference, score finds the batch's groups
+            groups, packed = tight_groups(nb.indices, nb.distances, y, radius, p["min_group_size"])
         unlike, self_baseline = self._reclassified(fitted.X, y, groups, packed, n_classes)
         group = np.full(fitted.n, -1, dtype=np.int64)
         for number, members in enumerate(groups):
@@ -85,13 +89,15 @@ class CleanLabelCollision(Signal):
             "radius": radius,
             "baseline_wrong": np.bincount(y[major != y], minlength=n_classes).astype(np.int64),
             "baseline_rows": np.bincount(y, minlength=n_classes).astype(np.int64),
-            "group": group, "n_groups": len(groups), "unlike": unlike,
+            "self_check": analysis.reference is None, "group": group, "n_groups": len(groups), "unlike": unlike,
             "self_baseline_wrong": self_baseline[0], "self_baseline_rows": self_baseline[1],
             "reference_scores": other.mean(axis=1).astype(float),
         }
 
     def score_fitted(self, state: State, analysis) -> SignalResult:
         """Self-check: the fitted table's groups and their reclassification."""
+        if not state["self_check"]:
+            raise InputError(f"{self.name}: this state was fitted as a reference; it scores batches, not its own rows")
         groups = [np.flatnonzero(state["group"] == g) for g in range(state["n_groups"])]
         baseline = _by_code(analysis, state, state["self_baseline_wrong"], state["self_baseline_rows"])
         return self._report(analysis, groups, state["unlike"], baseline, state["radius"], "self")

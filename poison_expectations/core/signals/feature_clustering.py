@@ -54,6 +54,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
+from poison_expectations.core.errors import InputError
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.representation import (
     Reclassifier,
@@ -84,8 +85,11 @@ class FeatureClustering(Signal):
                          random_state=random_state)
 
     def fit(self, analysis) -> State:
-        """Per class of the fitted table: the split, its model and its
-        self-check confirmation; out-of-fold reference scores."""
+        """Per class of the fitted table: the 2-means model, out-of-fold
+        reference scores and, when the fitted table is the batch
+        (self-check), the split's gate and confirmation. Against a reference
+        `score` splits the batch's own classes, so the reference's gate would
+        be fitted for nothing."""
         analysis.require_labels()
         fitted = analysis.fitted
         y = fitted.y
@@ -97,19 +101,24 @@ class FeatureClustering(Signal):
         reference_scores = np.zeros(fitted.n)
         for c in present:
             rows = np.flatnonzero(y == c)
-            info, small = self._split(R[rows])
-            members = rows[small]
-            if info["candidate"]:
-                info.update(self._confirm(info, fitted.X, y, members, c, analysis.classes, len(present)))
+            if analysis.reference is None:
+                info, small = self._split(R[rows])
+                if info["candidate"]:
+                    info.update(self._confirm(info, fitted.X, y, rows[small], c, analysis.classes, len(present)))
+                in_small[rows[small]] = True
+            else:
+                info = {"_model": self._model_only(R[rows])}
             info.update(zip(MODEL_KEYS, info.pop("_model"), strict=True))
             per_class[c] = {"rows": int(len(rows)), "suspicious": False, **info}
-            in_small[members] = True
             reference_scores[rows] = self._out_of_fold(R[rows])
         return {"representation": rep, "classes": [plain(v) for v in analysis.classes], "per_class": per_class,
-                "in_small": in_small, "reference_scores": reference_scores}
+                "self_check": analysis.reference is None, "in_small": in_small,
+                "reference_scores": reference_scores}
 
     def score_fitted(self, state: State, analysis) -> SignalResult:
         """Self-check: each class's stored split and confirmation."""
+        if not state["self_check"]:
+            raise InputError(f"{self.name}: this state was fitted as a reference; it scores batches, not its own rows")
         y = analysis.require_labels()
         out = _Collector(len(y), analysis)
         for i, code in class_codes(analysis, state["classes"]).items():
@@ -203,6 +212,13 @@ class FeatureClustering(Signal):
         info = {"small_share": float(share), "small_rows": int(counts[small_id]), "silhouette": silhouette,
                 "null_silhouette": null, "candidate": bool(candidate), "_model": (mean, basis, kmeans, small_id)}
         return info, assign == small_id
+
+    def _model_only(self, R: np.ndarray) -> tuple:
+        """The class's 2-means model (as `_split` fits it) without the gate."""
+        mean, basis, kmeans, Z_fit = self._model(R, np.random.default_rng(self.params["random_state"]))
+        with single_threaded():
+            small_id = int(np.argmin(np.bincount(kmeans.predict((R - mean) @ basis), minlength=2)))
+        return mean, basis, kmeans, small_id
 
     def _out_of_fold(self, R: np.ndarray) -> np.ndarray:
         """Each row's pull toward the small cluster of a 2-means fitted on the

@@ -67,21 +67,22 @@ def representation_columns(analysis, which: str) -> tuple[np.ndarray, str]:
 
 
 def rank_gauss_fit(fit: np.ndarray, max_fit_rows: int = RANK_FIT_ROWS, random_state: int = 0) -> np.ndarray:
-    """The fitted transform: each column of `fit` sorted (sampled to `max_fit_rows` rows)."""
+    """The fitted transform: each column of `fit` sorted (sampled to `max_fit_rows`
+    rows), one row per column so that each is contiguous for searchsorted."""
     rows = fit
     if fit.shape[0] > max_fit_rows:
         pick = np.random.default_rng(random_state).choice(fit.shape[0], size=max_fit_rows, replace=False)
         rows = fit[pick]
-    return np.sort(rows, axis=0)
+    return np.ascontiguousarray(np.sort(rows, axis=0).T)
 
 
 def rank_gauss_apply(ordered: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Map each column through Phi^-1 of its empirical CDF (mid-ranks for ties)."""
-    n_fit = ordered.shape[0]
+    n_fit = ordered.shape[1]
     out = np.empty(X.shape, dtype=np.float32)
-    for j in range(ordered.shape[1]):
-        lo = np.searchsorted(ordered[:, j], X[:, j], side="left")
-        hi = np.searchsorted(ordered[:, j], X[:, j], side="right")
+    for j in range(ordered.shape[0]):
+        lo = np.searchsorted(ordered[j], X[:, j], side="left")
+        hi = np.searchsorted(ordered[j], X[:, j], side="right")
         out[:, j] = special.ndtri(((lo + hi) / 2.0 + 0.5) / (n_fit + 1.0))
     return out
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
+from poison_expectations.core.errors import InputError
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.representation import (
     apply_representation,
@@ -71,8 +72,10 @@ class SpectralSignatures(Signal):
                          max_fit_rows=max_fit_rows, random_state=random_state)
 
     def fit(self, analysis) -> State:
-        """Per class of the fitted table: mean, top direction, mixture gate,
-        in-sample projection (self-check) and out-of-fold tail scores."""
+        """Per class of the fitted table: mean, top direction, out-of-fold
+        tail scores and, when the fitted table is the batch (self-check), the
+        mixture gate. Against a reference `score` judges the batch's own
+        directions, so the reference's gate would be fitted for nothing."""
         analysis.require_labels()
         fitted = analysis.fitted
         y = fitted.y
@@ -91,13 +94,15 @@ class SpectralSignatures(Signal):
             oof = _out_of_fold_tau(R[rows], self.params["random_state"])
             median = max(float(np.median(oof)), 1e-12)
             reference_scores[rows] = oof / median
-            per_class.append({"mean": mean, "direction": v, "oof_median": median, "rows": int(len(rows)),
-                              **self._mixture_test(s)})
+            gate = self._mixture_test(s) if analysis.reference is None else {}
+            per_class.append({"mean": mean, "direction": v, "oof_median": median, "rows": int(len(rows)), **gate})
         return {"representation": rep, "classes": [plain(v) for v in analysis.classes], "per_class": per_class,
-                "projection": projection, "reference_scores": reference_scores}
+                "self_check": analysis.reference is None, "projection": projection,
+                "reference_scores": reference_scores}
 
     def score_fitted(self, state: State, analysis) -> SignalResult:
         """Self-check: the fitted rows' own classes, gated by the mixture test."""
+        _require_self_check(state, self.name)
         y = analysis.require_labels()
         out = _Collector(len(y))
         for i, code in class_codes(analysis, state["classes"]).items():
@@ -217,6 +222,11 @@ class _Collector:
         summary = {"representation": label, "eps": eps, "per_class": self.per_class,
                    "suspicious_classes": [s["label"] for s in suspicious], "console_lines": lines}
         return SignalResult(name, self.scores, self.flags, self.reasons, summary)
+
+
+def _require_self_check(state: State, name: str) -> None:
+    if not state["self_check"]:
+        raise InputError(f"{name}: this state was fitted as a reference; it scores batches, not its own rows")
 
 
 def _direction(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
