@@ -138,3 +138,31 @@ def test_sources_state_is_plain_and_scores_from_the_run_results(tabular):
     summary = signal.score(state, analysis).summary
     assert summary["signals"] == ["trigger"]
     assert all(s["label_js_reference"] is not None for s in summary["sources"])
+
+
+def test_a_state_fitted_as_a_reference_refuses_the_self_check(embedded):
+    poisoned, _, _, reference = embedded
+    analysis = analysis_of(poisoned, reference, embedding=True)
+    for cls in PER_ROW:
+        with pytest.raises(Exception, match="fitted as a reference"):
+            cls().score_fitted(cls().fit(analysis), analysis)
+
+
+def test_sources_runs_once_per_validation(monkeypatch, tmp_path):
+    """Three source expectations and the GX metric share one result (it ran
+    four times when its cache key changed on every request)."""
+    from poison_expectations.core.config import load_config
+    from poison_expectations.gx.runner import run_validation
+
+    calls = []
+    score_fitted = SourceStatistics.score_fitted
+    monkeypatch.setattr(SourceStatistics, "score_fitted", lambda self, *a: calls.append(1) or score_fitted(self, *a))
+    frame = attacks.make_tabular(600, n_sources=6, random_state=2)
+    config = load_config(None, {"data.label_column": "label", "data.id_column": "row_id",
+                                "data.source_column": "source", "expectations.label_consistency.method": "knn",
+                                "expectations.sources.ledger": str(tmp_path / "ledger.db")})
+    outcome = run_validation(frame, config)
+    assert len(calls) == 1
+    assert {e.expectation for e in outcome.expectations if e.expectation.startswith("expect_source")} == {
+        "expect_source_flagged_rates_to_not_exceed_rest", "expect_source_reputations_to_be_at_least",
+        "expect_sources_to_be_allowed"}
