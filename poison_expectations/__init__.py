@@ -17,8 +17,8 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from poison_expectations.gx import expectations as _expectations  # noqa: E402
 from poison_expectations.gx.actions import PoisonQuarantineAction  # noqa: E402  (registers the checkpoint action type)
-from poison_expectations.core.analysis import register_reference  # noqa: E402
+from poison_expectations.stores.references import register_reference  # noqa: E402
 from poison_expectations.gx.expectations import *  # noqa: F401,F403,E402  (registers with GX)
 
-__version__ = "0.1.0"
+from poison_expectations.core.version import VERSION as __version__  # noqa: E402
 __all__ = ["register_reference", "PoisonQuarantineAction", "__version__", *_expectations.__all__]

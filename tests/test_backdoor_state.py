@@ -14,7 +14,7 @@ from poison_expectations.core.signals.feature_clustering import FeatureClusterin
 from poison_expectations.core.signals.sources import SourceStatistics
 from poison_expectations.core.signals.spectral import SpectralSignatures
 from poison_expectations.core.signals.triggers import TriggerPatterns
-from poison_expectations.testing import attacks
+from poison_expectations import testing as attacks
 
 PER_ROW = (SpectralSignatures, FeatureClustering, CleanLabelCollision)
 

@@ -198,9 +198,6 @@ def small_table(tmp_path_factory):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(config=valid_configs())
 def test_any_valid_config_runs_to_a_verdict_or_a_one_line_error(small_table, config):
-    from poison_expectations.core.analysis import clear_cache
-
-    clear_cache()
     path = small_table.parent / "valid.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     with contextlib.chdir(small_table.parent):  # a ledger or other default output stays in tmp

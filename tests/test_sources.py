@@ -15,7 +15,7 @@ from poison_expectations.stores import ledger as ledger_mod
 from poison_expectations.apps.cli import main
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import load_config
-from poison_expectations.testing.attacks import make_tabular
+from poison_expectations.testing import make_tabular
 from poison_expectations.apps.console import verdict_text
 from poison_expectations.core.errors import InputError
 from poison_expectations.gx.expectations.sources import (ExpectSourceFlaggedRatesToNotExceedRest,
@@ -273,10 +273,6 @@ def test_every_signal_of_the_run_is_aggregated_by_name():
         analysis.result(SourceStatistics(signals=["nope"]))
 
 
-@pytest.mark.xfail(strict=True, reason="Analysis.result keys a result by the signal's parameters only; a signal "
-                   "with inputs ('*') needs its key to include its inputs' results. Until the run context does "
-                   "that, a second request after a new input returns the first result (the price of sources "
-                   "running once per validation instead of four times)")
 def test_star_sees_the_latest_result_of_each_signal_not_a_stale_one():
     frame, _ = sources_table(n=1500, seed=5)
     analysis = _analysis(frame)

@@ -88,6 +88,8 @@ BASE_SPEC: dict[str, Any] = {
             [], list, "Columns holding embedding vectors (lists/arrays) to expand.", item_kind=str
         ),
         "reference": Param(None, str, "Trusted reference table (CSV/Parquet path).", nullable=True),
+        "profile": Param(None, str, "Stored reference profile (`poison-check fit`), instead of a reference table.",
+                         nullable=True),
     },
     "features": {
         "nan_policy": Param(

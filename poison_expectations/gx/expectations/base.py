@@ -141,6 +141,7 @@ class PoisonBatchExpectation(ExplicitParams, PoisonRendering, BatchExpectation):
     source_column: Optional[str] = None
     embedding_columns: Optional[List[str]] = None
     reference: Optional[str] = None
+    profile: Optional[str] = None
     nan_policy: str = "impute"
     max_onehot_categories: int = 20
     k: int = 10

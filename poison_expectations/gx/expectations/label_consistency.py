@@ -13,7 +13,8 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
     multicolumn_condition_partial,
 )
 
-from poison_expectations.core.analysis import Options, Roles, get_analysis
+from poison_expectations.core.analysis import Options, Roles, build_analysis
+from poison_expectations.core.context import matching
 from poison_expectations.core.config import RATE, Param
 from poison_expectations.core.gates import calibrated_rate_limit, dispersion_index
 from poison_expectations.gx.metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
@@ -64,7 +65,7 @@ class RowLabelConsistent(MulticolumnMapMetricProvider):
         features = tuple(c for c in column_list.columns if c != label_column)
         roles = Roles(label_column=label_column, feature_columns=features)
         options = Options(k=int(k or 10), random_state=int(random_state or 0))
-        analysis = get_analysis(column_list, roles, options)
+        analysis = matching(column_list, roles, options, None) or build_analysis(column_list, roles, options)
         result = analysis.result(LabelConsistency(method=method or "both", k=options.k,
                                                   random_state=options.random_state))
         return pd.Series(~result.flags, index=column_list.index)

@@ -1,8 +1,11 @@
 """Thin GX metric providers: fetch the batch, call a signal, return its result.
 
-Every poison metric shares the same value keys for the data roles and the
-feature/neighbour options, builds (or reuses, via the process cache) the
-batch's `Analysis`, and returns the `SignalResult` object itself.
+Every poison metric shares the same value keys for the data roles, the
+trusted side and the feature/neighbour options, and depends on one shared
+metric, `poison.analysis`, that prepares the batch's `Analysis` once per
+validation run (GX computes each metric once per run): the runner's active
+analysis when it is this batch, else a new one. Signal metrics return the
+`SignalResult` object itself.
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ from __future__ import annotations
 import inspect
 from typing import Any, ClassVar
 
+from great_expectations.core.metric_domain_types import MetricDomainTypes
 from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
-from great_expectations.core.metric_domain_types import MetricDomainTypes
+from great_expectations.validator.metric_configuration import MetricConfiguration
 
-from poison_expectations.core.analysis import Analysis, Options, Roles, get_analysis
+from poison_expectations.core.analysis import Analysis, Options, Roles, build_analysis
+from poison_expectations.core.context import matching
 from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.stores.references import load_trusted
 
 # Keys every poison expectation passes to its metric (and so lists in success_keys).
 SHARED_KEYS: tuple[str, ...] = (
@@ -26,6 +32,7 @@ SHARED_KEYS: tuple[str, ...] = (
     "source_column",
     "embedding_columns",
     "reference",
+    "profile",
     "nan_policy",
     "max_onehot_categories",
     "k",
@@ -57,8 +64,35 @@ def options_from(kwargs: dict[str, Any]) -> Options:
     )
 
 
+def trusted_name(kwargs: dict[str, Any]) -> str | None:
+    """What the batch is judged against: "profile:PATH", "reference:NAME" or None."""
+    if kwargs.get("profile"):
+        return f"profile:{kwargs['profile']}"
+    return f"reference:{kwargs['reference']}" if kwargs.get("reference") else None
+
+
 def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
-    return get_analysis(frame, roles_from(kwargs), options_from(kwargs), kwargs.get("reference"))
+    """The run's analysis of this batch: the active one if it matches, else a new one."""
+    roles, options = roles_from(kwargs), options_from(kwargs)
+    active = matching(frame, roles, options, trusted_name(kwargs))
+    if active is not None:
+        return active
+    reference, profile = load_trusted(kwargs.get("reference"), kwargs.get("profile"))
+    return build_analysis(frame, roles, options, reference, profile=profile)
+
+
+class PoisonAnalysisMetric(TableMetricProvider):
+    """The batch prepared once per validation run, shared by every signal metric."""
+
+    metric_name = "poison.analysis"
+    value_keys = SHARED_KEYS
+
+    @metric_value(engine=PandasExecutionEngine)
+    def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
+                runtime_configuration):
+        frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs,
+                                                          domain_type=MetricDomainTypes.TABLE)
+        return analysis_for(frame, metric_value_kwargs)
 
 
 class PoisonSignalMetric(TableMetricProvider):
@@ -83,13 +117,17 @@ class PoisonSignalMetric(TableMetricProvider):
         return cls.signal_class(**{key: kwargs[key] for key in keys if kwargs.get(key) is not None})
 
     @classmethod
-    def compute(cls, frame, kwargs: dict[str, Any]) -> SignalResult:
-        """The signal's result for this batch; shared with the runner via the cache."""
-        return analysis_for(frame, kwargs).result(cls.make_signal(kwargs))
+    def _get_evaluation_dependencies(cls, metric: MetricConfiguration, configuration=None, execution_engine=None,
+                                     runtime_configuration=None):
+        dependencies = super()._get_evaluation_dependencies(metric, configuration, execution_engine,
+                                                            runtime_configuration)
+        shared = {key: metric.metric_value_kwargs.get(key) for key in SHARED_KEYS}
+        dependencies[PoisonAnalysisMetric.metric_name] = MetricConfiguration(
+            PoisonAnalysisMetric.metric_name, metric.metric_domain_kwargs, shared)
+        return dependencies
 
     @metric_value(engine=PandasExecutionEngine)
     def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
                 runtime_configuration):
-        frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs,
-                                                          domain_type=MetricDomainTypes.TABLE)
-        return cls.compute(frame, metric_value_kwargs)
+        analysis: Analysis = metrics[PoisonAnalysisMetric.metric_name]
+        return analysis.result(cls.make_signal(metric_value_kwargs))

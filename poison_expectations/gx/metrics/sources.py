@@ -10,12 +10,13 @@ imported), never by importing a signal module for its side effect.
 
 from __future__ import annotations
 
-from typing import Any
+from great_expectations.execution_engine import PandasExecutionEngine
+from great_expectations.expectations.metrics.metric_provider import metric_value
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.signals.sources import SourceStatistics
-from poison_expectations.gx.metrics.base import PoisonSignalMetric, analysis_for
+from poison_expectations.gx.metrics.base import PoisonAnalysisMetric, PoisonSignalMetric
 
 SOURCE_KEYS = ("signals", "exclude_signals", "min_rows", "alpha", "min_excess")
 
@@ -25,14 +26,18 @@ class SourceStatisticsMetric(PoisonSignalMetric):
     signal_class = SourceStatistics
     signal_keys = SOURCE_KEYS
 
-    @classmethod
-    def compute(cls, frame, kwargs: dict[str, Any]) -> SignalResult:
+    @metric_value(engine=PandasExecutionEngine)
+    def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
+                runtime_configuration):
         """Compute the named inputs (defaults), then the per-source statistics."""
-        analysis = analysis_for(frame, kwargs)
-        signal = cls.make_signal(kwargs)
-        for name in signal.required_inputs(analysis):
-            analysis.result(default_signal(name, analysis))
-        return analysis.result(signal)
+        return with_inputs(metrics[PoisonAnalysisMetric.metric_name], cls.make_signal(metric_value_kwargs))
+
+
+def with_inputs(analysis, signal: SourceStatistics) -> SignalResult:
+    """The inputs `signal` names, computed with their defaults, then its result."""
+    for name in signal.required_inputs(analysis):
+        analysis.result(default_signal(name, analysis))
+    return analysis.result(signal)
 
 
 def metric_classes() -> dict[str, type[PoisonSignalMetric]]:
