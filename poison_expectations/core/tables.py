@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from poison_expectations.core.errors import InputError
+from poison_expectations.core.params.shared import shared_param
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,13 @@ class Roles:
 
 @dataclass(frozen=True)
 class Options:
-    nan_policy: str = "impute"
-    max_onehot_categories: int = 20
-    k: int = 10
-    exact_max_rows: int = 50_000
-    random_state: int = 0
+    """The shared feature/neighbour options; defaults declared in core/params/shared.py."""
+
+    nan_policy: str = shared_param("nan_policy").default
+    max_onehot_categories: int = shared_param("max_onehot_categories").default
+    k: int = shared_param("k").default
+    exact_max_rows: int = shared_param("exact_max_rows").default
+    random_state: int = shared_param("random_state").default
 
 
 @dataclass

@@ -18,8 +18,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from poison_expectations.core.errors import ConfigError
+from poison_expectations.core.params import SOURCES
 
-DEFAULT_LEDGER = ".poison/reputation.db"
+DEFAULT_LEDGER = SOURCES["ledger"].default  # declared once, in core/params/sources.py
 BUSY_TIMEOUT_SECONDS = 30.0
 
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-PRIOR_BAD, PRIOR_GOOD, CREDIBLE_LEVEL = 1.0, 19.0, 0.95
+from poison_expectations.core.params import SOURCES
+
+# declared once, in core/params/sources.py
+PRIOR_BAD, PRIOR_GOOD, CREDIBLE_LEVEL = (SOURCES[key].default for key in ("prior_bad", "prior_good", "credible_level"))
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import skew
 
-DETECTORS = ("ecod", "iforest")
-
 
 def ecod_fit(fit: np.ndarray) -> dict:
     """ECOD's state: the fitted columns sorted, and the skewness sign of each."""

@@ -34,6 +34,7 @@ import numpy as np
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.signals import knn_shapley
+from poison_expectations.core.params.influence import INFLUENCE
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.base import per_class, plain as label
 from poison_expectations.core.signals.influence_crossfit import CrossFit, InfluenceStats
@@ -46,21 +47,7 @@ REFERENCE_VALIDATION = "reference rows among each batch row's k nearest referenc
 
 class Influence(Signal):
     name = "influence"
-
-    def __init__(self, k: int | None = None, n_folds: int = 5, l2: float = 1e-3, max_train_rows: int = 100_000,
-                 exact_max_params: int = 400, shapley_k: int = 5, z_limit: float = 3.5,
-                 reference_quantile: float = 0.999, random_state: int = 0):
-        if n_folds < 2:
-            raise InputError(f"influence: n_folds must be at least 2, got {n_folds}")
-        if l2 <= 0:
-            raise InputError(f"influence: l2 must be positive, got {l2}")
-        if shapley_k < 1:
-            raise InputError(f"influence: shapley_k must be at least 1, got {shapley_k}")
-        if not 0.5 <= reference_quantile < 1:
-            raise InputError(f"influence: reference_quantile must be in [0.5, 1), got {reference_quantile}")
-        super().__init__(k=k, n_folds=n_folds, l2=l2, max_train_rows=max_train_rows,
-                         exact_max_params=exact_max_params, shapley_k=shapley_k, z_limit=z_limit,
-                         reference_quantile=reference_quantile, random_state=random_state)
+    declaration = INFLUENCE
 
     def fit(self, analysis) -> State:
         """Fold models, graph summary, baselines and out-of-fold stats of the fitted rows."""

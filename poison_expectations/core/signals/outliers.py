@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from poison_expectations.core.errors import InputError
+from poison_expectations.core.params.outliers import OUTLIERS
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.base import per_class, plain as label
-from poison_expectations.core.signals.feature_detectors import (DETECTORS, ecod_apply, ecod_fit, iforest_apply,
-                                                                iforest_fit)
+from poison_expectations.core.signals.feature_detectors import ecod_apply, ecod_fit, iforest_apply, iforest_fit
 from poison_expectations.core.signals.geometry import centroids, nearest_other, sphere_slab
 from poison_expectations.core.signals.influence_crossfit import stratified_folds
 from poison_expectations.core.signals.normalise import (Component, baseline_ranks, class_of, fit_baseline,
@@ -50,15 +49,7 @@ OOF_FOREST_ROWS = 100 * 256
 
 class Outliers(Signal):
     name = "outlier"
-
-    def __init__(self, detector: str = "ecod", z_limit: float = 3.5, reference_quantile: float = 0.999,
-                 random_state: int = 0):
-        if detector not in DETECTORS:
-            raise InputError(f"outliers: detector {detector!r} is not one of {list(DETECTORS)}")
-        if not 0.5 <= reference_quantile < 1:
-            raise InputError(f"outliers: reference_quantile must be in [0.5, 1), got {reference_quantile}")
-        super().__init__(detector=detector, z_limit=z_limit, reference_quantile=reference_quantile,
-                         random_state=random_state)
+    declaration = OUTLIERS
 
     def fit(self, analysis) -> State:
         """Centroids, detectors, baselines and the fitted rows' own statistics."""

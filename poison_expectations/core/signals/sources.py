@@ -61,18 +61,18 @@ the run (`analysis.results()`).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from poison_expectations.core.errors import InputError
+from poison_expectations.core.params.sources import ALL, SOURCES
 from poison_expectations.core.signals.base import Signal, SignalResult, State, plain
 from poison_expectations.core.signals.source_tests import (class_adjusted_rate, fisher_greater, js_divergence,
                                                            stratified_fisher_greater)
 
-ALL = "*"
 VERDICTS = ("suspicious", "ok", "unjudged")
 CONSOLE_MAX_SOURCES = 12
 MAX_STRATA_CELLS = 20_000_000  # sources x classes above which the test is not stratified
@@ -81,16 +81,7 @@ MAX_STRATA_CELLS = 20_000_000  # sources x classes above which the test is not s
 class SourceStatistics(Signal):
     name = "sources"
     inputs = (ALL,)  # reads every other signal's flags from analysis.results()
-
-    def __init__(self, signals: Iterable[str] | None = None, exclude_signals: Iterable[str] = (),
-                 min_rows: int = 25, alpha: float = 0.01, min_excess: float = 0.10):
-        signals = tuple(signals) if signals is not None else None
-        if min_rows < 1:
-            raise InputError(f"sources: min_rows must be at least 1, got {min_rows}")
-        if not 0.0 < alpha < 1.0:
-            raise InputError(f"sources: alpha must be in (0, 1), got {alpha}")
-        super().__init__(signals=signals, exclude_signals=tuple(exclude_signals or ()), min_rows=int(min_rows),
-                         alpha=float(alpha), min_excess=float(min_excess))
+    declaration = SOURCES
 
     def fit(self, analysis) -> State:
         """The fitted table's label distribution, for the divergence of each

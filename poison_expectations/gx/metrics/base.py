@@ -10,7 +10,6 @@ analysis when it is this batch, else a new one. Signal metrics return the
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, ClassVar
 
 from great_expectations.core.metric_domain_types import MetricDomainTypes
@@ -21,24 +20,12 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 
 from poison_expectations.core.analysis import Analysis, Options, Roles, build_analysis
 from poison_expectations.core.context import matching
-from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.core.params import EXPECTATION_KEYS
+from poison_expectations.core.signals.base import Signal
 from poison_expectations.stores.references import load_trusted
 
 # Keys every poison expectation passes to its metric (and so lists in success_keys).
-SHARED_KEYS: tuple[str, ...] = (
-    "label_column",
-    "feature_columns",
-    "id_column",
-    "source_column",
-    "embedding_columns",
-    "reference",
-    "profile",
-    "nan_policy",
-    "max_onehot_categories",
-    "k",
-    "exact_max_rows",
-    "random_state",
-)
+SHARED_KEYS: tuple[str, ...] = tuple(EXPECTATION_KEYS)
 
 
 def roles_from(kwargs: dict[str, Any]) -> Roles:
@@ -96,24 +83,25 @@ class PoisonAnalysisMetric(TableMetricProvider):
 
 
 class PoisonSignalMetric(TableMetricProvider):
-    """Subclasses set metric_name, `signal_class` and `signal_keys`; their
-    value_keys are SHARED_KEYS + signal_keys."""
+    """Subclasses set metric_name and `signal_class`; `signal_keys` are the
+    signal's declared parameters (`signal_class.declaration`) and the
+    value_keys SHARED_KEYS + signal_keys."""
 
     signal_class: ClassVar[type[Signal]]
     signal_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # runs inside class creation, before GX's metaclass registers the metric and its value_keys
+        cls.signal_keys = cls.signal_class.declaration.signal_keys
         cls.value_keys = SHARED_KEYS + cls.signal_keys
         super().__init_subclass__(**kwargs)
 
     @classmethod
     def make_signal(cls, kwargs: dict[str, Any]) -> Signal:
         """The signal with every key the expectation set. None keeps the
-        signal's own default, so each default lives in one place: the signal.
-        The shared `k` and `random_state` go to signals that take them."""
-        accepted = inspect.signature(cls.signal_class).parameters
-        keys = cls.signal_keys + tuple(key for key in ("k", "random_state") if key in accepted)
+        declared default (core/params). The shared `k` and `random_state` go
+        to signals that take them."""
+        keys = cls.signal_keys + tuple(cls.signal_class.declaration.shared)
         return cls.signal_class(**{key: kwargs[key] for key in keys if kwargs.get(key) is not None})
 
     @classmethod

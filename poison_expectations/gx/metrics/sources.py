@@ -18,13 +18,10 @@ from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.signals.sources import SourceStatistics
 from poison_expectations.gx.metrics.base import PoisonAnalysisMetric, PoisonSignalMetric
 
-SOURCE_KEYS = ("signals", "exclude_signals", "min_rows", "alpha", "min_excess")
-
 
 class SourceStatisticsMetric(PoisonSignalMetric):
     metric_name = "poison.sources"
     signal_class = SourceStatistics
-    signal_keys = SOURCE_KEYS
 
     @metric_value(engine=PandasExecutionEngine)
     def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
