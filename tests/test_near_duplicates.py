@@ -11,6 +11,8 @@ from poison_expectations import testing
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import load_config
 from poison_expectations.core.errors import ConfigError, InputError
+from poison_expectations.core.fitting import fit_profile
+from poison_expectations.stores.state_codec import roundtrip
 from poison_expectations.gx.runner import run_validation
 from poison_expectations.core.signals.near_duplicates import NearDuplicates, default_radius
 
@@ -258,3 +260,78 @@ def test_bad_parameters_are_errors():
         load_config(None, {"expectations.near_duplicates.max_share": 2.0})
     config = load_config(None)
     assert config["expectations"]["near_duplicates"]["radius"] is None
+
+
+# -- fit / score -----------------------------------------------------------------------
+
+def plain_data(value, path="state") -> list[str]:
+    """Paths of the leaves that a profile could not store without pickle."""
+    from sklearn.base import BaseEstimator
+    if isinstance(value, dict):
+        return [p for k, v in value.items()
+                for p in ([f"{path}: key {k!r}"] if not isinstance(k, str) else plain_data(v, f"{path}.{k}"))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in plain_data(v, f"{path}[{i}]")]
+    if isinstance(value, np.ndarray):
+        return [] if value.dtype.kind in "biuf" else [f"{path}: {value.dtype} array"]
+    if value is None or isinstance(value, (str, bool, int, float, BaseEstimator)):
+        return []
+    return [f"{path}: {type(value).__name__}"]
+
+
+def test_score_depends_only_on_the_state_and_the_batch(clean_table):
+    reference = clean_table.iloc[:1000].reset_index(drop=True)
+    rest = clean_table.iloc[1000:].reset_index(drop=True)
+    first = testing.near_duplicate_flood(rest.iloc[:500].reset_index(drop=True), rate=0.04, n_seeds=2,
+                                         noise=0.02, random_state=2)
+    second = testing.conflicting_copies(rest.iloc[500:].reset_index(drop=True), rate=0.03, random_state=3)
+    signal = NearDuplicates()
+    one = build_analysis(first.frame, TABLE_ROLES, Options(), reference=reference)
+    two = build_analysis(second.frame, TABLE_ROLES, Options(), reference=reference)
+    state = signal.fit(one)
+    for analysis, poisoned in ((one, first), (two, second)):
+        reused = signal.score(state, analysis)
+        fresh = analysis.result(NearDuplicates())  # fits its own state on the same reference
+        assert np.array_equal(reused.flags, fresh.flags) and np.array_equal(reused.scores, fresh.scores)
+        assert np.array_equal(reused.columns["cluster_id"], fresh.columns["cluster_id"])
+        assert reused.summary == fresh.summary
+        assert reused.flags[poisoned.is_poison].mean() >= 0.9
+
+
+def test_reference_scores_are_the_fitted_rows_own_scores(clean_table):
+    poisoned = testing.near_duplicate_flood(clean_table, rate=0.02, n_seeds=3, noise=0.02, random_state=4)
+    analysis = build_analysis(poisoned.frame, TABLE_ROLES, Options())
+    signal = NearDuplicates()
+    state = signal.fit(analysis)
+    scores = state["reference_scores"]
+    assert scores.shape == (len(poisoned.frame),) and np.isfinite(scores).all()
+    result = signal.score_fitted(state, analysis)
+    assert np.array_equal(scores, result.scores)
+    assert scores[poisoned.is_poison].min() >= 0.5
+    result.flags[:] = True  # a result's arrays are its own: the state is unchanged
+    assert not state["report"]["row_flags"].all()
+
+
+def test_state_is_plain_data(clean_table):
+    poisoned = testing.conflicting_copies(clean_table, rate=0.01, random_state=6)
+    signal = NearDuplicates()
+    for reference in (None, clean_table.iloc[:500]):
+        analysis = build_analysis(poisoned.frame, TABLE_ROLES, Options(), reference=reference)
+        state = signal.fit(analysis)
+        assert plain_data(state) == []
+        fitted_rows = 500 if reference is not None else len(poisoned.frame)
+        assert len(state["keys"]) == len(state["reference_scores"]) == fitted_rows
+        stored = roundtrip(state)  # as a profile writes and reads it: JSON and .npy, no pickle
+        score = signal.score if reference is not None else signal.score_fitted
+        assert np.array_equal(score(stored, analysis).flags, score(state, analysis).flags)
+
+
+def test_a_profile_scores_like_a_reference_run(clean_table):
+    reference = clean_table.iloc[:1000].reset_index(drop=True)
+    batch = testing.conflicting_copies(clean_table.iloc[1000:].reset_index(drop=True), rate=0.03, random_state=3)
+    profile = fit_profile(reference, TABLE_ROLES, Options(), [NearDuplicates()], meta={"plugin_version": "test"})
+    with_profile = build_analysis(batch.frame, TABLE_ROLES, Options(), profile=profile).result(NearDuplicates())
+    with_reference = build_analysis(batch.frame, TABLE_ROLES, Options(), reference).result(NearDuplicates())
+    assert np.array_equal(with_profile.flags, with_reference.flags)
+    assert np.array_equal(with_profile.scores, with_reference.scores)
+    assert with_profile.summary["reference"] == with_reference.summary["reference"]

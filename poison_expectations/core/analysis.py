@@ -56,6 +56,7 @@ class Analysis:
     reference_index: NeighborIndex | None = None  # over reference.X; built on first use unless loaded
     batch_index: NeighborIndex | None = None
     profile: "Profile | None" = None  # the stored profile the trusted side came from, if any
+    fits_profile: bool = False  # fitting a profile: states must also score other batches later
     _neighbors: dict = field(default_factory=dict)
     _results: dict = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)

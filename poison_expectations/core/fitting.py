@@ -20,6 +20,7 @@ def fit_profile(frame: pd.DataFrame, roles: Roles, options: Options, signals: li
     out of sample), and each signal's self-check result is summarised."""
     analysis = build_analysis(frame, roles, options, max_memory_mb=max_memory_mb)
     analysis.progress = progress
+    analysis.fits_profile = True
     results: dict[str, SignalResult] = {}
     for signal in ordered_by_inputs(signals):
         results.setdefault(signal.name, analysis.result(signal))

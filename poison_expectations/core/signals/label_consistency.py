@@ -8,9 +8,30 @@ Two out-of-sample estimates of P(class | row):
   and a pseudo-count of 0.5 spread by class prior;
 - model: k-fold out-of-fold predicted probabilities of a
   HistGradientBoosting classifier (each fold's model sees at most
-  `max_train_rows` rows); in reference mode one model trained on the
-  reference scores the batch.
+  `max_train_rows` rows; no more folds than it takes for every fold's
+  model to reach that cap, see `fold_count`); in reference mode one model
+  trained on the reference scores the batch.
 With method "both" the two probability matrices are averaged.
+
+Fit and score: `fit` learns from the fitted table (the reference, or the
+batch in a self-check) the out-of-fold probabilities, class thresholds,
+flags and margin scores of the fitted rows and, when new batches will be
+scored, one model trained on the fitted rows. `score` applies that state to
+a batch (kNN on the reference rows, the stored model, the stored
+thresholds); `score_fitted` is the self-check, from the out-of-fold values.
+
+Bounded work on hostile shapes:
+- A class with fewer fitted rows than folds (`n_folds`) cannot be learnt
+  out of fold, so the model never sees its rows (a model over 1,500 classes
+  of 2 rows each was an unbounded fit). Rows carrying such a label keep the
+  kNN evidence only (method "both"; a label almost nobody nearby shares is
+  still evidence), or stay unscored (score 0, not flagged) with method
+  "model". A label the fitted table lacks altogether is judged as before
+  (the model gives it probability 0). The summary names these classes.
+- The model sees at most MAX_MODEL_FEATURES inputs: a wider encoding is
+  reduced by a seeded Gaussian random projection (Johnson-Lindenstrauss,
+  distances kept up to a small factor), fitted on the fitted table and
+  stored in the state. kNN still uses the full encoding.
 
 Confident learning on that matrix P: class thresholds t_j are the mean
 self-confidence of class j (on the reference when given); the confident
@@ -23,81 +44,130 @@ P_j - P_i, never a row whose given label is P's arg max. The row score is the no
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 from pandas.api.types import is_float_dtype
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.random_projection import GaussianRandomProjection
 from threadpoolctl import threadpool_limits
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.label_consistency import LABEL_CONSISTENCY
-from poison_expectations.core.signals.base import Signal, SignalResult, per_class, plain
+from poison_expectations.core.signals.base import Signal, SignalResult, State, per_class, plain
+from poison_expectations.core.signals.confident_learning import (
+    class_thresholds, confident_issues, knn_probabilities, margin_scores)
 
 # Below this many training rows a fit gains nothing from OpenMP threads, and
 # on a loaded machine threads made it many times slower: fit single-threaded.
 SINGLE_THREAD_ROWS = 50_000
+# Widest input the model sees; a wider encoding is randomly projected to this many dimensions.
+MAX_MODEL_FEATURES = 256
 
 
 class LabelConsistency(Signal):
     name = "label_consistency"
     declaration = LABEL_CONSISTENCY
 
-    def run(self, analysis) -> SignalResult:
-        y = analysis.require_labels()
-        problem = label_looks_continuous(analysis.batch.frame, analysis.roles.label_column)
-        if problem:
-            raise InputError(problem)
-        n_classes = analysis.n_classes
-        if n_classes < 2:
-            raise InputError(f"label column '{analysis.roles.label_column}' has a single class "
-                             f"({analysis.classes[0]!r}); label consistency needs two or more")
+    # -- fit -----------------------------------------------------------------------
+    def fit(self, analysis, scoring: bool | None = None) -> State:
+        """Out-of-fold probabilities, thresholds, flags and margin scores of the
+        fitted rows; with `scoring`, also the one model that scores new batches.
+        None: when the state will score other rows, i.e. the analysis has a
+        reference or fits a profile (`analysis.fits_profile`); a plain
+        self-check scores only its own rows and skips that fit."""
+        if scoring is None:
+            scoring = analysis.reference is not None or analysis.fits_profile
         p = self.params
-        ref = analysis.reference
-        if ref is None:
-            probs = self._self_probabilities(analysis.batch.X, y, n_classes, analysis.neighbors("self", p["k"]))
-            thresholds = class_thresholds(probs, y, n_classes)
-            reference_summary = None
-        else:
-            ref_probs = self._self_probabilities(ref.X, ref.y, n_classes, analysis.reference_neighbors(p["k"]))
-            thresholds = class_thresholds(ref_probs, ref.y, n_classes)
-            ref_flags = confident_issues(ref_probs, ref.y, thresholds)
-            reference_summary = {"rows": int(len(ref.y)), "flagged": int(ref_flags.sum())}
-            probs = self._reference_probabilities(analysis, n_classes)
-        flags = confident_issues(probs, y, thresholds)
-        scores, other = margin_scores(probs, y)
-        reasons = _reasons(flags, y, other, probs, analysis.classes)
-        summary = {
+        table = analysis.fitted
+        y = _checked_labels(analysis, table)
+        n_classes = analysis.n_classes
+        counts = np.bincount(y, minlength=n_classes)
+        min_rows = max(min(p["n_folds"], len(y)), 2)  # a class the folds cannot all train on is not learnable
+        learnable = counts >= min_rows
+        has_model = p["method"] != "knn" and int(learnable.sum()) >= 2
+        projection = _projection(table.X, p["random_state"]) if has_model else None
+        X = _project(projection, table.X)
+        model_rows = learnable[y] if has_model else np.zeros(len(y), dtype=bool)
+        knn = model = None
+        if p["method"] != "model":
+            nb = analysis.fitted_neighbors(p["k"])
+            knn = knn_probabilities(nb.indices, nb.distances, y, n_classes)
+        if model_rows.any():
+            rows = _index(model_rows)
+            model = self._out_of_fold(X[rows], y[rows], n_classes)
+        probs, scored = _combine(p["method"], knn, model, model_rows, n_classes)
+        thresholds, flags, scores, other = _judge(probs, y, n_classes, scored)
+        state = {"n_classes": n_classes, "class_counts": counts, "min_class_rows": min_rows,
+                 "has_model": has_model, "thresholds": thresholds, "probabilities": probs,
+                 "flags": flags, "alternative": other, "reference_scores": scores,
+                 "projection": projection, "model": None}
+        if has_model and scoring:
+            state["model"] = self._scoring_model(X, y, model_rows)
+        return state
+
+    def _scoring_model(self, X, y, model_rows):
+        """One model on the (subsampled) learnable fitted rows, for new batches."""
+        learn = np.flatnonzero(model_rows)
+        rows = learn[_subsample(len(learn), self.params["max_train_rows"], self.params["random_state"])]
+        return _fit(self._model(), X[rows], y[rows])
+
+    # -- score ---------------------------------------------------------------------
+    def score(self, state: State, analysis) -> SignalResult:
+        """The batch against the fitted reference: kNN among the reference rows,
+        the stored model, the stored thresholds; nothing is refitted."""
+        p = self.params
+        y = _checked_labels(analysis, analysis.batch)
+        ref = analysis.require_reference()
+        n_classes = analysis.n_classes
+        counts = _pad(state["class_counts"], n_classes, 0)
+        learnable = counts >= state["min_class_rows"]
+        # a label the reference lacks is judged by the model (probability 0); a too-rare one is not
+        model_rows = (learnable[y] | (counts[y] == 0)) if state["has_model"] else np.zeros(len(y), dtype=bool)
+        knn = model = None
+        if p["method"] != "model":
+            nb = analysis.neighbors("reference", p["k"])
+            knn = knn_probabilities(nb.indices, nb.distances, ref.y, n_classes)
+        if model_rows.any():
+            if state["model"] is None:
+                raise InputError("label consistency: the state was fitted without its scoring model; "
+                                 "fit it with scoring=True to score new batches")
+            X = _project(state["projection"], analysis.batch.X)
+            model = _full_proba(state["model"], X[_index(model_rows)], n_classes)
+        probs, scored = _combine(p["method"], knn, model, model_rows, n_classes)
+        thresholds = _pad(state["thresholds"], n_classes, 1.0)
+        _, flags, scores, other = _judge(probs, y, n_classes, scored, thresholds)
+        reference = {"rows": int(len(state["flags"])), "flagged": int(state["flags"].sum())}
+        summary = self._summary(analysis, state, thresholds, flags, y, counts, reference)
+        return SignalResult(self.name, scores, flags, _reasons(flags, y, other, probs, analysis.classes), summary)
+
+    def score_fitted(self, state: State, analysis) -> SignalResult:
+        """Self-check: the fitted rows' out-of-fold flags and margin scores."""
+        y = _checked_labels(analysis, analysis.fitted)
+        flags, other, probs = state["flags"], state["alternative"], state["probabilities"]
+        summary = self._summary(analysis, state, state["thresholds"], flags, y, state["class_counts"], None)
+        return SignalResult(self.name, state["reference_scores"].copy(), flags.copy(),
+                            _reasons(flags, y, other, probs, analysis.classes), summary)
+
+    def _summary(self, analysis, state, thresholds, flags, y, counts, reference) -> dict:
+        p = self.params
+        projection = state["projection"]
+        return {
             "method": p["method"],
             "model": p["model"] if p["method"] != "knn" else None,
             "k": p["k"],
-            "class_thresholds": {plain(c): float(t) for c, t in zip(analysis.classes, thresholds)},
+            "class_thresholds": {plain(c): float(t) for c, t in zip(analysis.classes, thresholds, strict=True)},
             "per_class": per_class(flags, y, analysis.classes),
-            "reference": reference_summary,
+            "reference": reference,
+            "unlearnable_classes": _unlearnable(counts, state["min_class_rows"], y, analysis.classes, p["method"]),
+            "model_features": None if projection is None else {
+                "encoded": int(projection.n_features_in_), "projected_to": int(projection.n_components_)},
         }
-        return SignalResult(self.name, scores, flags, reasons, summary)
 
-    # -- probability estimates -------------------------------------------
-    def _self_probabilities(self, X, y, n_classes, neighbors) -> np.ndarray:
-        parts = []
-        if self.params["method"] in ("knn", "both"):
-            parts.append(knn_probabilities(neighbors.indices, neighbors.distances, y, n_classes))
-        if self.params["method"] in ("model", "both"):
-            parts.append(self._out_of_fold(X, y, n_classes))
-        return np.mean(parts, axis=0)
-
-    def _reference_probabilities(self, analysis, n_classes) -> np.ndarray:
-        ref = analysis.reference
-        parts = []
-        if self.params["method"] in ("knn", "both"):
-            nb = analysis.neighbors("reference", self.params["k"])
-            parts.append(knn_probabilities(nb.indices, nb.distances, ref.y, n_classes))
-        if self.params["method"] in ("model", "both"):
-            rows = _subsample(len(ref.y), self.params["max_train_rows"], self.params["random_state"])
-            model = _fit(self._model(), ref.X[rows], ref.y[rows])
-            parts.append(_full_proba(model, analysis.batch.X, n_classes))
-        return np.mean(parts, axis=0)
-
+    # -- the model -------------------------------------------------------------------
     def _model(self):
         seed = self.params["random_state"]
         if self.params["model"] == "logistic":
@@ -106,7 +176,7 @@ class LabelConsistency(Signal):
                                               early_stopping=False, random_state=seed)
 
     def _out_of_fold(self, X, y, n_classes) -> np.ndarray:
-        n_folds = min(self.params["n_folds"], len(y))  # a tiny table: leave-one-out at most
+        n_folds = fold_count(self.params["n_folds"], len(y), self.params["max_train_rows"])
         seed = self.params["random_state"]
         if n_folds < 2:
             return np.tile(np.bincount(y, minlength=n_classes) / len(y), (len(y), 1))
@@ -122,6 +192,19 @@ class LabelConsistency(Signal):
             model = _fit(self._model(), X[train], y[train])
             probs[test] = _full_proba(model, X[test], n_classes)
         return probs
+
+
+def fold_count(requested: int, n: int, cap: int) -> int:
+    """Folds for n rows: at most one per row (leave-one-out), and no more than
+    it takes for every fold's model to train on `cap` rows. Once
+    n (1 - 1/k) >= cap, each model sees `cap` rows whatever k is, so more folds
+    only refit models of the same size on the same data: at 1M rows and the
+    default cap, 2 folds instead of 5, every row still scored out of fold by
+    a model trained on `cap` rows."""
+    k = min(requested, n)
+    if n > cap:
+        k = min(k, max(2, math.ceil(n / (n - cap))))
+    return k
 
 
 def label_looks_continuous(frame, label_column: str) -> str | None:
@@ -140,73 +223,6 @@ def label_looks_continuous(frame, label_column: str) -> str | None:
     return None
 
 
-def knn_probabilities(indices, distances, labels, n_classes) -> np.ndarray:
-    """Distance-weighted neighbour label shares, smoothed by the class prior."""
-    kth = distances[:, -1]
-    eps = 0.1 * float(np.median(kth)) if np.median(kth) > 0 else 1e-6
-    weights = 1.0 / (distances.astype(np.float64) + eps)
-    neighbor_labels = labels[indices]
-    probs = np.zeros((indices.shape[0], n_classes))
-    for c in range(n_classes):
-        probs[:, c] = (weights * (neighbor_labels == c)).sum(axis=1)
-    prior = np.bincount(labels, minlength=n_classes) / len(labels)
-    probs = (probs / weights.sum(axis=1, keepdims=True)) * indices.shape[1] + 0.5 * prior
-    return probs / probs.sum(axis=1, keepdims=True)
-
-
-def class_thresholds(probs, y, n_classes) -> np.ndarray:
-    """t_j = mean P[i, j] over rows labelled j (mean self-confidence)."""
-    thresholds = np.ones(n_classes)
-    for c in range(n_classes):
-        members = y == c
-        if members.any():
-            thresholds[c] = probs[members, c].mean()
-    return thresholds
-
-
-def confident_joint(probs, y, thresholds, n_classes) -> np.ndarray:
-    """Q[i, j]: rows labelled i whose confident class (argmax of P among
-    classes with P >= t) is j, calibrated so each row sums to the count of i."""
-    passing = probs >= thresholds[None, :]
-    counted = passing.any(axis=1)
-    best = np.where(passing, probs, -np.inf).argmax(axis=1)
-    joint = np.zeros((n_classes, n_classes))
-    np.add.at(joint, (y[counted], best[counted]), 1)
-    class_counts = np.bincount(y, minlength=n_classes)
-    row_sums = joint.sum(axis=1, keepdims=True)
-    return np.divide(joint * class_counts[:, None], row_sums, out=np.zeros_like(joint), where=row_sums > 0)
-
-
-def confident_issues(probs, y, thresholds) -> np.ndarray:
-    """Prune by noise rate: for each pair (i, j), i != j, flag the Q[i, j]
-    rows labelled i with the largest margin P_j - P_i; rows whose given
-    label is P's arg max are never flagged."""
-    n_classes = probs.shape[1]
-    joint = confident_joint(probs, y, thresholds, n_classes)
-    flags = np.zeros(len(y), dtype=bool)
-    for i in range(n_classes):
-        members = np.flatnonzero(y == i)
-        for j in range(n_classes):
-            quota = int(round(joint[i, j]))
-            if i == j or quota == 0:
-                continue
-            margin = probs[members, j] - probs[members, i]
-            top = members[np.argsort(-margin, kind="stable")[:quota]]
-            flags[top] = True
-    flags &= probs.argmax(axis=1) != y
-    return flags
-
-
-def margin_scores(probs, y) -> tuple[np.ndarray, np.ndarray]:
-    """(max_{j!=y} P_j - P_y + 1) / 2 and the arg max j."""
-    rows = np.arange(len(y))
-    own = probs[rows, y]
-    others = probs.copy()
-    others[rows, y] = -np.inf
-    other = others.argmax(axis=1)
-    return (others[rows, other] - own + 1.0) / 2.0, other
-
-
 def _reasons(flags, y, other, probs, classes) -> np.ndarray:
     reasons = np.full(len(y), "", dtype=object)
     rows = np.flatnonzero(flags)
@@ -220,8 +236,24 @@ def _reasons(flags, y, other, probs, classes) -> np.ndarray:
 
 
 
+def _threads(rows: int) -> int | None:
+    """OpenMP threads for a model on `rows` rows: one below SINGLE_THREAD_ROWS,
+    and one when the machine is already busy (1-minute load >= cores): the
+    workers meet at a barrier in every tree node, and one that is descheduled
+    stalls the rest (an 80k-row fit on 2 cores at load 8: 42 s wall and 14 s
+    CPU with 2 threads, 4.5 s and 1.4 s with one). Else all (None). The
+    fitted models and probabilities do not depend on the thread count."""
+    if rows < SINGLE_THREAD_ROWS:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return 1 if os.getloadavg()[0] >= cores else None
+    except OSError:  # no load average on this platform
+        return None
+
+
 def _fit(model, X, y):
-    with threadpool_limits(limits=1 if len(y) < SINGLE_THREAD_ROWS else None, user_api="openmp"):
+    with threadpool_limits(limits=_threads(len(y)), user_api="openmp"):
         return model.fit(X, y)
 
 
@@ -234,7 +266,90 @@ def _subsample(n: int, cap: int, seed: int) -> np.ndarray:
 def _full_proba(model, X, n_classes) -> np.ndarray:
     """predict_proba with a column per class, also for classes a fold never saw."""
     out = np.zeros((X.shape[0], n_classes))
-    # same thread policy as _fit: OpenMP threads in predict made small batches many times slower when busy
-    with threadpool_limits(limits=1 if X.shape[0] < SINGLE_THREAD_ROWS else None, user_api="openmp"):
+    with threadpool_limits(limits=_threads(X.shape[0]), user_api="openmp"):  # the thread policy of _fit
         out[:, model.classes_] = model.predict_proba(X)
     return out
+
+
+# -- fit/score helpers ------------------------------------------------------------
+
+def _checked_labels(analysis, table) -> np.ndarray:
+    """The table's label codes, after the checks that make label consistency meaningful."""
+    if table.y is None:
+        raise InputError("this signal needs a label column (--label)")
+    column = analysis.roles.label_column
+    problem = label_looks_continuous(table.frame, column) if table.frame is not None else None
+    if problem:
+        raise InputError(problem)
+    if analysis.n_classes < 2:
+        raise InputError(f"label column '{column}' has a single class "
+                         f"({analysis.classes[0]!r}); label consistency needs two or more")
+    return table.y
+
+
+def _projection(X: np.ndarray, seed: int):
+    """A seeded Gaussian random projection to MAX_MODEL_FEATURES inputs, or None when X is narrow enough."""
+    if X.shape[1] <= MAX_MODEL_FEATURES:
+        return None
+    return GaussianRandomProjection(n_components=MAX_MODEL_FEATURES, random_state=seed).fit(X)
+
+
+def _project(projection, X: np.ndarray) -> np.ndarray:
+    return X if projection is None else projection.transform(X)
+
+
+def _index(mask: np.ndarray):
+    """Rows of a mask as an indexer; all rows as a slice, so the matrix is not copied."""
+    return slice(None) if mask.all() else np.flatnonzero(mask)
+
+
+def _pad(values: np.ndarray, n: int, fill) -> np.ndarray:
+    """Per-class values of the fitted table, for classes only the batch has too."""
+    if len(values) >= n:
+        return values[:n]
+    return np.concatenate([values, np.full(n - len(values), fill, dtype=values.dtype)])
+
+
+def _combine(method, knn, model, model_rows, n_classes) -> tuple[np.ndarray, np.ndarray | None]:
+    """P for every row and the rows it scores (None: all). With "both" the rows
+    the model judges average the two estimates; the others keep kNN alone."""
+    n = len(model_rows)
+    if method == "knn":
+        return knn, None
+    rows = _index(model_rows)
+    if method == "model":
+        probs = np.zeros((n, n_classes))
+        if model is not None:
+            probs[rows] = model
+        return probs, None if isinstance(rows, slice) else model_rows
+    if model is not None:  # knn is this call's own array: averaged in place
+        knn[rows] = np.mean([knn[rows], model], axis=0)
+    return knn, None
+
+
+def _judge(probs, y, n_classes, scored, thresholds=None):
+    """Confident learning over the scored rows (None: all): thresholds (from
+    these rows unless given), flags, margin scores and the favoured other
+    class; rows not scored get score 0 and no flag."""
+    rows = slice(None) if scored is None else scored
+    p, labels = probs[rows], y[rows]
+    if thresholds is None:
+        thresholds = class_thresholds(p, labels, n_classes)
+    flags = np.zeros(len(y), dtype=bool)
+    scores = np.zeros(len(y))
+    other = np.zeros(len(y), dtype=np.int64)
+    if len(labels):
+        flags[rows] = confident_issues(p, labels, thresholds)
+        scores[rows], other[rows] = margin_scores(p, labels)
+    return thresholds, flags, scores, other
+
+
+def _unlearnable(counts, min_rows, y, classes, method) -> dict | None:
+    """Classes too rare for the model, and what happened to their rows."""
+    rare = np.flatnonzero((counts > 0) & (counts < min_rows))
+    if method == "knn" or not len(rare):
+        return None
+    return {"count": int(len(rare)), "min_rows": int(min_rows),
+            "classes": [plain(classes[c]) for c in rare[:20]],
+            "rows": int(np.isin(y, rare).sum()),
+            "treatment": "kNN evidence only" if method == "both" else "not scored"}
