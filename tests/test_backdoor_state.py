@@ -166,3 +166,18 @@ def test_sources_runs_once_per_validation(monkeypatch, tmp_path):
     assert {e.expectation for e in outcome.expectations if e.expectation.startswith("expect_source")} == {
         "expect_source_flagged_rates_to_not_exceed_rest", "expect_source_reputations_to_be_at_least",
         "expect_sources_to_be_allowed"}
+
+
+def test_a_state_fitted_on_the_trusted_table_alone_scores_like_a_reference_run(embedded, tabular):
+    """What a profile stores (fit in a self-check of the trusted table) scores
+    a batch exactly as fitting on that table as the reference does."""
+    poisoned, _, _, emb_reference = embedded
+    reference, backdoored, collided = tabular
+    cases = [(SpectralSignatures, poisoned, emb_reference, True), (FeatureClustering, poisoned, emb_reference, True),
+             (TriggerPatterns, backdoored, reference, False), (CleanLabelCollision, collided, reference, False)]
+    for cls, batch, trusted, embedding in cases:
+        state = cls().fit(analysis_of(trusted, embedding=embedding))
+        stored = cls().score(state, analysis_of(batch, trusted, embedding=embedding))
+        direct = cls().run(analysis_of(batch, trusted, embedding=embedding))
+        assert np.array_equal(stored.flags, direct.flags) and np.allclose(stored.scores, direct.scores), cls.name
+        assert stored.flagged_count > 0, cls.name
