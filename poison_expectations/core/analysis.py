@@ -178,12 +178,8 @@ class Analysis:
             if key not in self._results:
                 if self.progress:
                     self.progress(signal.name)
-                if _legacy(signal):  # not yet moved to fit/score
-                    result = signal.run(self)
-                else:
-                    state = self.state_for(signal)
-                    result = (signal.score(state, self) if self.reference is not None
-                              else signal.score_fitted(state, self))
+                state = self.state_for(signal)
+                result = signal.score(state, self) if self.reference is not None else signal.score_fitted(state, self)
                 result.ids = self.batch.ids
                 self._results[key] = result
             else:
@@ -199,10 +195,6 @@ class Analysis:
     @property
     def n_classes(self) -> int:
         return 0 if self.classes is None else len(self.classes)
-
-
-def _legacy(signal) -> bool:
-    return "run" in type(signal).__dict__
 
 
 # -- building ---------------------------------------------------------------
