@@ -7,6 +7,7 @@ config error (one line on stderr, no traceback); 3 internal error;
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,6 +33,26 @@ def _on_sigterm(signum, frame):
     raise Interrupted(143)
 
 
+@contextlib.contextmanager
+def signals_handled():
+    """SIGINT raises KeyboardInterrupt and SIGTERM raises Interrupted(143)
+    from the start of `main`, before any heavy import (the commands import
+    pandas, scikit-learn and GX lazily), so a signal at any moment ends in
+    exit 130/143 with one line, never a traceback or a silent death."""
+    previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.SIG_IGN or previous_int is signal.SIG_DFL:
+        # a shell starts background jobs with SIGINT ignored; an explicit
+        # `kill -INT` must still stop the run cleanly (exit 130)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
+
+
 def _error(message: str, code: int) -> None:
     click.echo(f"poison-check: error: {one_line(message)}", err=True)
     sys.exit(code)
@@ -49,9 +70,12 @@ class OneLineErrorGroup(click.Group):
     def main(self, *args, **kwargs):
         kwargs["standalone_mode"] = False
         try:
-            return super().main(*args, **kwargs)
-        except click.exceptions.Abort:  # Ctrl-C while click itself was parsing
+            with signals_handled():
+                return super().main(*args, **kwargs)
+        except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C while click itself was parsing
             _error("interrupted", 130)
+        except Interrupted as exc:
+            _error("terminated", exc.code)
         except click.exceptions.NoArgsIsHelpError as exc:  # bare `poison-check`: the help text
             exc.show()
             sys.exit(exc.exit_code)
@@ -63,11 +87,6 @@ class OneLineErrorGroup(click.Group):
 def guarded(func):
     """Run a command body; map every failure to a one-line message and exit code."""
     def wrapper(*args, **kwargs):
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            # a shell starts background jobs with SIGINT ignored; an explicit
-            # `kill -INT` must still stop the run cleanly (exit 130)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             with warnings.catch_warnings():
                 if not os.environ.get("POISON_CHECK_DEBUG"):
@@ -90,8 +109,6 @@ def guarded(func):
                 traceback.print_exc()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             _error(f"internal error: {type(exc).__name__}: {first[:300]}", EXIT_INTERNAL)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
     return wrapper
@@ -148,19 +165,24 @@ def data_role_options(command):
 def validate(data, label_column, id_column, source_column, features, reference, config_path, report,
              findings, accepted, quarantine, html_path, data_docs, output_format, quiet):
     """Validate DATA (CSV or Parquet) against the poisoning checkpoint."""
-    from poison_expectations.apps.console import verdict_text
-    from poison_expectations.apps.jobs import job_config, run_job
+    from poison_expectations.apps.jobs import check_inputs, job_config, run_job
 
-    config = job_config(config_path, label_column=label_column, id_column=id_column,
-                        source_column=source_column, feature_columns=_split_columns(features),
-                        reference=reference)
+    flags = {"label_column": label_column, "id_column": id_column, "source_column": source_column,
+             "feature_columns": _split_columns(features), "reference": reference}
+    check_inputs(data, flags)  # the paths and columns given here, before the config and GX are loaded
+    config = job_config(config_path, **flags)
     outputs = {"findings": findings, "report": report, "accepted": accepted, "quarantine": quarantine,
                "html": html_path, "data_docs": data_docs}
     outcome, written = run_job(data, config, outputs, progress=_progress(quiet))
+    from poison_expectations.apps.console import verdict_text
+
     if output_format == "json":
         click.echo(json.dumps(outcome.summary(), indent=2, default=str))
     else:
         click.echo(verdict_text(outcome))
+        if outcome.analysis.encoder.dropped:
+            click.echo(f"dropped empty feature columns (no value in any row): "
+                       f"{', '.join(map(one_line, outcome.analysis.encoder.dropped))}")
         for name, path in written.items():
             if path is not None:
                 click.echo(f"{name}: {path}")
