@@ -28,6 +28,7 @@ source's good-row rate. A "bad row" is a row flagged by any poisoning signal
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -38,14 +39,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
-                        UniqueConstraint, create_engine, delete, event, func, insert, select, update)
+                        UniqueConstraint, create_engine, delete, event, func, insert, inspect, select, text, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from poison_expectations.core.errors import ConfigError, OutputError
 
 DEFAULT_LEDGER = ".poison/reputation.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_SECONDS = 30.0
 RETRY_DEADLINE_SECONDS = 120.0
 PRIOR_BAD, PRIOR_GOOD, CREDIBLE_LEVEL = 1.0, 19.0, 0.95
@@ -71,7 +72,9 @@ runs = Table(
     Column("success", Boolean, nullable=False),
     Column("sources", Integer, nullable=False),  # source_runs rows written with this run
     Column("rows", Integer, nullable=False),  # sum of their rows
+    Column("batch_key", String(64)),  # migration 3: content key of the batch (batch_key()); NULL before
 )
+runs_batch_key = Index("uq_runs_batch_key", runs.c.batch_key, unique=True)
 
 source_runs = Table(
     "source_runs", metadata,
@@ -108,7 +111,31 @@ def _migration_2(conn: Connection) -> None:
     source_signal_flags.create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2}
+def _migration_3(conn: Connection) -> None:
+    """Runs keep their batch's content key, unique: a retried batch counts once."""
+    if "batch_key" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN batch_key VARCHAR(64)"))
+    runs_batch_key.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2, 3: _migration_3}
+
+
+def batch_key(frame, source_column: str | None) -> str:
+    """Content key of a batch: its column names and every cell (row order
+    included) plus the source column, so the same rows recorded again (a
+    retry after exit 2/130/143, an Airflow retry) are recognised."""
+    import hashlib
+
+    import pandas as pd
+
+    try:
+        rows = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # unhashable cells (embedding lists): hash their text
+        rows = pd.util.hash_pandas_object(frame.astype(str), index=False)
+    digest = hashlib.sha256(repr((list(map(str, frame.columns)), source_column)).encode())
+    digest.update(rows.to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 # -- records ------------------------------------------------------------------
@@ -206,10 +233,17 @@ class Ledger:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"ledger {path}: cannot create its folder ({exc.strerror})") from None
+        fresh = path is not None and not path.exists()
         self.engine = _engine(self.url, busy_timeout)
-        # two processes migrating a fresh database at once: the loser's insert into
-        # schema_version violates its primary key; it retries and finds the work done
-        self.version = self._retrying(self._migrate, retry_integrity=True)
+        try:
+            # two processes migrating a fresh database at once: the loser's insert into
+            # schema_version violates its primary key; it retries and finds the work done
+            self.version = self._retrying(self._migrate, retry_integrity=True)
+        except BaseException:
+            self.engine.dispose()
+            if fresh:  # a full disk must not leave an empty ledger.db (it would read as a valid, empty ledger)
+                _remove_unfinished(path)
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -222,10 +256,13 @@ class Ledger:
 
     # -- writes ------------------------------------------------------------------
     def record_run(self, run_id: str, records: Iterable[SourceRecord], *, success: bool,
-                   data_path: str | None = None, recorded_at: datetime | None = None) -> bool:
+                   data_path: str | None = None, recorded_at: datetime | None = None,
+                   batch_key: str | None = None) -> bool:
         """Record one run with all its sources in one transaction.
 
-        Idempotent: a run id already in the ledger is left as it is (returns False).
+        Idempotent: a run id, or a `batch_key` (see `batch_key()`), already in
+        the ledger is left as it is (returns False), so a retried batch never
+        counts twice.
         """
         records = list(records)
         for record in records:
@@ -235,11 +272,14 @@ class Ledger:
         when = recorded_at or datetime.now(timezone.utc)
 
         def write(conn: Connection) -> bool:
-            if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
+            seen = runs.c.run_id == run_id
+            if batch_key is not None:
+                seen = seen | (runs.c.batch_key == batch_key)
+            if conn.execute(select(runs.c.run_id).where(seen)).first():
                 return False
             conn.execute(insert(runs).values(run_id=run_id, recorded_at=when, data_path=data_path,
                                              success=bool(success), sources=len(records),
-                                             rows=sum(r.rows for r in records)))
+                                             rows=sum(r.rows for r in records), batch_key=batch_key))
             if not records:
                 return True
             conn.execute(insert(source_runs), [
@@ -253,7 +293,13 @@ class Ledger:
                 conn.execute(insert(source_signal_flags), flags)
             return True
 
-        return self._transaction(write)
+        def attempt() -> bool:
+            try:
+                return self._in_transaction(write)
+            except IntegrityError:  # a concurrent writer of the same run or batch won (PostgreSQL:
+                return self._in_transaction(write)  # the unique key decides); now seen: False
+
+        return self._retrying(attempt)
 
     def forget(self, source: str) -> int:
         """Delete every record of `source`; returns how many run records went."""
@@ -377,11 +423,11 @@ class Ledger:
             return SCHEMA_VERSION
 
     def _transaction(self, body: Callable[[Connection], T]) -> T:
-        def attempt() -> T:
-            with self.engine.begin() as conn:
-                return body(conn)
+        return self._retrying(lambda: self._in_transaction(body))
 
-        return self._retrying(attempt)
+    def _in_transaction(self, body: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as conn:
+            return body(conn)
 
     def _retrying(self, attempt: Callable[[], T], retry_integrity: bool = False) -> T:
         """Run `attempt`, retrying transient lock/serialization errors until the deadline."""
@@ -397,6 +443,20 @@ class Ledger:
                     raise OutputError(f"ledger {_safe(self.url)}: {_first_line(exc)}") from None
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
+
+
+def _remove_unfinished(path: Path) -> None:
+    """Remove the empty SQLite file (and empty side files) that a failed
+    first open left. A file with any byte in it is left alone: another
+    process may be creating the same ledger at this moment."""
+    for suffix in ("", "-wal", "-journal"):
+        candidate = Path(f"{path}{suffix}")
+        with contextlib.suppress(OSError):
+            if candidate.stat().st_size:
+                return
+    for suffix in ("-wal", "-shm", "-journal", ""):
+        with contextlib.suppress(OSError):
+            Path(f"{path}{suffix}").unlink()
 
 
 def _engine(url: str, busy_timeout: float) -> Engine:
@@ -472,4 +532,4 @@ def dumps_records(records: list[dict[str, Any]]) -> str:
 
 
 __all__ = ["Ledger", "SourceRecord", "SourceHistory", "Reputation", "reputation", "ledger_url", "ledger_exists",
-           "DEFAULT_LEDGER", "SCHEMA_VERSION", "MIGRATIONS"]
+           "batch_key", "DEFAULT_LEDGER", "SCHEMA_VERSION", "MIGRATIONS"]
