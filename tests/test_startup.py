@@ -127,4 +127,4 @@ def test_a_signal_during_start_up_exits_130_or_143_with_one_line(tmp_path, table
     assert process.returncode == code, stderr
     assert stderr.strip().splitlines() == [f"poison-check: error: {message}"]
     assert list(out.iterdir()) == []
-    assert took < 5.0, f"took {took:.1f} s to stop"  # well under 1 s on an idle machine (docs/hardening.md)
+    assert took < 1.0, f"took {took:.1f} s to stop"  # 0.05 s measured at load 8 on 2 cores

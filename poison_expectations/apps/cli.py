@@ -53,8 +53,17 @@ def signals_handled():
             signal.signal(signal.SIGINT, previous_int)
 
 
+_PROGRAM = {"running": False}  # main() was called as the program (argv from the command line)
+
+
 def _error(message: str, code: int) -> None:
     click.echo(f"poison-check: error: {one_line(message)}", err=True)
+    if code in (130, 143) and _PROGRAM["running"]:
+        # asked to stop: skip the interpreter's teardown of GX, pandas and scikit-learn
+        # (seconds on a busy machine); outputs and the ledger are settled by now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -67,11 +76,12 @@ def one_line(message: str) -> str:
 class OneLineErrorGroup(click.Group):
     """click's usage errors (bad option, missing argument) as one stderr line, like ours."""
 
-    def main(self, *args, **kwargs):
+    def main(self, args=None, *rest, **kwargs):
         kwargs["standalone_mode"] = False
+        _PROGRAM["running"] = args is None  # the entry points; CliRunner and tests pass args
         try:
             with signals_handled():
-                return super().main(*args, **kwargs)
+                return super().main(args, *rest, **kwargs)
         except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C while click itself was parsing
             _error("interrupted", 130)
         except Interrupted as exc:
