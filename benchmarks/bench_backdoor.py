@@ -29,7 +29,7 @@ SIGNAL_NAMES = ("spectral", "clustering", "trigger", "collision")
 
 def child(n: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    from poison_expectations.testing import attacks
+    from poison_expectations import testing
     from poison_expectations.core.analysis import Options, Roles, build_analysis
     from poison_expectations.core.signals.activation_clustering import FeatureClustering
     from poison_expectations.core.signals.collision import CleanLabelCollision
@@ -37,8 +37,8 @@ def child(n: int) -> dict:
     from poison_expectations.core.signals.triggers import TriggerPatterns
 
     t0 = time.perf_counter()
-    clean = attacks.make_tabular(n, n_numeric=18, n_categorical=2, random_state=0)
-    poisoned = attacks.backdoor(clean, rate=0.05, random_state=1)
+    clean = testing.make_tabular(n, n_numeric=18, n_categorical=2, random_state=0)
+    poisoned = testing.backdoor(clean, rate=0.05, random_state=1)
     t_generate = time.perf_counter() - t0
     t0 = time.perf_counter()
     roles = Roles(label_column="label", id_column="row_id", source_column="source")
@@ -50,7 +50,7 @@ def child(n: int) -> dict:
     out = {"rows": n, "generate_s": t_generate, "prepare_s": t_prepare, "neighbors_s": t_neighbors,
            "exact_search": neighbors.exact}
     for name, cls in zip(SIGNAL_NAMES, (SpectralSignatures, FeatureClustering, TriggerPatterns,
-                                        CleanLabelCollision)):
+                                        CleanLabelCollision), strict=True):
         t0 = time.perf_counter()
         result = analysis.result(cls())
         out[f"{name}_s"] = time.perf_counter() - t0

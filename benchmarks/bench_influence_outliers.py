@@ -1,6 +1,6 @@
 """Speed and peak memory of the influence and outlier signals at 10k, 100k and
 1M rows x 20 numeric features (make_tabular, 2 classes, 3% Biggio-style
-boundary poison from attacks.boundary_points). Each (size, mode, signal)
+boundary poison from testing.boundary_points). Each (size, mode, signal)
 runs in its own process, so its peak RSS (ru_maxrss of the child) is its
 own: the table, the encoded matrix, the shared neighbour graph (influence
 only) and the signal. Writes benchmarks/results_influence_outliers.md.
@@ -29,13 +29,13 @@ SIGNALS = ("influence", "outlier")
 
 
 def _tables(n: int, mode: str):
-    from poison_expectations.testing import attacks
+    from poison_expectations import testing
 
-    clean = attacks.make_tabular(n, n_numeric=20, n_categorical=0, class_sep=1.5, random_state=0)
-    poisoned = attacks.boundary_points(clean, rate=0.03, random_state=0)
+    clean = testing.make_tabular(n, n_numeric=20, n_categorical=0, class_sep=1.5, random_state=0)
+    poisoned = testing.boundary_points(clean, rate=0.03, random_state=0)
     reference = None
     if mode == "reference":
-        reference = attacks.make_tabular(n, n_numeric=20, n_categorical=0, class_sep=1.5, random_state=1,
+        reference = testing.make_tabular(n, n_numeric=20, n_categorical=0, class_sep=1.5, random_state=1,
                                          distribution_seed=0)
     return poisoned, reference
 
@@ -90,7 +90,7 @@ def main() -> None:
                 print(row, flush=True)
     machine = machine_line()
     text = (f"# Influence and outliers: speed and memory\n\nMachine: {machine}\n\n"
-            "make_tabular, 20 numeric features, 2 classes, 3% boundary poison (attacks.boundary_points); "
+            "make_tabular, 20 numeric features, 2 classes, 3% boundary poison (testing.boundary_points); "
             "reference mode: a clean reference of the same size. signal_s: the signal alone; graph_s: the "
             "shared k-NN graph(s) (k=10) that KNN-Shapley reads, built once per batch for every "
             "neighbour-based signal; peak RSS of the child process.\n\n" + markdown_table(rows) + "\n")

@@ -25,13 +25,13 @@ RESULTS = ROOT / "benchmarks" / "results_near_duplicates.md"
 
 def child(n: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    from poison_expectations.testing import attacks
+    from poison_expectations import testing
     from poison_expectations.core.analysis import Options, Roles, build_analysis
     from poison_expectations.core.signals.near_duplicates import NearDuplicates
 
     t0 = time.perf_counter()
-    clean = attacks.make_tabular(n, n_numeric=20, n_categorical=0, random_state=0)
-    poisoned = attacks.near_duplicate_flood(clean, rate=0.02, n_seeds=3, random_state=1)
+    clean = testing.make_tabular(n, n_numeric=20, n_categorical=0, random_state=0)
+    poisoned = testing.near_duplicate_flood(clean, rate=0.02, n_seeds=3, random_state=1)
     frame = poisoned.frame
     roles = Roles(label_column="label", id_column="row_id", source_column="source")
     analysis = build_analysis(frame, roles, Options())
@@ -59,7 +59,8 @@ def child(n: int) -> dict:
         "improbable_clusters": s["improbable_clusters"], "flood_clusters": len(flood_clusters),
         "improbable_clusters_outside_flood": len(clean_improbable),
         "conflicting_clusters": s["conflicting_clusters"],
-        "expected_conflicting_clusters": s["expected_conflicting_clusters"], "min_improbable_size": s["size_model"]["min_improbable_size"],
+        "expected_conflicting_clusters": s["expected_conflicting_clusters"],
+        "min_improbable_size": s["size_model"]["min_improbable_size"],
     }
 
 

@@ -11,7 +11,7 @@ Every dataset is a frame with ``row_id``, feature columns, ``source`` and
 * synthetic ``make_tabular`` tables: the batch and the reference are two
   fresh samples of one fixed distribution (``distribution_seed``).
 
-Attacks are the project's own generators (``poison_expectations.testing.attacks``),
+Attacks are the project's own generators (``poison_expectations.testing``),
 with their defaults, applied to the batch only.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn import datasets
 
-from poison_expectations.testing import attacks
+from poison_expectations import testing
 
 LABEL, ID, SOURCE = "label", "row_id", "source"
 
@@ -71,8 +71,8 @@ def _sklearn_split(loader: Callable, name: str, seed: int) -> Split:
 
 def _tabular_split(n: int, n_classes: int, name: str, seed: int) -> Split:
     dist = 11 + n_classes  # one fixed distribution per dataset; seed draws fresh samples of it
-    batch = attacks.make_tabular(n, n_classes=n_classes, random_state=1000 + seed, distribution_seed=dist)
-    reference = attacks.make_tabular(n, n_classes=n_classes, random_state=2000 + seed, distribution_seed=dist)
+    batch = testing.make_tabular(n, n_classes=n_classes, random_state=1000 + seed, distribution_seed=dist)
+    reference = testing.make_tabular(n, n_classes=n_classes, random_state=2000 + seed, distribution_seed=dist)
     return Split(name, batch, reference)
 
 
@@ -88,7 +88,7 @@ QUICK_DATASETS = ("breast_cancer", "wine", "digits", "tabular_5k")
 FULL_DATASETS = ("breast_cancer", "wine", "digits", "tabular_5k", "tabular_100k")  # tabular3_20k: on request
 
 
-def poison(split: Split, attack: str, rate: float, seed: int = 0) -> attacks.Poisoned:
+def poison(split: Split, attack: str, rate: float, seed: int = 0) -> testing.Poisoned:
     """Apply one attack to the split's batch (reference untouched)."""
     kwargs = {"label_column": LABEL, "rate": rate, "random_state": seed, "id_column": ID}
     feature_columns = [c for c in split.batch.columns if c not in (ID, SOURCE, LABEL)
@@ -97,4 +97,4 @@ def poison(split: Split, attack: str, rate: float, seed: int = 0) -> attacks.Poi
         kwargs["source_column"] = SOURCE
     else:
         kwargs["feature_columns"] = feature_columns
-    return attacks.ATTACKS[attack](split.batch, **kwargs)
+    return testing.ATTACKS[attack](split.batch, **kwargs)

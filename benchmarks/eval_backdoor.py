@@ -8,10 +8,10 @@ poison_expectations/defaults/training_ingest.yml) on:
   classes, make_classification with two clusters per class, make_moons,
   make_blobs, make_gaussian_quantiles, make_hastie_10_2), each in self-check
   mode and against a reference (a disjoint clean half or sample);
-- poisoned data: tabular backdoors (attacks.backdoor, 3 trigger features,
+- poisoned data: tabular backdoors (testing.backdoor, 3 trigger features,
   5% of rows), a backdoor in an embedding column (rows of other classes
   shifted by a fixed trigger vector in a 32-d embedding and relabelled),
-  clean-label feature collisions (attacks.clean_label_collision aimed at a
+  clean-label feature collisions (testing.clean_label_collision aimed at a
   confidently classified target) and 5% random label flips.
 
 A signal "fails" a table when its finding count exceeds the default limit
@@ -37,7 +37,7 @@ from sklearn import datasets  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.model_selection import cross_val_predict  # noqa: E402
 
-from poison_expectations.testing import attacks  # noqa: E402
+from poison_expectations import testing  # noqa: E402
 from poison_expectations.core.analysis import Options, Roles, build_analysis  # noqa: E402
 from poison_expectations.core.signals.activation_clustering import FeatureClustering  # noqa: E402
 from poison_expectations.core.signals.collision import CleanLabelCollision  # noqa: E402
@@ -72,9 +72,9 @@ def clean_tables() -> dict[str, pd.DataFrame]:
     for name in ("breast_cancer", "wine", "digits", "iris"):
         d = getattr(datasets, f"load_{name}")()
         out[name] = _frame(d.data, d.target)
-    out["make_tabular_2c"] = attacks.make_tabular(3000, n_classes=2, random_state=11)
-    out["make_tabular_3c"] = attacks.make_tabular(3000, n_classes=3, random_state=12)
-    out["make_tabular_4c_4cat"] = attacks.make_tabular(3000, n_classes=4, n_categorical=4, random_state=13)
+    out["make_tabular_2c"] = testing.make_tabular(3000, n_classes=2, random_state=11)
+    out["make_tabular_3c"] = testing.make_tabular(3000, n_classes=3, random_state=12)
+    out["make_tabular_4c_4cat"] = testing.make_tabular(3000, n_classes=4, n_categorical=4, random_state=13)
     X, y = datasets.make_classification(3000, 20, n_informative=8, n_clusters_per_class=2, n_classes=3,
                                         random_state=0)
     out["make_classification"] = _frame(X, y)
@@ -96,7 +96,7 @@ def split_halves(frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.D
 
 def embedding_table(**kwargs):
     """3,000 rows, 3 classes, 32-d embeddings, plus a label-informative plain column."""
-    return attacks.make_embedding_backdoor(**{"n": 3000, "informative_column": True, **kwargs})
+    return testing.make_embedding_backdoor(**{"n": 3000, "informative_column": True, **kwargs})
 
 
 def confident_target(frame: pd.DataFrame, seed: int) -> int:
@@ -143,7 +143,7 @@ def clean_section(quick: bool) -> tuple[list[str], dict]:
             results = run_all(analysis)
             total += 1
             cells, failed = [], False
-            for sig, (result, seconds) in results.items():
+            for sig, (result, _seconds) in results.items():
                 count = findings(result)
                 fails[sig] += count > 0
                 failed |= count > 0
@@ -159,13 +159,13 @@ def detection_section(quick: bool) -> list[str]:
     seeds = (1, 2) if quick else (1, 2, 3, 4, 5)
     for s in seeds:
         kw = dict(n_classes=2 + (s % 2), distribution_seed=s)
-        clean = attacks.make_tabular(3000, random_state=s, **kw)
-        ref = attacks.make_tabular(3000, random_state=s + 100, **kw)
+        clean = testing.make_tabular(3000, random_state=s, **kw)
+        ref = testing.make_tabular(3000, random_state=s + 100, **kw)
         cases = [
-            ("backdoor 5%", attacks.backdoor(clean, rate=0.05, random_state=s)),
-            ("collision 3%", attacks.clean_label_collision(clean, rate=0.03, random_state=s,
+            ("backdoor 5%", testing.backdoor(clean, rate=0.05, random_state=s)),
+            ("collision 3%", testing.clean_label_collision(clean, rate=0.03, random_state=s,
                                                            target_index=confident_target(clean, s))),
-            ("random flips 5%", attacks.random_flips(clean, rate=0.05, random_state=s)),
+            ("random flips 5%", testing.random_flips(clean, rate=0.05, random_state=s)),
         ]
         for label, poisoned in cases:
             for mode in ("self", "reference"):
@@ -186,7 +186,7 @@ def _detection_row(label, mode, analysis, truth, details) -> str:
     results = run_all(analysis)
     cells = []
     union = np.zeros(len(truth), dtype=bool)
-    for name, (result, seconds) in results.items():
+    for result, _seconds in results.values():
         count = findings(result)
         recall = result.flags[truth].mean() if truth.any() else 0.0
         cells.append(f"{count} / {recall:.0%} / {int((result.flags & ~truth).sum())}")

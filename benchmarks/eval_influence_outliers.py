@@ -3,7 +3,7 @@ default config. Writes benchmarks/results_influence_outliers_quality.md.
 
     python benchmarks/eval_influence_outliers.py [--seeds 5]
 
-1. Biggio-style boundary poisoning (attacks.boundary_points, 3% of rows
+1. Biggio-style boundary poisoning (testing.boundary_points, 3% of rows
    moved 60-90% of the way to a logistic boundary, labels flipped), in a
    self-check and against a clean reference from the same distribution:
    row-level AUROC of influence_score, outlier_score and their maximum
@@ -33,7 +33,7 @@ from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from benchmarks.harness import markdown_table  # noqa: E402
-from poison_expectations.testing import attacks  # noqa: E402
+from poison_expectations import testing  # noqa: E402
 from poison_expectations.core.analysis import Options, Roles, build_analysis  # noqa: E402
 from poison_expectations.core.config import load_config  # noqa: E402
 from poison_expectations.core.gates import reference_gate  # noqa: E402
@@ -74,8 +74,8 @@ def generators():
     return {
         "separable (make_classification, class_sep 2)": (lambda n, s: separable(n, s), sep_roles),
         "make_tabular (class_sep 1.5, 8 numeric + 2 categorical)": (
-            lambda n, s: attacks.make_tabular(n, random_state=s), tab_roles),
-        "make_tabular, 3 classes": (lambda n, s: attacks.make_tabular(n, n_classes=3, random_state=s), tab_roles),
+            lambda n, s: testing.make_tabular(n, random_state=s), tab_roles),
+        "make_tabular, 3 classes": (lambda n, s: testing.make_tabular(n, n_classes=3, random_state=s), tab_roles),
     }
 
 
@@ -88,7 +88,7 @@ def boundary(seeds: int, n: int = 3000) -> list[dict]:
                 both = make(2 * n, seed)
                 reference = both.iloc[:n].reset_index(drop=True) if mode == "reference" else None
                 clean = both.iloc[n:].reset_index(drop=True)
-                poisoned = attacks.boundary_points(clean, rate=0.03, random_state=seed)
+                poisoned = testing.boundary_points(clean, rate=0.03, random_state=seed)
                 influence, outlier = signals(poisoned.frame, roles, reference)
                 truth = poisoned.is_poison
                 auc_i.append(roc_auc_score(truth, influence.scores))
@@ -171,7 +171,7 @@ def main() -> None:
         "# Influence and outliers: detection and false alarms (default config)\n",
         f"3,000-row batches, {args.seeds} seeds; reference mode: a clean 3,000-row reference from the same "
         "distribution. Verdicts use the expectations' rule with the default limits.\n",
-        "## 3% boundary poisoning (attacks.boundary_points)\n", markdown_table(boundary(args.seeds)),
+        "## 3% boundary poisoning (testing.boundary_points)\n", markdown_table(boundary(args.seeds)),
         "\n## Clean data\n", markdown_table(clean(args.seeds)),
         "\n## 2% injected feature outliers (8 sd on 3 features)\n", markdown_table(feature_outliers(args.seeds)), "",
     ]

@@ -20,8 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from poison_expectations.core.analysis import clear_cache  # noqa: E402
-from poison_expectations.testing.attacks import make_tabular, random_flips  # noqa: E402
+from poison_expectations.testing import make_tabular, random_flips  # noqa: E402
 from poison_expectations.core.config import load_config  # noqa: E402
 from poison_expectations.gx.runner import run_validation  # noqa: E402
 
@@ -52,7 +51,6 @@ DATASETS = {
 
 
 def verdict(frame, reference=None):
-    clear_cache()
     config = load_config(None, {"data.label_column": "label"})
     outcome = run_validation(frame, config, reference=reference)
     result = outcome.results["label_consistency"]
@@ -66,7 +64,8 @@ def main() -> None:
         rng = np.random.default_rng(0)
         order = rng.permutation(len(frame))
         half = len(frame) // 2
-        reference, batch = frame.iloc[order[:half]].reset_index(drop=True), frame.iloc[order[half:]].reset_index(drop=True)
+        reference = frame.iloc[order[:half]].reset_index(drop=True)
+        batch = frame.iloc[order[half:]].reset_index(drop=True)
         passed, result = verdict(frame)
         ref_passed, _ = verdict(batch, reference)
         row = {"dataset": name, "rows": len(frame), "clean: self-check": "pass" if passed else "FAIL",
@@ -86,7 +85,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     out = Path(__file__).with_name("results_label_defaults.md")
     header = ("# Default label-consistency check: false alarms and detection\n\n"
-              "Flips are random (`attacks.random_flips`) on the batch half; the reference is the other, clean "
+              "Flips are random (`testing.random_flips`) on the batch half; the reference is the other, clean "
               "half. Recall, false flags and AUROC are measured in reference mode. A FAIL on a poisoned batch is "
               "a detection; a FAIL on a clean one is a false alarm.\n\n")
     out.write_text(header + table.to_markdown(index=False) + "\n")

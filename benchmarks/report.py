@@ -166,8 +166,8 @@ def speed_table(speed: list[dict]) -> pd.DataFrame:
         else:
             steps = timings
         rows.append({
-            "tool": r["tool"] + (f" #{r['rep']}" if r.get("rep", 1) > 1 else ""), "rows": f"{r['rows']:,}", "features": f"{r.get('features', '')}"
-            + (" (embedding)" if r.get("kind") == "embedding" else ""),
+            "tool": r["tool"] + (f" #{r['rep']}" if r.get("rep", 1) > 1 else ""), "rows": f"{r['rows']:,}",
+            "features": f"{r.get('features', '')}" + (" (embedding)" if r.get("kind") == "embedding" else ""),
             "wall s": _f(r.get("wall_s"), 1) if "error" not in r else r["error"],
             "peak RSS MB": r.get("peak_rss_mb", "–"), "RSS before run MB": r.get("rss_before_mb", "–"),
             "breakdown s": ", ".join(f"{k} {v:.1f}" for k, v in steps.items()) or "–",
@@ -236,7 +236,7 @@ def plot_quality(q: pd.DataFrame) -> list[str]:
     for metric in ("auroc", "auprc"):
         rates = sorted(attacked.rate.unique())
         fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4.2), sharey=True, squeeze=False)
-        for ax, rate in zip(axes[0], rates):
+        for ax, rate in zip(axes[0], rates, strict=True):
             part = attacked[attacked.rate == rate]
             table = part.pivot_table(index="attack", columns="mode", values=metric, aggfunc="mean")
             table = table.reindex([a for a in ATTACK_NAMES if a in table.index])
@@ -280,7 +280,7 @@ def plot_speed(speed: list[dict]) -> list[str]:
                      if r["tool"] == tool and r.get("kind") == kind)
         if not pts:
             continue
-        n, t, m = zip(*pts)
+        n, t, m = zip(*pts, strict=True)
         label = f"{tool} ({'20 cols' if kind == 'tabular' else '128-d embedding'})"
         ax_t.plot(n, t, marker=marker, label=label)
         ax_m.plot(n, np.array(m) / 1024, marker=marker, label=label)

@@ -94,7 +94,8 @@ def main(argv=None) -> int:
         for name in datasets:
             big = BIG_DATASETS.get(name, {})
             run_quality(quality_path, [name], attacks=args.attacks.split(","),
-                        rates=big.get("rates", RATES), clean_seeds=min(clean_seeds, big.get("clean_seeds", clean_seeds)),
+                        rates=big.get("rates", RATES),
+                        clean_seeds=min(clean_seeds, big.get("clean_seeds", clean_seeds)),
                         modes=args.modes.split(","), log=lambda s: print(s, flush=True))
     if args.only in (None, "speed"):
         if args.speed:

@@ -31,7 +31,7 @@ OURS_TIMEOUT_S = 3600
 
 
 def make_data(rows: int, kind: str) -> tuple[pd.DataFrame, np.ndarray, tuple[str, ...]]:
-    from poison_expectations.testing.attacks import make_tabular, random_flips
+    from poison_expectations.testing import make_tabular, random_flips
 
     if kind == "tabular":
         frame = make_tabular(rows, n_numeric=20, n_categorical=0, random_state=5)

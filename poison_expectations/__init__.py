@@ -21,7 +21,7 @@ import sys
 # set wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-__version__ = "0.1.0"
+from poison_expectations.core.version import VERSION as __version__  # noqa: E402,F401
 
 
 def _registered():

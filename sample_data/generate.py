@@ -16,7 +16,7 @@ sys.path.insert(0, str(HERE.parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from poison_expectations.testing.attacks import (  # noqa: E402
+from poison_expectations.testing import (  # noqa: E402
     Poisoned,
     backdoor,
     bad_source,

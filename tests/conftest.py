@@ -71,10 +71,3 @@ def cli():
     return run_cli
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from poison_expectations.core.analysis import clear_cache
-
-    clear_cache()
-    yield
-    clear_cache()

@@ -1,4 +1,4 @@
-"""Tests for the seeded poisoned-data generator (poison_expectations.testing.attacks)."""
+"""Tests for the seeded poisoned-data generator (poison_expectations.testing)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas.testing as pdt
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from poison_expectations.testing.attacks import (
+from poison_expectations.testing import (
     ATTACKS,
     Poisoned,
     backdoor,

@@ -11,7 +11,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import cross_val_predict
 from threadpoolctl import threadpool_limits
 
-from poison_expectations.testing import attacks
+from poison_expectations import testing
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import defaults, validate
 from poison_expectations.core.errors import InputError
@@ -41,8 +41,8 @@ def sklearn_frame(name):
 
 @pytest.fixture(scope="module")
 def backdoored():
-    clean = attacks.make_tabular(2000, n_classes=2, random_state=3)
-    return clean, attacks.backdoor(clean, rate=0.05, random_state=3)
+    clean = testing.make_tabular(2000, n_classes=2, random_state=3)
+    return clean, testing.backdoor(clean, rate=0.05, random_state=3)
 
 
 # -- trigger patterns ----------------------------------------------------------------
@@ -68,7 +68,7 @@ def test_trigger_names_the_backdoor_pattern_and_flags_its_rows(backdoored):
 
 def test_trigger_against_a_reference(backdoored):
     clean, poisoned = backdoored
-    reference = attacks.make_tabular(2000, n_classes=2, random_state=103, distribution_seed=3)
+    reference = testing.make_tabular(2000, n_classes=2, random_state=103, distribution_seed=3)
     result = analysis_of(poisoned.frame, reference).result(TriggerPatterns())
     assert len(result.summary["patterns"]) == 1
     assert result.flags[poisoned.is_poison].mean() >= 0.9
@@ -80,7 +80,7 @@ def test_trigger_on_ten_percent_of_rows_plus_natural_carriers_is_found():
     trigger: at a 10% poison rate the pattern holds over 10% of the rows and
     must still count as rare."""
     clean = sklearn_frame("digits")
-    poisoned = attacks.backdoor(clean, rate=0.10, random_state=0)
+    poisoned = testing.backdoor(clean, rate=0.10, random_state=0)
     result = analysis_of(poisoned.frame).result(TriggerPatterns())
     assert len(result.summary["patterns"]) == 1
     assert result.summary["patterns"][0]["support"] > 0.1 * len(poisoned.frame)
@@ -90,7 +90,7 @@ def test_trigger_on_ten_percent_of_rows_plus_natural_carriers_is_found():
 def test_trigger_found_as_a_pair_of_plausible_values():
     """Two categorical levels, each held by 5% of rows (so neither alone predicts
     the label), jointly stamped on 5% of rows."""
-    clean = attacks.make_tabular(2000, n_classes=2, n_categorical=0, random_state=5)
+    clean = testing.make_tabular(2000, n_classes=2, n_categorical=0, random_state=5)
     rng = np.random.default_rng(5)
     clean["colour"] = rng.choice(["red", "green", "blue"], p=[0.05, 0.55, 0.4], size=len(clean))
     clean["shape"] = rng.choice(["round", "square", "flat"], p=[0.5, 0.45, 0.05], size=len(clean))
@@ -125,37 +125,37 @@ def test_trigger_is_deterministic(backdoored):
 # -- spectral signatures and feature clustering --------------------------------------
 
 def test_spectral_flags_the_embedding_backdoor_class_only():
-    frame, truth = attacks.make_embedding_backdoor()
+    frame, truth = testing.make_embedding_backdoor()
     result = analysis_of(frame, embedding=True).result(SpectralSignatures())
     assert result.summary["suspicious_classes"] == [0]
     assert result.summary["representation"] == "embedding:emb"
     assert result.flags[truth].mean() >= 0.9
     class0 = int((frame["label"] == 0).sum())
     assert result.flagged_count == int(np.ceil(1.5 * 0.1 * class0))  # Tran et al.: top 1.5 eps n_y
-    clean, _ = attacks.make_embedding_backdoor(poison=False)
+    clean, _ = testing.make_embedding_backdoor(poison=False)
     assert analysis_of(clean, embedding=True).result(SpectralSignatures()).flagged_count == 0
 
 
 def test_spectral_against_a_reference():
-    frame, truth = attacks.make_embedding_backdoor()
-    reference, _ = attacks.make_embedding_backdoor(poison=False, sample_seed=9)
+    frame, truth = testing.make_embedding_backdoor()
+    reference, _ = testing.make_embedding_backdoor(poison=False, sample_seed=9)
     result = analysis_of(frame, reference, embedding=True).result(SpectralSignatures())
     assert result.summary["suspicious_classes"] == [0]
     assert result.flags[truth].mean() >= 0.9
-    clean, _ = attacks.make_embedding_backdoor(poison=False, sample_seed=10)
+    clean, _ = testing.make_embedding_backdoor(poison=False, sample_seed=10)
     assert analysis_of(clean, reference, embedding=True).result(SpectralSignatures()).flagged_count == 0
 
 
 def test_clustering_flags_the_embedding_backdoor_cluster():
-    frame, truth = attacks.make_embedding_backdoor()
+    frame, truth = testing.make_embedding_backdoor()
     result = analysis_of(frame, embedding=True).result(FeatureClustering())
     assert result.summary["suspicious_classes"] == [0]
     assert result.flags[truth].mean() >= 0.9
     assert (result.flags & ~truth).sum() <= 0.1 * truth.sum()
-    reference, _ = attacks.make_embedding_backdoor(poison=False, sample_seed=9)
+    reference, _ = testing.make_embedding_backdoor(poison=False, sample_seed=9)
     with_ref = analysis_of(frame, reference, embedding=True).result(FeatureClustering())
     assert with_ref.summary["suspicious_classes"] == [0]
-    clean, _ = attacks.make_embedding_backdoor(poison=False)
+    clean, _ = testing.make_embedding_backdoor(poison=False)
     assert analysis_of(clean, embedding=True).result(FeatureClustering()).flagged_count == 0
 
 
@@ -176,19 +176,19 @@ def test_embedding_representation_needs_embedding_columns(backdoored):
 
 @pytest.fixture(scope="module")
 def collided():
-    clean = attacks.make_tabular(2000, n_classes=2, random_state=6)
+    clean = testing.make_tabular(2000, n_classes=2, random_state=6)
     X = clean[[c for c in clean.columns if c.startswith("num_")]].to_numpy(dtype=float)
     y = clean["label"].to_numpy()
     with threadpool_limits(limits=1):
         proba = cross_val_predict(HistGradientBoostingClassifier(max_iter=50, random_state=0), X, y, cv=3,
                                   method="predict_proba")
     target = int(np.flatnonzero(proba[np.arange(len(y)), y] > 0.97)[0])
-    return clean, attacks.clean_label_collision(clean, rate=0.03, random_state=6, target_index=target)
+    return clean, testing.clean_label_collision(clean, rate=0.03, random_state=6, target_index=target)
 
 
 def test_collision_found_in_self_check_and_against_a_reference(collided):
     clean, poisoned = collided
-    reference = attacks.make_tabular(2000, n_classes=2, random_state=106, distribution_seed=6)
+    reference = testing.make_tabular(2000, n_classes=2, random_state=106, distribution_seed=6)
     for ref in (None, reference):
         result = analysis_of(poisoned.frame, ref).result(CleanLabelCollision())
         assert result.summary["groups"], "no collision group found"
@@ -251,7 +251,7 @@ def test_cli_reports_the_trigger_and_exits_1(cli, tmp_path, backdoored):
               "--source-column", "source")
     assert run.returncode == 1, run.stderr
     assert "FAIL  expect_trigger_pattern_count_to_be_at_most" in run.stdout
-    for column, value in poisoned.details["trigger"].items():
+    for column in poisoned.details["trigger"]:
         assert column in run.stdout
     assert "Trigger patterns (1 found):" in run.stdout
 

@@ -99,10 +99,10 @@ def test_report_marks_targets(tmp_path, monkeypatch):
     text = report.render()
     targets = text.split("## Targets")[1].split("##")[0]
     assert "200 s, 2.93 GB" in targets and "MISSED" in targets.splitlines()[4]  # 200 s > 180 s
-    assert "6.0x" in targets and "| met" in [l for l in targets.splitlines() if "5x faster" in l][0]
-    backdoor_line = [l for l in targets.splitlines() if l.startswith("| backdoor")][0]
+    assert "6.0x" in targets and "| met" in [line for line in targets.splitlines() if "5x faster" in line][0]
+    backdoor_line = [line for line in targets.splitlines() if line.startswith("| backdoor")][0]
     assert "MISSED" in backdoor_line  # 0.90 < cleanlab's 0.93 and < 0.95
-    flips_line = [l for l in targets.splitlines() if l.startswith("| random_flips")][0]
+    flips_line = [line for line in targets.splitlines() if line.startswith("| random_flips")][0]
     assert "met" in flips_line
     assert (tmp_path / "plots" / "auroc_by_attack.png").exists()
     assert (tmp_path / "plots" / "speed_memory.png").exists()

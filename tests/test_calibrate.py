@@ -9,7 +9,6 @@ import pytest
 import yaml
 from sklearn.datasets import make_classification
 
-from poison_expectations.core.analysis import clear_cache
 from poison_expectations.apps.calibrate import calibrate
 from poison_expectations.core.config import full_spec, load_config
 from poison_expectations.core.gates import calibrated_rate_limit, dispersion_index
@@ -48,7 +47,6 @@ def _failures(config: dict, batches, flip: float = 0.0) -> int:
         ok = all(e._validate({e.metric_class.metric_name: analysis.result(e.signal())}, runtime_configuration={})
                  ["success"] for e in build_expectations(config))
         failed += not ok
-        clear_cache()
     return failed
 
 

@@ -56,9 +56,6 @@ def config(tmp_path):
 
 def validate(data, config, out_dir, *extra, outputs=("findings.csv", "report.json")):
     """Run `validate` in-process; returns (result, {name: path})."""
-    from poison_expectations.core.analysis import clear_cache
-
-    clear_cache()
     paths = {}
     args = ["validate", str(data), "--label", "label", "--id-column", "row_id", "--config", str(config), "--quiet"]
     for name in outputs:

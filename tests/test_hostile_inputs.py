@@ -230,9 +230,6 @@ def write_parquet(columns, path: Path) -> None:
 def invoke(args, cwd: Path):
     """The CLI in-process, in `cwd` (so nothing a family writes by default, such as
     a ledger under the working directory, lands in the checkout)."""
-    from poison_expectations.core.analysis import clear_cache
-
-    clear_cache()
     with contextlib.chdir(cwd):
         return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
 

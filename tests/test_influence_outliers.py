@@ -10,7 +10,7 @@ from scipy.spatial.distance import cdist
 from sklearn import datasets
 from sklearn.metrics import roc_auc_score
 
-from poison_expectations.testing import attacks
+from poison_expectations import testing
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import load_config
 from poison_expectations.core.errors import ConfigError, InputError
@@ -26,7 +26,7 @@ ROLES = Roles(label_column="label", id_column="row_id")
 
 def boundary_poisoned(separable, n=3000, seed=0):
     frame, _ = separable(n=n, seed=seed)
-    return attacks.boundary_points(frame, rate=0.03, random_state=seed, id_column="row_id")
+    return testing.boundary_points(frame, rate=0.03, random_state=seed, id_column="row_id")
 
 
 def only(*sections, **overrides):
@@ -171,7 +171,7 @@ def test_boundary_poisoning_ranks_above_clean_self_check(separable):
 def test_boundary_poisoning_against_reference_fails_the_gate(separable, tmp_path):
     frame, _ = separable(n=6000, seed=4)
     reference, batch = frame.iloc[:3000], frame.iloc[3000:].reset_index(drop=True)
-    poisoned = attacks.boundary_points(batch, rate=0.03, random_state=4, id_column="row_id")
+    poisoned = testing.boundary_points(batch, rate=0.03, random_state=4, id_column="row_id")
     analysis = build_analysis(poisoned.frame, ROLES, Options(), reference=reference)
     result = Influence().run(analysis)
     assert result.summary["mode"] == "reference"
@@ -265,7 +265,8 @@ def test_prescriptive_renderers_state_the_limits():
 
     influence = ExpectHighInfluenceRateToBeAtMost(label_column="y", max_rate=0.03, z_limit=4.0)
     outliers = ExpectClassOutlierRateToBeAtMost(label_column="y", max_rate=0.04, z_limit=4.5, detector="iforest")
-    for expectation, words, limit, z in ((influence, "KNN-Shapley", 0.03, 4.0), (outliers, "class centroid", 0.04, 4.5)):
+    for expectation, words, limit, z in ((influence, "KNN-Shapley", 0.03, 4.0),
+                                         (outliers, "class centroid", 0.04, 4.5)):
         rendered = type(expectation)._prescriptive_renderer(configuration=expectation.configuration)[0]
         template = rendered.to_json_dict()["string_template"]
         assert words in template["template"]

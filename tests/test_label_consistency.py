@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from poison_expectations.core.analysis import Options, Roles, build_analysis

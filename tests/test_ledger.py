@@ -4,7 +4,6 @@ a writer killed mid-transaction, and the `reputation` CLI."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +34,8 @@ from poison_expectations.stores.ledger import Ledger, SourceRecord
 
 CONCURRENT_WRITER = IMPORT_LEDGER_ONLY + """
 import time
-url, worker, runs, n_sources, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+url, worker = sys.argv[1], sys.argv[2]
+runs, n_sources, start_at = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 while time.time() < start_at:
     time.sleep(0.002)
 store = Ledger(url)  # a fresh database: all writers migrate it at the same moment
@@ -162,7 +162,7 @@ def test_eight_processes_record_at_once_without_losing_a_run(tmp_path):
     start_at = time.time() + 4.0  # every process past its imports, then all at once
     procs = [_run_script(CONCURRENT_WRITER, url, w, runs, n_sources, start_at) for w in range(8)]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0 and out.strip() == "done", err[-2000:]
         assert "locked" not in err
     with L.Ledger(url) as store:

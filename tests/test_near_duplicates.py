@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 
-from poison_expectations.testing import attacks
+from poison_expectations import testing
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import load_config
 from poison_expectations.core.errors import ConfigError, InputError
@@ -40,13 +40,13 @@ def nd_outcomes(outcome) -> dict:
 
 @pytest.fixture(scope="module")
 def clean_table():
-    return attacks.make_tabular(2000, random_state=11)
+    return testing.make_tabular(2000, random_state=11)
 
 
 # -- acceptance ------------------------------------------------------------------
 
 def test_flood_of_near_copies_is_flagged_and_fails_the_checkpoint(clean_table):
-    poisoned = attacks.near_duplicate_flood(clean_table, rate=0.02, n_seeds=3, noise=0.02, random_state=4)
+    poisoned = testing.near_duplicate_flood(clean_table, rate=0.02, n_seeds=3, noise=0.02, random_state=4)
     result = signal_result(poisoned.frame)
     assert result.flags[poisoned.is_poison].all()
     # outside the flood only the 3 seed rows (and at most a natural pair) are flagged
@@ -74,8 +74,8 @@ def test_flood_of_near_copies_is_flagged_and_fails_the_checkpoint(clean_table):
 def test_a_few_near_copies_in_a_small_table_are_improbably_tight():
     """Three seeds with two copies each: no cluster size is improbable in 300
     rows, but clusters holding together at a small share of the radius are."""
-    table = attacks.make_tabular(300, random_state=5)
-    poisoned = attacks.near_duplicate_flood(table, rate=0.02, n_seeds=3, noise=0.02, random_state=1)
+    table = testing.make_tabular(300, random_state=5)
+    poisoned = testing.near_duplicate_flood(table, rate=0.02, n_seeds=3, noise=0.02, random_state=1)
     result = signal_result(poisoned.frame)
     assert result.summary["size_model"]["min_improbable_size"] > 3  # size alone cannot tell
     assert result.flags[poisoned.is_poison].all()
@@ -93,7 +93,7 @@ def test_clean_continuous_tables_have_no_improbably_tight_cluster(rows):
         frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=y)
         result = signal_result(frame, Roles(label_column="label"))
         assert not any(c["improbably_tight"] for c in result.summary["cluster_summaries"]), (rows, seed)
-        table = attacks.make_tabular(rows, random_state=seed, distribution_seed=seed + 40)
+        table = testing.make_tabular(rows, random_state=seed, distribution_seed=seed + 40)
         result = signal_result(table)
         assert not any(c["improbably_tight"] for c in result.summary["cluster_summaries"]), (rows, seed)
 
@@ -106,7 +106,7 @@ def test_same_table_without_flood_passes(clean_table):
 
 
 def test_flipped_copies_are_flagged(clean_table):
-    poisoned = attacks.conflicting_copies(clean_table, rate=0.01, random_state=6)
+    poisoned = testing.conflicting_copies(clean_table, rate=0.01, random_state=6)
     result = signal_result(poisoned.frame)
     assert result.flags[poisoned.is_poison].mean() >= 0.95
     flagged_reasons = result.reasons[poisoned.is_poison & result.flags]
@@ -149,7 +149,7 @@ def test_identical_features_with_two_labels_is_one_conflicting_cluster():
 
 
 def test_cli_findings_columns_and_cluster_lines(tmp_path, cli, clean_table):
-    poisoned = attacks.near_duplicate_flood(clean_table.iloc[:800], rate=0.03, n_seeds=2, random_state=1)
+    poisoned = testing.near_duplicate_flood(clean_table.iloc[:800], rate=0.03, n_seeds=2, random_state=1)
     data = tmp_path / "batch.csv"
     poisoned.frame.to_csv(data, index=False)
     config = tmp_path / "nd.yml"
@@ -171,7 +171,7 @@ def test_cli_findings_columns_and_cluster_lines(tmp_path, cli, clean_table):
 
 @pytest.fixture(scope="module")
 def split_table():
-    full = attacks.make_tabular(4500, random_state=21)
+    full = testing.make_tabular(4500, random_state=21)
     return full.iloc[:3000].reset_index(drop=True), full.iloc[3000:].reset_index(drop=True)
 
 
@@ -196,7 +196,7 @@ def test_clean_batch_against_reference_passes_and_flood_fails(split_table, tmp_p
     config = near_duplicate_config(label_column="label", id_column="row_id", source_column="source",
                                    reference=str(ref_path))
     assert run_validation(batch, config).success
-    poisoned = attacks.near_duplicate_flood(batch, rate=0.02, random_state=8)
+    poisoned = testing.near_duplicate_flood(batch, rate=0.02, random_state=8)
     outcome = run_validation(poisoned.frame, config)
     share = nd_outcomes(outcome)["expect_near_duplicate_cluster_share_to_be_at_most"]
     assert not share.success and share.details["reference_gate"]["p_value"] < 0.001
@@ -242,7 +242,7 @@ def test_ordinary_resubmissions_do_not_alarm(clean_table):
 
 
 def test_deterministic_and_absolute_limit(clean_table):
-    poisoned = attacks.near_duplicate_flood(clean_table, rate=0.02, random_state=4)
+    poisoned = testing.near_duplicate_flood(clean_table, rate=0.02, random_state=4)
     first = signal_result(poisoned.frame, max_cluster_size=5)
     second = signal_result(poisoned.frame, max_cluster_size=5)
     np.testing.assert_array_equal(first.scores, second.scores)

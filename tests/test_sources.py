@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 from threadpoolctl import threadpool_limits
@@ -16,7 +15,7 @@ from poison_expectations.stores import ledger as ledger_mod
 from poison_expectations.apps.cli import main
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import load_config
-from poison_expectations.testing.attacks import make_tabular
+from poison_expectations.testing import make_tabular
 from poison_expectations.apps.console import verdict_text
 from poison_expectations.core.errors import InputError
 from poison_expectations.gx.expectations.sources import (ExpectSourceFlaggedRatesToNotExceedRest,
@@ -155,7 +154,7 @@ def test_fisher_matches_scipy_fisher_exact():
     k = np.array([c[0] for c in cases])
     n = np.array([c[1] for c in cases])
     for (ks, ns, kt, nt), p in zip(cases, [fisher_greater(np.array([c[0]]), np.array([c[1]]), c[2], c[3])[0]
-                                           for c in cases]):
+                                           for c in cases], strict=True):
         table = [[ks, ns - ks], [kt - ks, nt - ns - (kt - ks)]]
         assert p == pytest.approx(stats.fisher_exact(table, alternative="greater")[1], rel=1e-9)
     assert fisher_greater(k, n, 0, 1000).tolist() == [1.0] * 4
@@ -163,7 +162,7 @@ def test_fisher_matches_scipy_fisher_exact():
 
 def test_stratified_test_is_the_exact_tail_of_a_sum_of_hypergeometrics():
     n_c, K_c, N_c = np.array([30, 3, 12]), np.array([3, 1, 9]), np.array([47, 50, 40])
-    pmfs = [stats.hypergeom.pmf(np.arange(n + 1), N, K, n) for n, K, N in zip(n_c, K_c, N_c)]
+    pmfs = [stats.hypergeom.pmf(np.arange(n + 1), N, K, n) for n, K, N in zip(n_c, K_c, N_c, strict=True)]
     total = np.convolve(np.convolve(pmfs[0], pmfs[1]), pmfs[2])  # full support, independent of the code
     for k in range(0, 12):
         assert stratified_fisher_greater(k, n_c, K_c, N_c) == pytest.approx(total[k:].sum(), abs=1e-12)

@@ -61,8 +61,6 @@ def test_usage_and_input_errors_do_not_import_gx(tmp_path, table, args, message)
     assert not gx
 
 
-@pytest.mark.xfail(strict=True, reason="config validation imports the GX expectation modules to learn the "
-                                       "families until core/registry declares them (issue 14)")
 def test_a_missing_column_named_in_the_config_does_not_import_gx(tmp_path, table):
     config = tmp_path / "c.yml"
     config.write_text("data:\n  label_column: nope\n")

@@ -86,7 +86,7 @@ def empty_record(verdict: str, error: str | None = None,
 def check_batch(data_path: str | Path, *, config: str | Path | None = None, label: str | None = None,
                 id_column: str | None = None, source_column: str | None = None,
                 features: str | Sequence[str] | None = None, reference: str | Path | None = None,
-                overrides: Mapping[str, Any] | None = None,
+                profile: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
                 outputs: Mapping[str, str | Path | None] | None = None,
                 create_dirs: bool = True) -> tuple[dict, str]:
     """Validate one batch like `poison-check validate`; return (record, verdict text).
@@ -102,7 +102,7 @@ def check_batch(data_path: str | Path, *, config: str | Path | None = None, labe
     cfg = job_config(_blank_to_none(config), label_column=_blank_to_none(label),
                      id_column=_blank_to_none(id_column), source_column=_blank_to_none(source_column),
                      feature_columns=_columns(features), reference=_blank_to_none(reference),
-                     overrides=overrides)
+                     profile=_blank_to_none(profile), overrides=overrides)
     check_outputs(data_path, outputs, folders=not create_dirs)  # run_job checks them once created
     if create_dirs:
         for target in outputs.values():
@@ -127,7 +127,8 @@ class PoisonCheckOperator(BaseOperator):
     Arguments mirror `poison-check validate`: `data_path` (CSV/Parquet),
     `config` (YAML; None for the packaged default), `label`, `id_column`,
     `source_column`, `features` (list or comma-separated), `reference`
-    (trusted table), `overrides` (dotted config keys). Outputs, all optional
+    (trusted table) or `profile` (a stored profile from `poison-check fit`:
+    scored without refitting, the fast path for scheduled runs), `overrides` (dotted config keys). Outputs, all optional
     and written atomically: `findings_path`, `report_path`, `accepted_path`,
     `quarantine_path`; their folders are created. `fail_on_poison=False`
     lets the task succeed on poisoned data so a branch can route it (the
@@ -136,13 +137,14 @@ class PoisonCheckOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "data_path", "config", "reference", "label_column", "id_column", "source_column", "features",
+        "data_path", "config", "reference", "profile", "label_column", "id_column", "source_column", "features",
         "findings_path", "report_path", "accepted_path", "quarantine_path",
     )
     ui_color = "#f4d6d6"
 
     def __init__(self, *, data_path: str, config: str | None = None, reference: str | None = None,
-                 label: str | None = None, id_column: str | None = None, source_column: str | None = None,
+                 profile: str | None = None, label: str | None = None, id_column: str | None = None,
+                 source_column: str | None = None,
                  features: str | Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None,
                  findings_path: str | None = None, report_path: str | None = None,
                  accepted_path: str | None = None, quarantine_path: str | None = None,
@@ -151,6 +153,7 @@ class PoisonCheckOperator(BaseOperator):
         self.data_path = data_path
         self.config = config
         self.reference = reference
+        self.profile = profile
         self.label_column = label  # `label` is a BaseOperator property
         self.id_column = id_column
         self.source_column = source_column
@@ -172,7 +175,7 @@ class PoisonCheckOperator(BaseOperator):
             record, text = check_batch(
                 self.data_path, config=self.config, label=self.label_column, id_column=self.id_column,
                 source_column=self.source_column, features=self.features, reference=self.reference,
-                overrides=self.overrides, outputs=self._outputs())
+                profile=self.profile, overrides=self.overrides, outputs=self._outputs())
         except PoisonCheckError as exc:
             push_record(ti, empty_record(INPUT_ERROR, str(exc)))
             self.log.error("poison-check: INPUT ERROR (not poisoning; the batch was not judged): %s", exc)

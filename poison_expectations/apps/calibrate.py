@@ -85,7 +85,8 @@ def _signal_results(frame, config: dict) -> dict:
     return compute_signals(prepare_analysis(frame, config, expectations), expectations)
 
 
-def trusted_run(trusted: str | Path, config: dict, batch_rows: int | None, confidence: float) -> tuple[int, CalibrationRun]:
+def trusted_run(trusted: str | Path, config: dict, batch_rows: int | None,
+                confidence: float) -> tuple[int, CalibrationRun]:
     """Run every enabled signal on the whole table and on batches of `batch_rows`."""
     from poison_expectations.gx.runner import load_inputs
 

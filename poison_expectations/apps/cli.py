@@ -158,6 +158,8 @@ def data_role_options(command):
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @data_role_options
 @click.option("--reference", type=click.Path(dir_okay=False), help="Trusted reference table (CSV/Parquet).")
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False),
+              help="Stored reference profile (`poison-check fit`): score against it without refitting.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Checkpoint config YAML.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--findings", type=click.Path(dir_okay=False), help="Write row-level findings (CSV/Parquet).")
@@ -172,15 +174,15 @@ def data_role_options(command):
               show_default=True, help="stdout format.")
 @click.option("--quiet", is_flag=True, help="No progress output on stderr.")
 @guarded
-def validate(data, label_column, id_column, source_column, features, reference, config_path, report,
-             findings, accepted, quarantine, html_path, data_docs, output_format, quiet):
+def validate(data, label_column, id_column, source_column, features, reference, profile_path, config_path,
+             report, findings, accepted, quarantine, html_path, data_docs, output_format, quiet):
     """Validate DATA (CSV or Parquet) against the poisoning checkpoint."""
     from poison_expectations.apps.jobs import check_inputs, job_config, run_job
 
     flags = {"label_column": label_column, "id_column": id_column, "source_column": source_column,
              "feature_columns": _split_columns(features), "reference": reference}
     check_inputs(data, flags)  # the paths and columns given here, before the config and GX are loaded
-    config = job_config(config_path, **flags)
+    config = job_config(config_path, **flags, profile=profile_path)
     outputs = {"findings": findings, "report": report, "accepted": accepted, "quarantine": quarantine,
                "html": html_path, "data_docs": data_docs}
     outcome, written = run_job(data, config, outputs, progress=_progress(quiet))
@@ -213,12 +215,14 @@ def _progress(quiet: bool):
 @click.option("--project", "project_dir", type=click.Path(file_okay=False), default="checkpoints",
               show_default=True, help="GX file-context project root (the folder holding gx/).")
 @click.option("--data", type=click.Path(dir_okay=False), required=True, help="Batch to validate (CSV/Parquet).")
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False),
+              help="Score against this stored profile instead of the suite's reference.")
 @guarded
-def run_checkpoint_command(name, project_dir, data):
+def run_checkpoint_command(name, project_dir, data, profile_path):
     """Run a stored GX checkpoint NAME (suite JSON with our expectations) on DATA."""
     from poison_expectations.gx.project import run_stored_checkpoint
 
-    result = run_stored_checkpoint(project_dir, name, data)
+    result = run_stored_checkpoint(project_dir, name, data, profile=profile_path)
     for validation in result.run_results.values():
         for r in validation.results:
             status = "PASS" if r.success else "FAIL"
@@ -293,6 +297,8 @@ def init(data, project_dir, name, label_column, id_column, source_column, featur
 
 
 main.add_command(__import__(f"{__package__}.cli_reputation", fromlist=["reputation"]).reputation)
+main.add_command(__import__(f"{__package__}.cli_profile", fromlist=["fit"]).fit)
+main.add_command(__import__(f"{__package__}.cli_profile", fromlist=["profile"]).profile)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

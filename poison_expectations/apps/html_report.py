@@ -89,7 +89,7 @@ def _verdict(outcome: RunOutcome) -> str:
 def _expectation_rows(outcome: RunOutcome) -> list[tuple]:
     """(ExpectationOutcome, sentence) pairs, in checkpoint order."""
     configs = [r.expectation_config for v in outcome.checkpoint_result.run_results.values() for r in v.results]
-    return [(e, sentence(c)) for e, c in zip(outcome.expectations, configs)]
+    return [(e, sentence(c)) for e, c in zip(outcome.expectations, configs, strict=False)]
 
 
 def _limit_cell(expectation) -> str:

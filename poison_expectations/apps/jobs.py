@@ -26,15 +26,23 @@ EXTRA_OUTPUTS = ("html", "data_docs")  # listed only when requested (data_docs i
 def job_config(config_path: str | Path | None = None, *, label_column: str | None = None,
                id_column: str | None = None, source_column: str | None = None,
                feature_columns: list[str] | None = None, reference: str | None = None,
-               overrides: Mapping[str, Any] | None = None) -> dict:
+               profile: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
     """The checkpoint config with the CLI's flags applied over the file's keys.
 
     None means "not given": the config file's value stays. `overrides` takes
     any further dotted keys (e.g. {"neighbors.k": 15}); the named flags win.
+    With a profile, the data roles it was fitted with apply unless given.
     """
     from poison_expectations.core.config import load_config
 
     merged = dict(overrides or {})
+    if profile is not None:
+        from poison_expectations.stores.profiles import read_manifest
+
+        fitted = read_manifest(profile)["roles"]
+        merged.update({f"data.{role}": fitted[role] for role in ("label_column", "id_column", "source_column")
+                       if fitted.get(role) is not None})
+        merged["data.profile"] = str(profile)
     flags = {
         "data.label_column": label_column,
         "data.id_column": id_column,
@@ -56,8 +64,8 @@ def check_inputs(data: str | Path, roles: Mapping[str, Any]) -> None:
 
     _check_columns(table_columns(data), roles, "batch")
     reference = roles.get("reference")
-    analysis = sys.modules.get("poison_expectations.core.analysis")
-    if reference and reference not in getattr(analysis, "_REFERENCES", {}):  # an in-process frame
+    references = sys.modules.get("poison_expectations.stores.references")
+    if reference and reference not in getattr(references, "_REGISTERED", {}):  # an in-process frame
         _check_columns(table_columns(reference, what="reference"), roles, "reference")
 
 

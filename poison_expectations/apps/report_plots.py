@@ -75,7 +75,7 @@ def source_bars(title: str, sources: np.ndarray, flags: np.ndarray) -> str:
     overall = flags.mean() if len(flags) else 0.0
     colors = [FLAGGED if share[i] > overall else KEPT for i in order]
     ax.barh(positions, share[order], color=colors, height=0.7)
-    for y, i in zip(positions, order):
+    for y, i in zip(positions, order, strict=True):
         ax.text(share[i], y, f" {int(flagged[i])}/{int(rows[i])}", va="center", fontsize=8)
     ax.axvline(overall, color=LIMIT, linestyle="--", linewidth=1.2)
     ax.set_yticks(positions, [names[i] for i in order])

@@ -1,140 +1,40 @@
 """Checkpoint config: a YAML file checked key by key against a typed spec.
 
 Every key has a default, a type and a documented meaning; unknown keys and
-wrong types are errors naming the key (exit code 2). Each expectation family
-registers its own section spec (see `registry.py`), so this module knows the
-shared keys only.
+wrong types are errors naming the key (exit code 2). The spec is built from
+the parameter declarations in `core/params` (the shared keys and every
+expectation family's section), so config validation needs no GX import.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from poison_expectations.core.errors import ConfigError
+from poison_expectations.core.params import FAMILIES, SHARED_SPEC, Param
+
+__all__ = ["DEFAULT_CONFIG_PATH", "Param", "full_spec", "defaults", "validate", "load_config", "dump_config"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).parents[1] / "defaults" / "training_ingest.yml"
 
 
-@dataclass(frozen=True)
-class Param:
-    """One config key: default, accepted type(s), bounds and meaning."""
-
-    default: Any
-    kind: type | tuple[type, ...]
-    doc: str
-    choices: tuple[Any, ...] | None = None
-    low: float | None = None
-    high: float | None = None
-    nullable: bool = False
-    item_kind: type | None = None  # for lists
-
-    def check(self, key: str, value: Any) -> Any:
-        if value is None:
-            if self.nullable:
-                return None
-            raise ConfigError(f"config key '{key}': must not be null")
-        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, bool) and bool not in kinds:
-            raise ConfigError(f"config key '{key}': expected {_kind_name(kinds)}, got {value!r}")
-        if not isinstance(value, kinds):
-            raise ConfigError(f"config key '{key}': expected {_kind_name(kinds)}, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"config key '{key}': must be a finite number, got {value!r}")
-        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
-            raise ConfigError(f"config key '{key}': {value!r} is out of the 64-bit integer range")
-        if self.choices is not None and value not in self.choices:
-            raise ConfigError(f"config key '{key}': {value!r} is not one of {list(self.choices)}")
-        if self.low is not None and value < self.low:
-            raise ConfigError(f"config key '{key}': {value!r} is below the minimum {self.low}")
-        if self.high is not None and value > self.high:
-            raise ConfigError(f"config key '{key}': {value!r} is above the maximum {self.high}")
-        if self.item_kind is not None and isinstance(value, list):
-            for item in value:
-                if not isinstance(item, self.item_kind):
-                    raise ConfigError(
-                        f"config key '{key}': items must be {self.item_kind.__name__}, got {item!r}"
-                    )
-        return value
-
-
-def _kind_name(kinds: tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in kinds)
-
-
-RATE = dict(kind=float, low=0.0, high=1.0)
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
-
-# Shared sections. Expectation families add theirs under `expectations:`.
-BASE_SPEC: dict[str, Any] = {
-    "version": Param(1, int, "Config schema version.", choices=(1,)),
-    "random_state": Param(0, int, "Seed for every random choice (folds, sampling, indexes).", low=0,
-                          high=2 ** 32 - 1),
-    "data": {
-        "label_column": Param(None, str, "Column holding the training label.", nullable=True),
-        "id_column": Param(None, str, "Unique row id; findings use row_index when absent.", nullable=True),
-        "source_column": Param(None, str, "Contributor / provenance column, if any.", nullable=True),
-        "feature_columns": Param(
-            None, list, "Feature columns; default: all but label, id and source.", nullable=True, item_kind=str
-        ),
-        "embedding_columns": Param(
-            [], list, "Columns holding embedding vectors (lists/arrays) to expand.", item_kind=str
-        ),
-        "reference": Param(None, str, "Trusted reference table (CSV/Parquet path).", nullable=True),
-    },
-    "features": {
-        "nan_policy": Param(
-            "impute", str, "impute: median/mode plus a missing indicator; reject: NaN/inf is an input error.",
-            choices=("impute", "reject"),
-        ),
-        "max_onehot_categories": Param(
-            20, int, "Categoricals with at most this many levels are one-hot encoded, others frequency-encoded.",
-            low=1, high=10_000,
-        ),
-    },
-    "neighbors": {
-        "k": Param(10, int, "Neighbours per row for every neighbour-based signal.", low=1, high=200),
-        "exact_max_rows": Param(
-            50_000, int, "Up to this many indexed rows use exact search; above it an HNSW index.", low=0
-        ),
-    },
-    "limits": {
-        "max_rows": Param(
-            5_000_000, int, "Refuse a batch or reference with more rows than this, before loading it whole "
-            "(Parquet: from the footer; CSV: reads at most max_rows + 1 rows).", low=1
-        ),
-        "max_memory_mb": Param(
-            None, int, "Memory budget (MiB) for each large allocation (loading a table, the encoded feature "
-            "matrix, a neighbour graph), estimated beforehand; larger work is refused with exit 2. "
-            "null: 75% of the memory free at that moment.", low=1, nullable=True
-        ),
-    },
-    "expectations": {},
-}
-
-
 def full_spec() -> dict[str, Any]:
-    from poison_expectations.core.registry import families  # late: families register on import
-
-    spec = copy.deepcopy(BASE_SPEC)
-    for family in families():
-        spec["expectations"][family.section] = family.params
+    """{section: {key: Param}}: the shared keys, then `expectations.<family>`."""
+    spec = dict(SHARED_SPEC)
+    spec["expectations"] = {family.section: dict(family.params) for family in FAMILIES}
     return spec
 
 
 def defaults(spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
     spec = full_spec() if spec is None else spec
     return {
-        key: defaults(value) if isinstance(value, dict) else copy.deepcopy(value.default)
+        key: defaults(value) if isinstance(value, dict) else copy.deepcopy(value.config_value)
         for key, value in spec.items()
     }
 
@@ -244,31 +144,7 @@ def dump_config(config: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(config), sort_keys=False)
 
 
-def reference_markdown() -> str:
-    """The config reference table (docs/config.md is generated from this)."""
-    rows = ["| key | default | type / range | meaning |", "|---|---|---|---|"]
-
-    def walk(spec, prefix):
-        for key, entry in spec.items():
-            path = f"{prefix}.{key}" if prefix else key
-            if isinstance(entry, dict):
-                walk(entry, path)
-                continue
-            kinds = entry.kind if isinstance(entry.kind, tuple) else (entry.kind,)
-            kind = "/".join(k.__name__ for k in kinds)
-            if entry.choices:
-                kind += " in " + ", ".join(map(str, entry.choices))
-            if entry.low is not None or entry.high is not None:
-                kind += f" [{entry.low if entry.low is not None else ''}, {entry.high if entry.high is not None else ''}]"
-            if entry.nullable:
-                kind += " or null"
-            rows.append(f"| `{path}` | `{entry.default!r}` | {kind} | {entry.doc} |")
-
-    walk(full_spec(), "")
-    return "\n".join(rows)
-
-
 if __name__ == "__main__":  # python -m poison_expectations.core.config > docs/config.md
-    print("# Config reference\n\nEvery key of a checkpoint config, with its default. Generated by "
-          "`python -m poison_expectations.core.config`; unknown keys and wrong types are errors (exit 2).\n")
-    print(reference_markdown())
+    from poison_expectations.core.params.render import config_markdown
+
+    print(config_markdown(), end="")

@@ -23,7 +23,7 @@ Policy, applied column by column:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -102,6 +102,21 @@ class FeatureEncoder:
         if len(counts) <= self.max_onehot:
             return _ColumnPlan(name, "onehot", levels=list(counts.index))
         return _ColumnPlan(name, "frequency", freqs=(counts / counts.sum()).to_dict())
+
+    # -- storing -------------------------------------------------------------
+    def to_state(self) -> dict:
+        """Plain data (JSON) for a stored profile."""
+        return {"columns": list(self.columns), "embedding_columns": sorted(self.embedding_columns),
+                "nan_policy": self.nan_policy, "max_onehot_categories": self.max_onehot,
+                "plans": [asdict(plan) for plan in self.plans], "dropped": list(self.dropped)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "FeatureEncoder":
+        encoder = cls(state["columns"], state["embedding_columns"], state["nan_policy"],
+                      state["max_onehot_categories"])
+        encoder.plans = [_ColumnPlan(**plan) for plan in state["plans"]]
+        encoder.dropped = list(state.get("dropped", []))  # profiles stored before empty columns were dropped
+        return encoder
 
     # -- transforming ------------------------------------------------------
     @property

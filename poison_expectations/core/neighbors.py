@@ -37,16 +37,60 @@ class Neighbors:
         return self.indices.shape[1]
 
 
-def _index(data: np.ndarray, exact: bool, k: int, random_state: int):
-    dim = data.shape[1]
-    if exact:
-        index = faiss.IndexFlatL2(dim)
-    else:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = max(HNSW_EF_SEARCH_MIN, 2 * k)
-    index.add(data)
-    return index
+class NeighborIndex:
+    """A searchable index over one table's rows: exact up to `exact_max_rows`
+    rows, HNSW above. Built once (on the reference, when fitting a profile)
+    and searched by every batch; `to_bytes`/`from_bytes` store it in a
+    profile as plain bytes (faiss' own serialisation, no pickle)."""
+
+    def __init__(self, index, data: np.ndarray, exact: bool):
+        self.index = index
+        self.data = data  # the indexed rows (float32), for the recall estimate
+        self.exact = exact
+
+    @classmethod
+    def build(cls, data: np.ndarray, *, exact_max_rows: int = 50_000) -> "NeighborIndex":
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        exact = data.shape[0] <= exact_max_rows
+        if exact:
+            index = faiss.IndexFlatL2(data.shape[1])
+        else:
+            index = faiss.IndexHNSWFlat(data.shape[1], HNSW_M)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.add(data)
+        return cls(index, data, exact)
+
+    @property
+    def n(self) -> int:
+        return self.data.shape[0]
+
+    def search(self, query: np.ndarray, k: int, *, self_search: bool = False,
+               random_state: int = 0) -> Neighbors:
+        """k nearest indexed rows per query row; with `self_search` the query
+        IS the indexed table and each row's own entry is dropped."""
+        queries = np.ascontiguousarray(query, dtype=np.float32)
+        k_eff = min(k, self.n - 1 if self_search else self.n)
+        if k_eff < 1:
+            raise ValueError(f"need more than {k} rows to find neighbours, got {self.n}")
+        if not self.exact:
+            self.index.hnsw.efSearch = max(HNSW_EF_SEARCH_MIN, 2 * k_eff)
+        distances, indices = self.index.search(queries, k_eff + 1 if self_search else k_eff)
+        if self_search:
+            indices, distances = _drop_self(indices, distances, k_eff)
+        np.sqrt(np.maximum(distances, 0, out=distances), out=distances)
+        recall = 1.0 if self.exact else _estimate_recall(queries, self.data, indices, self_search, random_state)
+        return Neighbors(indices.astype(np.int64, copy=False), distances, self.exact, recall)
+
+    def to_bytes(self) -> np.ndarray | None:
+        """The HNSW graph as a uint8 array; None for exact search (rebuilt from the rows)."""
+        return None if self.exact else faiss.serialize_index(self.index)
+
+    @classmethod
+    def from_bytes(cls, data: np.ndarray, graph: np.ndarray | None) -> "NeighborIndex":
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        if graph is None:
+            return cls.build(data, exact_max_rows=data.shape[0])
+        return cls(faiss.deserialize_index(np.asarray(graph, dtype=np.uint8)), data, exact=False)
 
 
 def find_neighbors(
@@ -63,21 +107,8 @@ def find_neighbors(
     row's own entry is excluded (a row is never its own neighbour).
     """
     self_search = indexed is None
-    data = np.ascontiguousarray(query if self_search else indexed, dtype=np.float32)
-    queries = np.ascontiguousarray(query, dtype=np.float32)
-    n_indexed = data.shape[0]
-    k_eff = min(k, n_indexed - 1 if self_search else n_indexed)
-    if k_eff < 1:
-        raise ValueError(f"need more than {k} rows to find neighbours, got {n_indexed}")
-    exact = n_indexed <= exact_max_rows
-    index = _index(data, exact, k_eff, random_state)
-    want = k_eff + 1 if self_search else k_eff
-    distances, indices = index.search(queries, want)
-    if self_search:
-        indices, distances = _drop_self(indices, distances, k_eff)
-    np.sqrt(np.maximum(distances, 0, out=distances), out=distances)
-    recall = 1.0 if exact else _estimate_recall(queries, data, indices, self_search, random_state)
-    return Neighbors(indices.astype(np.int64, copy=False), distances, exact, recall)
+    index = NeighborIndex.build(query if self_search else indexed, exact_max_rows=exact_max_rows)
+    return index.search(query, k, self_search=self_search, random_state=random_state)
 
 
 def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int, query_ids: np.ndarray | None = None):

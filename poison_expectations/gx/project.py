@@ -63,8 +63,11 @@ def load_context(project_dir: str | Path):
     return context
 
 
-def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: str | Path):
-    """Run a stored checkpoint whose batch is a dataframe asset, on DATA."""
+def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: str | Path,
+                          profile: str | Path | None = None):
+    """Run a stored checkpoint whose batch is a dataframe asset, on DATA;
+    with `profile`, every poison expectation scores against that stored
+    profile instead of its own reference (for this run; nothing is saved)."""
     context = load_context(project_dir)
     try:
         checkpoint = context.checkpoints.get(checkpoint_name)
@@ -80,8 +83,23 @@ def run_stored_checkpoint(project_dir: str | Path, checkpoint_name: str, data: s
     from poison_expectations.gx.runner import raise_first_exception
 
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # this run only; not saved
+    if profile is not None:
+        use_profile(checkpoint, str(profile))
     with batch_file(data):  # quarantine actions keep DATA's format and cells
         result = checkpoint.run(batch_parameters={"dataframe": frame})
     for validation in result.run_results.values():
         raise_first_exception(validation)
     return result
+
+
+def use_profile(checkpoint, profile: str) -> None:
+    """Point every poison expectation of the checkpoint's suites at `profile`."""
+    from poison_expectations.gx.expectations.base import PoisonBatchExpectation
+    from poison_expectations.stores.profiles import read_manifest
+
+    read_manifest(profile)  # refuse a missing or damaged profile before any work
+    for validation in checkpoint.validation_definitions:
+        for expectation in validation.suite.expectations:
+            if isinstance(expectation, PoisonBatchExpectation):
+                expectation.reference = None
+                expectation.profile = profile

@@ -11,7 +11,7 @@ first used (so the CLI starts without GX), unless GX was imported before it.
 
 from __future__ import annotations
 
-from poison_expectations.core.analysis import register_reference
+from poison_expectations.stores.references import register_reference
 from poison_expectations.gx import expectations as _expectations
 from poison_expectations.gx.actions import PoisonQuarantineAction
 from poison_expectations.gx.expectations import *  # noqa: F401,F403  (registers with GX)

@@ -20,11 +20,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from poison_expectations.core.analysis import Analysis, get_analysis, load_reference, register_reference
+from poison_expectations.core.analysis import Analysis, build_analysis, ordered_by_inputs
+from poison_expectations.core.context import active
 from poison_expectations.core.errors import ConfigError, InputError, PoisonCheckError
 from poison_expectations.gx.expectations.base import jsonable
 from poison_expectations.stores.io import read_table
-from poison_expectations.gx.metrics.base import options_from, roles_from
+from poison_expectations.stores.references import load_trusted, register_reference, unregister_reference
+from poison_expectations.gx.metrics.base import options_from, roles_from, trusted_name
 from poison_expectations.core.progress import finish, notify
 from poison_expectations.core.registry import families
 from poison_expectations.core.signals.base import SignalResult
@@ -80,6 +82,7 @@ class RunOutcome:
             "success": self.success,
             "data": self.data_path,
             "reference": self.config["data"]["reference"],
+            "profile": self.config["data"].get("profile"),
             "rows": int(len(self.findings)),
             "flagged_rows": self.flagged_count,
             "failed_expectations": self.failed_expectations(),
@@ -105,6 +108,7 @@ def shared_kwargs(config: dict) -> dict[str, Any]:
         "source_column": data["source_column"],
         "embedding_columns": data["embedding_columns"] or None,
         "reference": data["reference"],
+        "profile": data.get("profile"),
         "nan_policy": feats["nan_policy"],
         "max_onehot_categories": feats["max_onehot_categories"],
         "k": nbrs["k"],
@@ -138,8 +142,8 @@ def build_expectations(config: dict, skipped: list[str] | None = None) -> list:
 
 
 def load_inputs(data: pd.DataFrame | str | Path, config: dict) -> tuple[pd.DataFrame, str | None]:
-    """The batch (read within limits.max_rows and the memory budget), and the
-    reference file read the same way, so neither is ever loaded past the limits."""
+    """The batch, read within limits.max_rows and the memory budget (the
+    trusted side is read the same way by `prepare_analysis`)."""
     limits = config["limits"]
     path = None
     if not isinstance(data, pd.DataFrame):
@@ -148,16 +152,18 @@ def load_inputs(data: pd.DataFrame | str | Path, config: dict) -> tuple[pd.DataF
     elif len(data) > limits["max_rows"]:
         raise InputError(f"data: {len(data)} rows exceed limits.max_rows={limits['max_rows']}; split the batch "
                          "or raise the limit in the config")
-    load_reference(config["data"]["reference"], max_rows=limits["max_rows"], max_memory_mb=limits["max_memory_mb"])
     return data, path
 
 
 def prepare_analysis(frame: pd.DataFrame, config: dict, expectations: list | None = None) -> Analysis:
-    """The batch's shared Analysis, with the roles checked against the data."""
-    shared = shared_kwargs(config)
+    """The batch's Analysis (the run context), against the configured
+    reference table or profile, with the roles checked against the data."""
+    shared, limits = shared_kwargs(config), config["limits"]
     roles, options = roles_from(shared), options_from(shared)  # exactly as the GX metrics build them
-    analysis = get_analysis(frame, roles, options, shared["reference"],
-                            max_memory_mb=config["limits"]["max_memory_mb"])
+    reference, profile = load_trusted(shared["reference"], shared["profile"], max_rows=limits["max_rows"],
+                                      max_memory_mb=limits["max_memory_mb"])
+    analysis = build_analysis(frame, roles, options, reference, profile=profile,
+                              max_memory_mb=limits["max_memory_mb"])
     reserved = set(FINDINGS_COLUMNS) | {f"{e.signal().name}_score" for e in expectations or ()}
     if roles.id_column in reserved:
         raise InputError(f"id column '{roles.id_column}' has the name of a findings column; rename it "
@@ -183,6 +189,7 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
     families' after-run hooks (e.g. the reputation ledger) are left to the
     caller: `jobs.run_job` runs them once the output files are complete.
     """
+    name = None
     if reference is not None:
         name = config["data"]["reference"] or "<reference>"
         register_reference(name, reference)
@@ -190,6 +197,8 @@ def run_validation(data: pd.DataFrame | str | Path, config: dict,
     try:
         return _run(data, config, progress, after_run)
     finally:
+        if name is not None:
+            unregister_reference(name)
         finish(progress)
 
 
@@ -203,11 +212,12 @@ def _run(data, config: dict, progress, after_run: bool) -> RunOutcome:
     expectations = build_expectations(config, skipped)
     analysis = prepare_analysis(frame, config, expectations)
     timings["prepare"] = time.perf_counter() - start
-    results = compute_signals(analysis, expectations, progress, timings)
-    total = len(results) + 2
-    t0 = time.perf_counter()
-    notify(progress, "gx_checkpoint", total - 1, total)
-    checkpoint_result = run_checkpoint(frame, expectations, run_name=f"poison-check-{run_id}")
+    with active(analysis, trusted_name(shared_kwargs(config))):
+        results = compute_signals(analysis, expectations, progress, timings)
+        total = len(results) + 2
+        t0 = time.perf_counter()
+        notify(progress, "gx_checkpoint", total - 1, total)
+        checkpoint_result = run_checkpoint(frame, expectations, run_name=f"poison-check-{run_id}")
     timings["gx_checkpoint"] = time.perf_counter() - t0
     outcomes = collect_outcomes(checkpoint_result, expectations)
     findings = build_findings(analysis, list(results.values()))
@@ -227,7 +237,8 @@ def compute_signals(analysis: Analysis, expectations: list, progress: Callable |
     """Each distinct signal of `expectations` once, before GX runs (so input
     errors surface as InputError, and GX's metrics reuse the cached results).
     A name used with two parameter sets keeps the first result."""
-    signals = list({signal.cache_key(): signal for signal in (e.signal() for e in expectations)}.values())
+    signals = ordered_by_inputs(list({signal.cache_key(): signal
+                                      for signal in (e.signal() for e in expectations)}.values()))
     total = len(signals) + 2  # prepare, each signal, the GX checkpoint
     results: dict[str, SignalResult] = {}
     for index, signal in enumerate(signals, start=1):

@@ -176,3 +176,8 @@ def write_table_atomic(target: str | os.PathLike, frame: pd.DataFrame, fmt: str 
     fmt = fmt or table_format(target)
     with staged_outputs() as stage:
         table_writer(frame, fmt)(stage.path(target))
+
+
+def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
+    with staged_outputs() as stage:
+        stage.path(target).write_bytes(data)

@@ -1,29 +1,19 @@
 """Source-reputation ledger: every run's per-source counts, in a real database.
 
-SQLAlchemy 2 Core. The default store is a SQLite file (`.poison/reputation.db`
-under the working directory); any SQLAlchemy URL (PostgreSQL included) works.
+SQLAlchemy 2 Core. This module is the store's API (`Ledger`, its records,
+and every public name of the ledger); the tables and migrations are in
+`ledger_schema`, URLs and the engine in `ledger_engine`, the Beta-posterior
+arithmetic in `reputation`.
 
 Safety under concurrency and crashes:
 - every write is ONE transaction (a run with all its sources, or a forget),
   so a process killed mid-write leaves either the whole run or nothing;
 - SQLite runs in WAL mode with `synchronous=FULL`, a busy timeout, and
-  `BEGIN IMMEDIATE` transactions (a writer takes the write lock up front,
-  so two writers never deadlock on a read-to-write upgrade);
+  `BEGIN IMMEDIATE` transactions (see `ledger_engine`);
 - transient failures ("database is locked", serialization failures, a
   concurrent migration) are retried with jittered exponential backoff;
 - totals are never stored as counters that a lost update could corrupt:
   reputations are sums over the per-run records.
-
-The schema is versioned (`schema_version` table, one row per applied
-migration); `MIGRATIONS` upgrade an older ledger in place, inside the same
-kind of transaction. A ledger newer than this code is refused.
-
-Reputation: the prior on a source's bad-row rate is Beta(a, b) (default
-Beta(1, 19): prior mean 5%, worth 20 rows). After d bad rows of n the
-posterior is Beta(a + d, b + n - d); the reputation is 1 minus its upper
-credible bound at `level` (default 95%), i.e. a lower credible bound of the
-source's good-row rate. A "bad row" is a row flagged by any poisoning signal
-(the union), as recorded by each run.
 """
 
 from __future__ import annotations
@@ -38,104 +28,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
-from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
-                        UniqueConstraint, create_engine, delete, event, func, insert, inspect, select, text, update)
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from poison_expectations.core.errors import ConfigError, OutputError
+from poison_expectations.stores.ledger_engine import (BUSY_TIMEOUT_SECONDS, DEFAULT_LEDGER, first_line,
+                                                      is_transient, ledger_exists, ledger_url, make_engine,
+                                                      safe_url, sqlite_path)
+from poison_expectations.stores.ledger_schema import (MIGRATIONS, SCHEMA_VERSION, metadata, runs, runs_batch_key,
+                                                      schema_version, source_runs, source_signal_flags)
+from poison_expectations.stores.reputation import CREDIBLE_LEVEL, PRIOR_BAD, PRIOR_GOOD, Reputation, reputation
 
-DEFAULT_LEDGER = ".poison/reputation.db"
-SCHEMA_VERSION = 3
-BUSY_TIMEOUT_SECONDS = 30.0
 RETRY_DEADLINE_SECONDS = 120.0
-PRIOR_BAD, PRIOR_GOOD, CREDIBLE_LEVEL = 1.0, 19.0, 0.95
 
 T = TypeVar("T")
-
-
-# -- schema (current version) ------------------------------------------------
-
-metadata = MetaData()
-
-schema_version = Table(
-    "schema_version", metadata,
-    Column("version", Integer, primary_key=True),
-    Column("applied_at", DateTime(timezone=True), nullable=False),
-)
-
-runs = Table(
-    "runs", metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("data_path", String(1024)),
-    Column("success", Boolean, nullable=False),
-    Column("sources", Integer, nullable=False),  # source_runs rows written with this run
-    Column("rows", Integer, nullable=False),  # sum of their rows
-    Column("batch_key", String(64)),  # migration 3: content key of the batch (batch_key()); NULL before
-)
-runs_batch_key = Index("uq_runs_batch_key", runs.c.batch_key, unique=True)
-
-source_runs = Table(
-    "source_runs", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
-    Column("source", String(512), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("rows", Integer, nullable=False),
-    Column("bad_rows", Integer, nullable=False),  # rows flagged by any signal
-    Column("verdict", String(200), nullable=False),
-    UniqueConstraint("run_id", "source", name="uq_source_runs_run_source"),
-    Index("ix_source_runs_source", "source"),
-)
-
-# added by migration 2: per-signal flagged counts, one row per (source run, signal)
-source_signal_flags = Table(
-    "source_signal_flags", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("source_run_id", Integer, ForeignKey("source_runs.id", ondelete="CASCADE"), nullable=False),
-    Column("signal", String(100), nullable=False),
-    Column("flagged", Integer, nullable=False),
-    UniqueConstraint("source_run_id", "signal", name="uq_source_signal_flags"),
-)
-
-
-def _migration_1(conn: Connection) -> None:
-    """Runs and per-source run records (rows, bad rows, verdict)."""
-    for table in (runs, source_runs):
-        table.create(conn, checkfirst=True)
-
-
-def _migration_2(conn: Connection) -> None:
-    """Per-signal flagged counts of each source run."""
-    source_signal_flags.create(conn, checkfirst=True)
-
-
-def _migration_3(conn: Connection) -> None:
-    """Runs keep their batch's content key, unique: a retried batch counts once."""
-    if "batch_key" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
-        conn.execute(text("ALTER TABLE runs ADD COLUMN batch_key VARCHAR(64)"))
-    runs_batch_key.create(conn, checkfirst=True)
-
-
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2, 3: _migration_3}
-
-
-def batch_key(frame, source_column: str | None) -> str:
-    """Content key of a batch: its column names and every cell (row order
-    included) plus the source column, so the same rows recorded again (a
-    retry after exit 2/130/143, an Airflow retry) are recognised."""
-    import hashlib
-
-    import pandas as pd
-
-    try:
-        rows = pd.util.hash_pandas_object(frame, index=False)
-    except TypeError:  # unhashable cells (embedding lists): hash their text
-        rows = pd.util.hash_pandas_object(frame.astype(str), index=False)
-    digest = hashlib.sha256(repr((list(map(str, frame.columns)), source_column)).encode())
-    digest.update(rows.to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 # -- records ------------------------------------------------------------------
@@ -164,61 +71,7 @@ class SourceHistory:
     last_verdict: str | None
 
 
-@dataclass(frozen=True)
-class Reputation:
-    """Beta posterior of a source's bad-row rate."""
-
-    rows: int
-    bad_rows: int
-    prior_bad: float
-    prior_good: float
-    level: float
-    mean: float  # posterior mean bad-row rate
-    upper: float  # upper credible bound of the bad-row rate
-    reputation: float  # 1 - upper: lower credible bound of the good-row rate
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def reputation(rows: int, bad_rows: int, prior_bad: float = PRIOR_BAD, prior_good: float = PRIOR_GOOD,
-               level: float = CREDIBLE_LEVEL) -> Reputation:
-    """Posterior Beta(a + d, b + n - d) of the bad-row rate and its upper bound at `level`."""
-    from scipy import stats  # late: writers (8 at once) need not pay for importing scipy
-
-    good = max(rows - bad_rows, 0)
-    a, b = prior_bad + bad_rows, prior_good + good
-    upper = float(stats.beta.ppf(level, a, b))
-    return Reputation(int(rows), int(bad_rows), prior_bad, prior_good, level, a / (a + b), upper, 1.0 - upper)
-
-
 # -- the ledger -----------------------------------------------------------------
-
-def ledger_url(value: str | os.PathLike | None) -> str:
-    """A SQLAlchemy URL from a URL or a SQLite file path (None: the default file)."""
-    value = str(value) if value is not None else DEFAULT_LEDGER
-    if "://" in value:
-        try:
-            make_url(value)
-        except ArgumentError:
-            raise ConfigError(f"ledger {value!r}: not a valid SQLAlchemy URL") from None
-        return value
-    return f"sqlite:///{Path(value).expanduser()}"
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a SQLite URL (None for other databases or in-memory)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-def ledger_exists(value: str | None) -> bool:
-    """False only for a SQLite file that does not exist yet (reads then see no history)."""
-    path = sqlite_path(ledger_url(value))
-    return path is None or path.exists()
-
 
 class Ledger:
     """Open (creating and migrating when needed) the ledger at `url`."""
@@ -234,7 +87,7 @@ class Ledger:
             except OSError as exc:
                 raise OutputError(f"ledger {path}: cannot create its folder ({exc.strerror})") from None
         fresh = path is not None and not path.exists()
-        self.engine = _engine(self.url, busy_timeout)
+        self.engine = make_engine(self.url, busy_timeout)
         try:
             # two processes migrating a fresh database at once: the loser's insert into
             # schema_version violates its primary key; it retries and finds the work done
@@ -437,12 +290,29 @@ class Ledger:
             try:
                 return attempt()
             except DBAPIError as exc:
-                transient = _transient(exc) or (retry_integrity and (
+                transient = is_transient(exc) or (retry_integrity and (
                     isinstance(exc, IntegrityError) or "already exists" in str(exc).lower()))
                 if not transient or time.monotonic() + delay > deadline:
-                    raise OutputError(f"ledger {_safe(self.url)}: {_first_line(exc)}") from None
+                    raise OutputError(f"ledger {safe_url(self.url)}: {first_line(exc)}") from None
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
+
+
+def batch_key(frame, source_column: str | None) -> str:
+    """Content key of a batch: its column names and every cell (row order
+    included) plus the source column, so the same rows recorded again (a
+    retry after exit 2/130/143, an Airflow retry) are recognised."""
+    import hashlib
+
+    import pandas as pd
+
+    try:
+        rows = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # unhashable cells (embedding lists): hash their text
+        rows = pd.util.hash_pandas_object(frame.astype(str), index=False)
+    digest = hashlib.sha256(repr((list(map(str, frame.columns)), source_column)).encode())
+    digest.update(rows.to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _remove_unfinished(path: Path) -> None:
@@ -457,42 +327,6 @@ def _remove_unfinished(path: Path) -> None:
     for suffix in ("-wal", "-shm", "-journal", ""):
         with contextlib.suppress(OSError):
             Path(f"{path}{suffix}").unlink()
-
-
-def _engine(url: str, busy_timeout: float) -> Engine:
-    try:
-        if make_url(url).get_backend_name() != "sqlite":
-            return create_engine(url, pool_pre_ping=True)
-        engine = create_engine(url, connect_args={"timeout": busy_timeout})
-    except (ArgumentError, ImportError) as exc:
-        raise ConfigError(f"ledger {_safe(url)}: {_first_line(exc)}") from None
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-_TRANSIENT = ("database is locked", "database is busy", "database table is locked", "could not serialize",
-              "deadlock detected")
-
-
-def _transient(exc: Exception) -> bool:
-    message = str(getattr(exc, "orig", exc)).lower()
-    code = getattr(getattr(exc, "orig", None), "pgcode", None)
-    return code in ("40001", "40P01") or any(token in message for token in _TRANSIENT) or bool(
-        getattr(exc, "connection_invalidated", False))
 
 
 def _check_record(record: SourceRecord) -> None:
@@ -513,23 +347,13 @@ def _aware(value):
     return value
 
 
-def _first_line(exc: Exception) -> str:
-    message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return message[0][:300] if message else type(exc).__name__
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
 def dumps_records(records: list[dict[str, Any]]) -> str:
     """JSON text of ledger records (datetimes as ISO 8601)."""
     return json.dumps(records, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
 
 
 __all__ = ["Ledger", "SourceRecord", "SourceHistory", "Reputation", "reputation", "ledger_url", "ledger_exists",
-           "batch_key", "DEFAULT_LEDGER", "SCHEMA_VERSION", "MIGRATIONS"]
+           "batch_key", "runs_batch_key",
+           "sqlite_path", "dumps_records", "DEFAULT_LEDGER", "BUSY_TIMEOUT_SECONDS", "RETRY_DEADLINE_SECONDS",
+           "SCHEMA_VERSION", "MIGRATIONS", "PRIOR_BAD", "PRIOR_GOOD", "CREDIBLE_LEVEL", "metadata", "schema_version",
+           "runs", "source_runs", "source_signal_flags"]

@@ -37,6 +37,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
+from poison_expectations.core.params.feature_clustering import FEATURE_CLUSTERING
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.signals.representation import (
     Reclassifier,
@@ -52,16 +53,7 @@ MIN_CLASS_ROWS = 20
 
 class FeatureClustering(Signal):
     name = "clustering"
-
-    def __init__(self, n_components: int = 10, min_share: float = 0.01, max_share: float = 0.15,
-                 min_silhouette_gain: float = 0.1, reclassify: bool = True, min_other_share: float = 0.5,
-                 alpha: float = 0.001, representation: str = "auto", max_fit_rows: int = 50_000,
-                 silhouette_rows: int = 5_000, max_train_rows: int = 50_000, random_state: int = 0):
-        super().__init__(n_components=n_components, min_share=min_share, max_share=max_share,
-                         min_silhouette_gain=min_silhouette_gain, reclassify=reclassify,
-                         min_other_share=min_other_share, alpha=alpha, representation=representation,
-                         max_fit_rows=max_fit_rows, silhouette_rows=silhouette_rows, max_train_rows=max_train_rows,
-                         random_state=random_state)
+    declaration = FEATURE_CLUSTERING
 
     def run(self, analysis) -> SignalResult:
         p = self.params

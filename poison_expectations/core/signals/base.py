@@ -23,6 +23,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from poison_expectations.core.analysis import Analysis
+    from poison_expectations.core.params import FamilyParams
 
 
 @dataclass
@@ -68,9 +69,13 @@ class Signal(ABC):
 
     name: ClassVar[str] = ""
     inputs: ClassVar[tuple[str, ...]] = ()
+    # the family's parameter declaration (core/params): defaults and checks of every parameter
+    declaration: ClassVar["FamilyParams | None"] = None
 
     def __init__(self, **params: Any) -> None:
-        self.params = params
+        """Every declared parameter: the given value (checked against its
+        declaration, InputError otherwise) or the declared default."""
+        self.params = self.declaration.signal_params(params, self.name) if self.declaration else params
 
     def cache_key(self) -> tuple:
         return (self.name, tuple(sorted((k, _freeze(v)) for k, v in self.params.items())))

@@ -35,19 +35,14 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from poison_expectations.core.params.clean_label_collision import CLEAN_LABEL_COLLISION
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.signals.representation import Reclassifier, excess_test, plain, sample_ids
 
 
 class CleanLabelCollision(Signal):
     name = "collision"
-
-    def __init__(self, k: int = 10, radius_factor: float = 0.5, min_group_size: int = 5,
-                 min_other_share: float = 0.5, alpha: float = 0.001, max_train_rows: int = 50_000,
-                 random_state: int = 0):
-        super().__init__(k=k, radius_factor=radius_factor, min_group_size=min_group_size,
-                         min_other_share=min_other_share, alpha=alpha, max_train_rows=max_train_rows,
-                         random_state=random_state)
+    declaration = CLEAN_LABEL_COLLISION
 
     def run(self, analysis) -> SignalResult:
         p = self.params

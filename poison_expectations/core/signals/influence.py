@@ -3,13 +3,12 @@
 Two scored components, each per row and oriented so larger is worse:
 - self-influence g^T H^-1 g of an L2-regularised logistic regression
   (Koh & Liang 2017), out of fold: the model that scores a row never saw it
-  (see `influence_functions.CrossFit`);
+  (see `influence_crossfit.CrossFit`);
 - minus the KNN-Shapley value (Jia et al. 2019) of the row for the K-NN
   classifier, truncated to the shared neighbour graph (see `knn_shapley`).
 Also reported, not scored: the held-out influence (the derivative of the
-held-out loss when the row is up-weighted; against a reference, the loss
-of the trusted reference under out-of-fold models trained on the batch) and
-the row's leverage. In a self-check the held-out rows are exchangeable with
+held-out loss when the row is up-weighted: the loss of the held-out fold
+of the model that scores the row) and the row's leverage. In a self-check the held-out rows are exchangeable with
 the training rows, so the held-out gradient is near zero and the held-out
 influence is mostly noise (row-level AUROC 0.5-0.77 on boundary poisoning,
 two-sided heavy tails); it is kept for inspection.
@@ -19,86 +18,127 @@ larger of the two components' class ranks; a row is flagged when a
 component is over its cut, a robust z above `z_limit` in a self-check
 (self-influence on a log scale) or above the reference's
 `reference_quantile` of the same statistic against a reference.
+
+Fit once, score many: `fit` keeps the fold models (`influence_crossfit`),
+what KNN-Shapley needs of the fitted rows' neighbour graph (each list's
+label agreements and distances, and the class prior), the per-class
+baselines of both components, and the fitted rows' out-of-fold statistics;
+`score` values batch rows with them and never refits. `reference_scores`
+are the fitted rows' out-of-fold statistics ranked among the baselines as
+a batch row is ranked.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.signals import knn_shapley
-from poison_expectations.core.signals.base import Signal, SignalResult
-from poison_expectations.core.signals.influence_functions import CrossFit
+from poison_expectations.core.params.influence import INFLUENCE
+from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.base import per_class, plain as label
-from poison_expectations.core.signals.normalise import Component, normalise, single_threaded_blas
+from poison_expectations.core.signals.influence_crossfit import CrossFit, InfluenceStats
+from poison_expectations.core.signals.normalise import (Component, baseline_ranks, fit_baseline, normalise,
+                                                        single_threaded_blas)
+
+SELF_VALIDATION = "every batch row, for its k nearest other rows"
+REFERENCE_VALIDATION = "reference rows among each batch row's k nearest reference rows"
 
 
 class Influence(Signal):
     name = "influence"
+    declaration = INFLUENCE
 
-    def __init__(self, k: int | None = None, n_folds: int = 5, l2: float = 1e-3, max_train_rows: int = 100_000,
-                 exact_max_params: int = 400, shapley_k: int = 5, z_limit: float = 3.5,
-                 reference_quantile: float = 0.999, random_state: int = 0):
-        if n_folds < 2:
-            raise InputError(f"influence: n_folds must be at least 2, got {n_folds}")
-        if l2 <= 0:
-            raise InputError(f"influence: l2 must be positive, got {l2}")
-        if shapley_k < 1:
-            raise InputError(f"influence: shapley_k must be at least 1, got {shapley_k}")
-        if not 0.5 <= reference_quantile < 1:
-            raise InputError(f"influence: reference_quantile must be in [0.5, 1), got {reference_quantile}")
-        super().__init__(k=k, n_folds=n_folds, l2=l2, max_train_rows=max_train_rows,
-                         exact_max_params=exact_max_params, shapley_k=shapley_k, z_limit=z_limit,
-                         reference_quantile=reference_quantile, random_state=random_state)
-
-    def run(self, analysis) -> SignalResult:
-        y = analysis.require_labels()
-        if analysis.n_classes < 2:
-            raise InputError(f"label column '{analysis.roles.label_column}' has a single class; "
-                             "influence needs two or more")
+    def fit(self, analysis) -> State:
+        """Fold models, graph summary, baselines and out-of-fold stats of the fitted rows."""
+        y = _labels(analysis, analysis.fitted.y)
         p = self.params
-        raw = self._self_check(analysis, y) if analysis.reference is None else self._against_reference(analysis, y)
-        ref = analysis.reference
-        components = [
-            Component("self_influence", "self-influence", raw.self_influence, raw.self_influence_base,
-                      transform="log"),
-            Component("knn_shapley", "KNN-Shapley value", -raw.values,
-                      None if raw.values_base is None else -raw.values_base),
-        ]
-        base_y = None if ref is None else ref.y
-        normed = [normalise(c, y, base_y, analysis.n_classes, z_limit=p["z_limit"],
-                            quantile=p["reference_quantile"]) for c in components]
+        graph = analysis.fitted_neighbors(p["k"] or analysis.options.k)  # may use every core
+        with single_threaded_blas():
+            stats, crossfit = self._crossfit().fit(analysis.fitted.X, y)
+            prior = np.bincount(y, minlength=analysis.n_classes) / len(y)
+            # the self-check values every row by all rows that list it; a batch row (and so the
+            # baseline it is ranked among) by its own k nearest fitted rows
+            values = knn_shapley.self_values(graph.indices, y, p["shapley_k"], prior)
+            as_new = knn_shapley.insertion_values(graph.indices, graph.distances, y, graph.indices,
+                                                  graph.distances, y, p["shapley_k"], prior, query_is_table=True)
+        components = _components(stats.self_influence, as_new)
+        baselines = {c.name: fit_baseline(c.values, y, analysis.n_classes, transform=c.transform,
+                                          quantile=p["reference_quantile"]) for c in components}
+        ranks = [baseline_ranks(c.values, y, baselines[c.name]) for c in components]
+        return {
+            "n_classes": int(analysis.n_classes),
+            "crossfit": crossfit,
+            "fitted_stats": {"self_influence": stats.self_influence, "heldout": stats.heldout,
+                             "leverage": stats.leverage, "knn_shapley": values, "knn_shapley_as_new": as_new},
+            "shapley": {"prior": prior, "agree": knn_shapley.agreement(graph.indices, y),
+                        "distances": graph.distances},
+            "graph": {"k": int(graph.k), "exact": bool(graph.exact), "recall": float(graph.recall_estimate)},
+            "baselines": baselines,
+            "reference_scores": np.max(ranks, axis=0),
+        }
+
+    def score(self, state: State, analysis) -> SignalResult:
+        """Batch rows against the fitted reference: the stored fold models and
+        the reference rows as validation points for KNN-Shapley."""
+        y = _labels(analysis, analysis.batch.y)
+        p = self.params
+        graph = analysis.neighbors("reference", p["k"] or analysis.options.k)
+        shapley = state["shapley"]
+        with single_threaded_blas():
+            stats = self._crossfit().score(state["crossfit"], analysis.batch.X, y)
+            values = knn_shapley.new_row_values(graph.indices, graph.distances, y, shapley["agree"],
+                                                shapley["distances"], analysis.reference.y, p["shapley_k"],
+                                                shapley["prior"])
+        components = _components(stats.self_influence, values)
+        normed = [normalise(c, y, analysis.n_classes, z_limit=p["z_limit"], baseline=state["baselines"][c.name])
+                  for c in components]
+        flagged = np.logical_or.reduce([state["baselines"][c.name]["flags"] for c in components])
+        reference = {"rows": int(len(flagged)), "flagged": int(flagged.sum())}
+        graph_info = {"k": graph.k, "exact": graph.exact, "recall": graph.recall_estimate}
+        validation = {"points": REFERENCE_VALIDATION, "rows": reference["rows"]}
+        return self._result(analysis, y, stats, values, components, normed, state["crossfit"]["info"],
+                            graph_info, validation, reference)
+
+    def score_fitted(self, state: State, analysis) -> SignalResult:
+        """Self-check: the fitted rows' out-of-fold stats, normalised among themselves."""
+        y = _labels(analysis, analysis.fitted.y)
+        fitted = state["fitted_stats"]
+        stats = InfluenceStats(fitted["self_influence"], fitted["heldout"], fitted["leverage"])
+        components = _components(stats.self_influence, fitted["knn_shapley"])
+        normed = [normalise(c, y, analysis.n_classes, z_limit=self.params["z_limit"]) for c in components]
+        validation = {"points": SELF_VALIDATION, "rows": int(len(y))}
+        return self._result(analysis, y, stats, fitted["knn_shapley"], components, normed,
+                            state["crossfit"]["info"], state["graph"], validation, None)
+
+    def _result(self, analysis, y, stats, values, components, normed, info, graph, validation,
+                reference) -> SignalResult:
+        p = self.params
         flags = np.logical_or.reduce([nm.flags for nm in normed])
         scores = np.max([nm.rank for nm in normed], axis=0)
-        reasons = _reasons(flags, normed, components, raw.values, y, analysis.classes, p["reference_quantile"])
-        info = raw.model_info
+        reasons = _reasons(flags, normed, components, values, y, analysis.classes, p["reference_quantile"])
         summary = {
-            "mode": "self" if ref is None else "reference",
+            "mode": "self" if reference is None else "reference",
             "model": {"kind": "logistic regression (sigmoid)" if analysis.n_classes == 2 else
                       "logistic regression (softmax)", "l2": p["l2"], **info,
                       "solver": "exact Hessian (Cholesky)" if info["exact"] else
                       "conjugate gradients (diagonal Hessian for per-row terms)"},
-            "knn_shapley": {"K": min(p["shapley_k"], raw.graph.k), "M": raw.graph.k, "validation": raw.validation,
-                            "exact_neighbours": bool(raw.graph.exact), "neighbour_recall": raw.graph.recall_estimate,
-                            "truncation_error_bound_per_validation_point": 1.0 / raw.graph.k},
+            "knn_shapley": {"K": min(p["shapley_k"], graph["k"]), "M": graph["k"], "validation": validation,
+                            "exact_neighbours": bool(graph["exact"]), "neighbour_recall": graph["recall"],
+                            "truncation_error_bound_per_validation_point": 1.0 / graph["k"]},
             "z_limit": p["z_limit"],
             "reference_quantile": p["reference_quantile"],
             "components": {c.name: {"flagged": int(nm.flags.sum()),
                                     "cuts": {label(analysis.classes[code]): cut for code, cut in nm.cuts.items()}}
-                           for c, nm in zip(components, normed)},
+                           for c, nm in zip(components, normed, strict=True)},
             "per_class": per_class(flags, y, analysis.classes),
-            "reference": None,
+            "reference": reference,
         }
-        if ref is not None:
-            ref_flags = np.logical_or.reduce([nm.baseline_flags for nm in normed])
-            summary["reference"] = {"rows": int(len(ref.y)), "flagged": int(ref_flags.sum())}
         columns = {
-            "influence_self": raw.self_influence,
-            "influence_heldout": raw.heldout,
-            "influence_leverage": raw.leverage,
-            "influence_knn_shapley": raw.values,
+            "influence_self": stats.self_influence,
+            "influence_heldout": stats.heldout,
+            "influence_leverage": stats.leverage,
+            "influence_knn_shapley": values,
         }
         return SignalResult(self.name, scores, flags, reasons, summary, columns)
 
@@ -107,52 +147,21 @@ class Influence(Signal):
         return CrossFit(n_folds=p["n_folds"], l2=p["l2"], max_train_rows=p["max_train_rows"],
                         exact_max_params=p["exact_max_params"], random_state=p["random_state"])
 
-    def _self_check(self, analysis, y) -> "_Raw":
-        """Out-of-fold influence on the batch; every row validates its neighbours."""
-        K = self.params["shapley_k"]
-        graph = analysis.neighbors("self", self.params["k"] or analysis.options.k)  # may use every core
-        with single_threaded_blas():
-            stats, _, info = self._crossfit().run(analysis.batch.X, y)
-            prior = np.bincount(y, minlength=analysis.n_classes) / len(y)
-            values = knn_shapley.self_values(graph.indices, y, K, prior)
-        validation = {"points": "every batch row, for its k nearest other rows", "rows": int(len(y))}
-        return _Raw(stats.self_influence, None, stats.heldout, stats.leverage, values, None, info, graph, validation)
 
-    def _against_reference(self, analysis, y) -> "_Raw":
-        """Models cross-fitted on the reference score the batch like a held-out
-        reference fold; the reference rows validate the batch rows."""
-        ref, K = analysis.reference, self.params["shapley_k"]
-        k = self.params["k"] or analysis.options.k
-        graph, ref_graph = analysis.neighbors("reference", k), analysis.reference_neighbors(k)
-        crossfit = self._crossfit()
-        with single_threaded_blas():
-            ref_stats, stats, info = crossfit.run(ref.X, ref.y, score=(analysis.batch.X, y))
-            # held-out influence on the trusted reference, models trained out of fold on the batch
-            heldout = crossfit.run(analysis.batch.X, y, validation=(ref.X, ref.y))[0].heldout
-            prior = np.bincount(ref.y, minlength=analysis.n_classes) / len(ref.y)
-            values = knn_shapley.insertion_values(graph.indices, graph.distances, y, ref_graph.indices,
-                                                  ref_graph.distances, ref.y, K, prior)
-            base = knn_shapley.insertion_values(ref_graph.indices, ref_graph.distances, ref.y, ref_graph.indices,
-                                                ref_graph.distances, ref.y, K, prior, query_is_table=True)
-        validation = {"points": "reference rows among each batch row's k nearest reference rows",
-                      "rows": int(len(ref.y))}
-        return _Raw(stats.self_influence, ref_stats.self_influence, heldout, stats.leverage, values, base, info,
-                    graph, validation)
+def _labels(analysis, y: np.ndarray | None) -> np.ndarray:
+    """The label codes influence needs (two or more classes)."""
+    if y is None:
+        raise InputError("this signal needs a label column (--label)")
+    if analysis.n_classes < 2:
+        raise InputError(f"label column '{analysis.roles.label_column}' has a single class; "
+                         "influence needs two or more")
+    return y
 
 
-@dataclass
-class _Raw:
-    """Raw per-row statistics of the batch (and the reference's baselines)."""
-
-    self_influence: np.ndarray
-    self_influence_base: np.ndarray | None
-    heldout: np.ndarray
-    leverage: np.ndarray
-    values: np.ndarray  # KNN-Shapley
-    values_base: np.ndarray | None
-    model_info: dict
-    graph: object  # the Neighbors the values came from
-    validation: dict
+def _components(self_influence: np.ndarray, values: np.ndarray) -> list[Component]:
+    """The two scored statistics, oriented so larger is worse."""
+    return [Component("self_influence", "self-influence", self_influence, transform="log"),
+            Component("knn_shapley", "KNN-Shapley value", -values)]
 
 
 def _reasons(flags, normed, components, values, y, classes, quantile):
@@ -168,7 +177,7 @@ def _reasons(flags, normed, components, values, y, classes, quantile):
     for row in rows:
         cls = label(classes[y[row]])
         parts = []
-        for comp, nm in zip(components, normed):
+        for comp, nm in zip(components, normed, strict=True):
             if not nm.flags[row]:
                 continue
             over_reference = nm.cuts[y[row]]["kind"] == "reference_quantile"

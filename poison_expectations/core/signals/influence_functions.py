@@ -131,6 +131,29 @@ class HessianSolver:
             self.factor = cho_factor(H, lower=True)
             self.inverse = cho_solve(self.factor, np.eye(H.shape[0]))
 
+    def to_state(self) -> dict:
+        """What scoring new rows needs, as plain data: the parameters, diag(H),
+        and the Cholesky factor of H when the solves are exact (no training rows)."""
+        m = self.model
+        return {"W": m.W, "classes": m.classes, "l2": m.l2, "n_train": m.n_train, "exact": self.exact,
+                "diag": self.diag, "cholesky": np.tril(self.factor[0]) if self.exact else None}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "HessianSolver":
+        """A solver for quadratic forms and leverage from `to_state` (it cannot
+        run conjugate gradients: `solve` above the exact limit needs the rows)."""
+        solver = cls.__new__(cls)
+        solver.model = LogisticModel(np.asarray(state["W"]), np.asarray(state["classes"]), float(state["l2"]),
+                                     int(state["n_train"]))
+        solver.X = None
+        solver.q = solver.model.W.shape[1]
+        solver.exact = bool(state["exact"])
+        solver.diag = np.asarray(state["diag"])
+        if solver.exact:
+            solver.factor = (np.asarray(state["cholesky"]), True)
+            solver.inverse = cho_solve(solver.factor, np.eye(solver.diag.size))
+        return solver
+
     # -- building H --------------------------------------------------------
     def _hessian(self) -> np.ndarray:
         m, q = self.model.W.shape[0], self.q
@@ -240,108 +263,3 @@ class HessianSolver:
             dot[part] = G @ s
             lev[part] = self._leverage(_augment(X[part]), P)
         return quad, dot, lev
-
-
-# -- out-of-fold cross-fitting ------------------------------------------------------
-
-@dataclass
-class InfluenceStats:
-    """Per-row statistics of one table, each row scored by a model that never saw it."""
-
-    self_influence: np.ndarray
-    heldout: np.ndarray
-    leverage: np.ndarray
-
-    @classmethod
-    def zeros(cls, n: int) -> "InfluenceStats":
-        return cls(np.zeros(n), np.zeros(n), np.zeros(n))
-
-
-def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold number per row, each class spread evenly over the folds."""
-    rng = np.random.default_rng(seed)
-    folds = np.empty(len(y), dtype=np.int64)
-    offset = 0
-    for c in np.unique(y):
-        rows = np.flatnonzero(y == c)
-        folds[rng.permutation(rows)] = (np.arange(len(rows)) + offset) % n_folds
-        offset += len(rows)
-    return folds
-
-
-def _subsample(rows: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
-    if len(rows) <= cap:
-        return rows
-    return np.sort(rng.choice(rows, size=cap, replace=False))
-
-
-@dataclass
-class CrossFit:
-    """Out-of-fold influence statistics.
-
-    `fit` rows (the reference, or the batch in a self-check) are split into
-    `n_folds` folds; the model of fold f is trained on the other folds (at
-    most `max_train_rows` of them, sampled), and scores fold f. Held-out
-    influence is measured on fold f itself, the scored row left out, so no
-    row's loss is evaluated by a model that saw it, or with itself in the
-    validation set. Optional `score` rows (a batch against a reference) are
-    each assigned to one fold at random and scored by that fold's model
-    against that fold's held-out loss, so a clean batch row is exchangeable
-    with a reference row.
-    """
-
-    n_folds: int = 5
-    l2: float = 1e-3
-    max_train_rows: int = 100_000
-    exact_max_params: int = 400
-    random_state: int = 0
-
-    def run(self, X: np.ndarray, y: np.ndarray, score: tuple[np.ndarray, np.ndarray] | None = None,
-            validation: tuple[np.ndarray, np.ndarray] | None = None):
-        """(stats of the fit rows, stats of the score rows or None, info dict).
-
-        With `validation`, held-out influence of the fit rows is measured on
-        those rows (e.g. the trusted reference) instead of the held-out fold.
-        """
-        n = len(y)
-        n_folds = max(2, min(self.n_folds, n))
-        folds = stratified_folds(y, n_folds, self.random_state)
-        rng = np.random.default_rng([self.random_state, 4242])
-        fit_stats = InfluenceStats.zeros(n)
-        score_stats = None
-        score_folds = None
-        if score is not None:
-            score_stats = InfluenceStats.zeros(len(score[1]))
-            score_folds = rng.permutation(len(score[1])) % n_folds
-        info = {"folds": n_folds, "exact": True, "n_params": 0, "train_rows_per_fold": 0}
-        for f in range(n_folds):
-            held = np.flatnonzero(folds == f)
-            train = _subsample(np.flatnonzero(folds != f), self.max_train_rows, rng)
-            model = fit_logistic(X[train], y[train], self.l2, self.random_state)
-            if model is None or held.size == 0:
-                continue
-            solver = HessianSolver(model, X[train], self.exact_max_params)
-            info.update(exact=info["exact"] and solver.exact, n_params=model.n_params,
-                        train_rows_per_fold=max(info["train_rows_per_fold"], len(train)))
-            fold_sum = solver.gradient_sum(X[held], y[held])
-            s_fold = solver.solve(fold_sum)
-            if validation is None:
-                quad, dot, lev = solver.row_stats(X[held], y[held], s_fold)
-                # leave the scored row out of its own validation set
-                others = max(held.size - 1, 1)
-                heldout = -(dot - quad) / others
-            else:
-                Xv, yv = validation
-                s_val = solver.solve(solver.gradient_sum(Xv, yv) / max(len(yv), 1))
-                quad, dot, lev = solver.row_stats(X[held], y[held], s_val)
-                heldout = -dot
-            fit_stats.self_influence[held] = quad
-            fit_stats.heldout[held] = heldout
-            fit_stats.leverage[held] = lev
-            if score is not None:
-                rows = np.flatnonzero(score_folds == f)
-                quad, dot, lev = solver.row_stats(score[0][rows], score[1][rows], s_fold)
-                score_stats.self_influence[rows] = quad
-                score_stats.heldout[rows] = -dot / held.size
-                score_stats.leverage[rows] = lev
-        return fit_stats, score_stats, info

@@ -78,6 +78,11 @@ def self_values(indices: np.ndarray, y: np.ndarray, K: int, prior: np.ndarray) -
     return np.bincount(indices.ravel(), weights=s.ravel(), minlength=n)
 
 
+def agreement(table_indices: np.ndarray, table_y: np.ndarray) -> np.ndarray:
+    """Whether each entry of a table row's neighbour list shares the row's label."""
+    return table_y[table_indices] == table_y[:, None]
+
+
 def insertion_values(query_indices: np.ndarray, query_distances: np.ndarray, query_y: np.ndarray,
                      table_indices: np.ndarray, table_distances: np.ndarray, table_y: np.ndarray,
                      K: int, prior: np.ndarray, *, query_is_table: bool = False) -> np.ndarray:
@@ -87,29 +92,50 @@ def insertion_values(query_indices: np.ndarray, query_distances: np.ndarray, que
     validation points it is valued against). table_indices/distances: each
     table row's M nearest other table rows. With `query_is_table` the query
     rows ARE the table rows (the reference's own baseline): a row's position
-    in t's list is where it already stands, and absent means beyond M.
+    in t's list is where it already stands, and absent means beyond M. On
+    full lists this equals `self_values` (tested); on truncated ones it
+    misses the rows that list a row but are not among its k nearest, as
+    for a batch row, so the two stay exchangeable.
     """
+    agree = agreement(table_indices, table_y)
+    if not query_is_table:
+        return new_row_values(query_indices, query_distances, query_y, agree, table_distances, table_y, K, prior)
     n, k = query_indices.shape
     M = table_indices.shape[1]
-    K = min(K, M)
-    c = coefficients(M, K)
-    table_agree = (table_y[table_indices] == table_y[:, None]).astype(np.float64)
-    # entries behind the row: in place when it already is in t's list, else shifted behind it
-    tail = _tail_weights(table_agree, c, shifted=not query_is_table)
+    c = coefficients(M, min(K, M))
+    tail = _tail_weights(agree.astype(np.float64), c)  # in place: the row already is in t's list
     positions = np.arange(M)
     values = np.zeros(n)
     own = np.arange(n)
     for column in range(k):
         t = query_indices[:, column]
-        if query_is_table:
-            present = table_indices[t] == own[:, None]
-            rho = np.where(present, positions[None, :], M).min(axis=1)
-            behind = np.minimum(rho + 1, M)
-        else:
-            rho = (table_distances[t] < query_distances[:, column:column + 1]).sum(axis=1)
-            behind = rho  # old entries rho.. move back one place
-        inside = rho < M
-        a_j = (query_y == table_y[t]).astype(np.float64)
-        s = a_j * c[np.minimum(rho, M - 1)] - tail[t, behind] - prior[table_y[t]] * c[-1]
-        values += np.where(inside, s, 0.0)
+        present = table_indices[t] == own[:, None]
+        rho = np.where(present, positions[None, :], M).min(axis=1)
+        values += _position_values(rho, np.minimum(rho + 1, M), t, query_y, table_y, c, tail, prior)
     return values
+
+
+def new_row_values(query_indices: np.ndarray, query_distances: np.ndarray, query_y: np.ndarray,
+                   table_agree: np.ndarray, table_distances: np.ndarray, table_y: np.ndarray,
+                   K: int, prior: np.ndarray) -> np.ndarray:
+    """Values of new rows as if each were added to a trusted table, from what
+    a fitted state keeps of the table's graph: per table row, whether each
+    of its M neighbours shares its label (`agreement`) and their distances."""
+    n, k = query_indices.shape
+    M = table_agree.shape[1]
+    c = coefficients(M, min(K, M))
+    tail = _tail_weights(table_agree.astype(np.float64), c, shifted=True)  # entries behind move back one
+    values = np.zeros(n)
+    for column in range(k):
+        t = query_indices[:, column]
+        rho = (table_distances[t] < query_distances[:, column:column + 1]).sum(axis=1)
+        values += _position_values(rho, rho, t, query_y, table_y, c, tail, prior)
+    return values
+
+
+def _position_values(rho, behind, t, query_y, table_y, c, tail, prior) -> np.ndarray:
+    """s_rho of each query row at position rho of validation row t's list (0 beyond M)."""
+    M = len(c)
+    a_j = (query_y == table_y[t]).astype(np.float64)
+    s = a_j * c[np.minimum(rho, M - 1)] - tail[t, behind] - prior[table_y[t]] * c[-1]
+    return np.where(rho < M, s, 0.0)

@@ -31,26 +31,17 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from poison_expectations.core.errors import InputError
+from poison_expectations.core.params.label_consistency import LABEL_CONSISTENCY
 from poison_expectations.core.signals.base import Signal, SignalResult, per_class, plain
 
-METHODS = ("knn", "model", "both")
 # Below this many training rows a fit gains nothing from OpenMP threads, and
 # on a loaded machine threads made it many times slower: fit single-threaded.
 SINGLE_THREAD_ROWS = 50_000
-MODELS = ("hgb", "logistic")
 
 
 class LabelConsistency(Signal):
     name = "label_consistency"
-
-    def __init__(self, method: str = "both", k: int = 10, n_folds: int = 5, model: str = "hgb",
-                 max_train_rows: int = 100_000, random_state: int = 0):
-        if method not in METHODS:
-            raise InputError(f"label consistency: method {method!r} is not one of {list(METHODS)}")
-        if model not in MODELS:
-            raise InputError(f"label consistency: model {model!r} is not one of {list(MODELS)}")
-        super().__init__(method=method, k=k, n_folds=n_folds, model=model,
-                         max_train_rows=max_train_rows, random_state=random_state)
+    declaration = LABEL_CONSISTENCY
 
     def run(self, analysis) -> SignalResult:
         y = analysis.require_labels()

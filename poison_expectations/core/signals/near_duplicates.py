@@ -48,9 +48,9 @@ from scipy.special import gammaln
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.features import _as_numeric
+from poison_expectations.core.params.near_duplicates import NEAR_DUPLICATES
 from poison_expectations.core.signals.base import Signal, SignalResult, plain
 
-DEFAULT_QUANTILE = 0.001
 FENCE_Z = 5.0  # robust lower fence, in robust standard deviations of log distance
 MIN_POSITIVE_DISTANCES = 10  # fewer positive 1st-NN distances: only exact duplicates count
 MAX_DECIMALS = 6
@@ -76,19 +76,7 @@ class NearDuplicateResult(SignalResult):
 
 class NearDuplicates(Signal):
     name = "near_duplicate"
-
-    def __init__(self, k: int = 10, radius: float | None = None, radius_quantile: float = DEFAULT_QUANTILE,
-                 size_alpha: float = 0.001, max_cluster_size: int | None = None, random_state: int = 0):
-        if radius is not None and radius < 0:
-            raise InputError(f"near duplicates: radius must be >= 0, got {radius}")
-        if not 0 < radius_quantile < 1:
-            raise InputError(f"near duplicates: radius_quantile must be in (0, 1), got {radius_quantile}")
-        if not 0 < size_alpha < 1:
-            raise InputError(f"near duplicates: size_alpha must be in (0, 1), got {size_alpha}")
-        if max_cluster_size is not None and max_cluster_size < 1:
-            raise InputError(f"near duplicates: max_cluster_size must be >= 1, got {max_cluster_size}")
-        super().__init__(k=k, radius=radius, radius_quantile=radius_quantile, size_alpha=size_alpha,
-                         max_cluster_size=max_cluster_size, random_state=random_state)
+    declaration = NEAR_DUPLICATES
 
     def run(self, analysis) -> SignalResult:
         p = self.params

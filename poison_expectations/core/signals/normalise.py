@@ -25,6 +25,13 @@ of that class. Three normalisations:
 
 A class with fewer than MIN_BASELINE_ROWS reference rows falls back to the
 batch's own rows and the robust z cut.
+
+The reference side is fitted once (`fit_baseline`: per class the centre,
+scale, sorted values and cut, as plain data for a signal's state; the log
+floor comes from the reference alone) and applied to any batch with
+`normalise(..., baseline=...)`; a self-check normalises rows among
+themselves. `baseline_ranks` ranks fitted rows' out-of-sample statistics
+among the baseline exactly as a batch row is ranked (`reference_scores`).
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ from threadpoolctl import threadpool_limits
 MAD_TO_SD = 1.4826  # 1 / Phi^-1(0.75)
 MEANAD_TO_SD = 1.2533  # sqrt(pi / 2)
 MIN_BASELINE_ROWS = 20
-
 
 
 def robust_location_scale(values: np.ndarray) -> tuple[float, float]:
@@ -60,16 +66,14 @@ def robust_location_scale(values: np.ndarray) -> tuple[float, float]:
 class Component:
     """One raw statistic of a signal, larger = more suspicious.
 
-    `values` are the batch rows'; `baseline` the reference rows' (None in a
-    self-check). `transform` names the stabilising map used for robust z
-    ("log" for positive heavy-tailed statistics, "two_sided" for signed
-    positions, "identity" otherwise).
+    `values` are the rows'; `transform` names the stabilising map used for
+    robust z ("log" for positive heavy-tailed statistics, "two_sided" for
+    signed positions, "identity" otherwise).
     """
 
     name: str  # short key, e.g. "self_influence"
     label: str  # wording in reasons, e.g. "self-influence"
     values: np.ndarray
-    baseline: np.ndarray | None = None
     transform: str = "identity"
 
 
@@ -80,7 +84,6 @@ class Normalised:
     rank: np.ndarray  # [0, 1] per batch row
     z: np.ndarray  # robust z against the class baseline (transformed scale)
     flags: np.ndarray  # over the cut
-    baseline_flags: np.ndarray | None  # reference rows over the same cut (None in a self-check)
     cuts: dict  # class code -> {"kind": "robust_z"|"reference_quantile", "value": float}
 
 
@@ -90,57 +93,105 @@ def _transform(values: np.ndarray, kind: str, floor: float) -> np.ndarray:
     return values
 
 
-def _log_floor(*arrays: np.ndarray | None) -> float:
+def _log_floor(values: np.ndarray) -> float:
     """A tiny positive floor for logs: 1e-6 of the median positive value."""
-    parts = [a[(a > 0) & np.isfinite(a)] for a in arrays if a is not None]
-    positive = np.concatenate(parts) if parts else np.empty(0)
+    positive = values[(values > 0) & np.isfinite(values)]
     return float(np.median(positive)) * 1e-6 if positive.size else 1e-300
 
 
-def normalise(component: Component, y: np.ndarray, base_y: np.ndarray | None, n_classes: int, *,
-              z_limit: float, quantile: float) -> Normalised:
-    """Rank, robust z and flag each batch row against its class's baseline."""
-    values = np.nan_to_num(np.asarray(component.values, dtype=np.float64), nan=0.0)
-    base = None if component.baseline is None else np.nan_to_num(
-        np.asarray(component.baseline, dtype=np.float64), nan=0.0)
-    floor = _log_floor(values, base)
+def _clean(values: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+
+
+def _class_baseline(raw: np.ndarray, transformed: np.ndarray, two_sided: bool):
+    """(centre, scale, the values ranked and cut) of one class's baseline rows."""
+    center, scale = robust_location_scale(transformed)
+    return center, scale, (np.abs(transformed - center) if two_sided else raw)
+
+
+def fit_baseline(values: np.ndarray, y: np.ndarray, n_classes: int, *, transform: str, quantile: float) -> dict:
+    """The per-class baseline of one component over the fitted rows (plain data).
+
+    Per class: its rows' count, robust centre and scale (transformed
+    scale), the sorted values a batch row is ranked among, and the `quantile`
+    cut. `flags` marks the fitted rows over their class's cut (classes with
+    at least MIN_BASELINE_ROWS rows; smaller ones are not used as baselines).
+    """
+    raw = _clean(values)
+    floor = _log_floor(raw)
+    t = _transform(raw, transform, floor)
+    flags = np.zeros(len(raw), dtype=bool)
+    classes: list = []
+    for c in range(n_classes):
+        rows = np.flatnonzero(y == c)
+        if rows.size == 0:
+            classes.append(None)
+            continue
+        center, scale, ref_values = _class_baseline(raw[rows], t[rows], transform == "two_sided")
+        cut = float(np.quantile(ref_values, quantile))
+        if rows.size >= MIN_BASELINE_ROWS:
+            flags[rows] = ref_values > cut
+        classes.append({"rows": int(rows.size), "center": center, "scale": scale, "cut": cut,
+                        "sorted": np.sort(ref_values)})
+    return {"transform": transform, "floor": floor, "quantile": float(quantile), "classes": classes,
+            "flags": flags}
+
+
+def normalise(component: Component, y: np.ndarray, n_classes: int, *, z_limit: float,
+              baseline: dict | None = None) -> Normalised:
+    """Rank, robust z and flag each row against its class's baseline.
+
+    With a fitted `baseline` (`fit_baseline`), a class with at least
+    MIN_BASELINE_ROWS baseline rows is ranked and cut against them; any
+    other class (and every class without a baseline: a self-check) against
+    the rows' own class, with the robust z cut.
+    """
+    values = _clean(component.values)
+    floor = _log_floor(values) if baseline is None else baseline["floor"]
     t_values = _transform(values, component.transform, floor)
-    t_base = None if base is None else _transform(base, component.transform, floor)
+    fitted = [] if baseline is None else baseline["classes"]
     n = len(values)
-    rank = np.zeros(n)
-    z = np.zeros(n)
-    flags = np.zeros(n, dtype=bool)
-    base_flags = None if base is None else np.zeros(len(base), dtype=bool)
+    rank, z, flags = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
     cuts: dict = {}
     two_sided = component.transform == "two_sided"
     for c in range(n_classes):
         rows = np.flatnonzero(y == c)
-        base_rows = np.flatnonzero(base_y == c) if base is not None else np.empty(0, dtype=np.int64)
-        use_reference = base_rows.size >= MIN_BASELINE_ROWS
+        entry = fitted[c] if c < len(fitted) else None
+        use_reference = entry is not None and entry["rows"] >= MIN_BASELINE_ROWS
         if rows.size == 0 and not use_reference:
             continue
-        ref_t = t_base[base_rows] if use_reference else t_values[rows]
-        center, scale = robust_location_scale(ref_t)
-        if two_sided:  # rank, cut and score the distance from the centre
-            ref_values = np.abs(ref_t - center)
-            row_values = np.abs(t_values[rows] - center)
+        if use_reference:
+            center, scale, ordered = entry["center"], entry["scale"], entry["sorted"]
         else:
-            ref_values = base[base_rows] if use_reference else values[rows]
-            row_values = values[rows]
+            center, scale, own = _class_baseline(values[rows], t_values[rows], two_sided)
+            ordered = np.sort(own)
+        row_values = np.abs(t_values[rows] - center) if two_sided else values[rows]
         if rows.size:
-            ordered = np.sort(ref_values)
             rank[rows] = np.searchsorted(ordered, row_values, side="right") / ordered.size
             z[rows] = np.abs(t_values[rows] - center) / scale if two_sided else (t_values[rows] - center) / scale
         if use_reference:
-            cut = float(np.quantile(ref_values, quantile))
-            flags[rows] = row_values > cut
-            base_flags[base_rows] = ref_values > cut
-            cuts[c] = {"kind": "reference_quantile", "value": cut}
+            flags[rows] = row_values > entry["cut"]
+            cuts[c] = {"kind": "reference_quantile", "value": entry["cut"]}
         else:
             flags[rows] = z[rows] > z_limit
             cuts[c] = {"kind": "robust_z", "value": float(z_limit)}
-    return Normalised(rank, z, flags, base_flags, cuts)
+    return Normalised(rank, z, flags, cuts)
 
+
+def baseline_ranks(values: np.ndarray, y: np.ndarray, baseline: dict) -> np.ndarray:
+    """Each row's rank among its class's fitted baseline values, computed as
+    `normalise` ranks a batch row (0 for a class without a baseline), so
+    that ranks of fitted rows and of batch rows are on one scale."""
+    values = _clean(values)
+    t = _transform(values, baseline["transform"], baseline["floor"])
+    ranks = np.zeros(len(values))
+    for c, entry in enumerate(baseline["classes"]):
+        rows = np.flatnonzero(y == c)
+        if entry is None or rows.size == 0:
+            continue
+        row_values = np.abs(t[rows] - entry["center"]) if baseline["transform"] == "two_sided" else values[rows]
+        ranks[rows] = np.searchsorted(entry["sorted"], row_values, side="right") / entry["sorted"].size
+    return ranks
 
 
 def class_of(y: np.ndarray | None, n: int) -> np.ndarray:

@@ -26,10 +26,10 @@ from threadpoolctl import threadpool_limits
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.gates import clopper_pearson_upper
+from poison_expectations.core.params.common import REPRESENTATIONS
 from poison_expectations.core.signals.base import plain
 
 RANK_FIT_ROWS = 200_000  # rows the rank-Gauss transform is fitted on at most (sampled)
-REPRESENTATIONS = ("auto", "features", "embedding")
 MODEL_ITERATIONS = 50  # boosting rounds of the reclassification model (learning rate 0.2)
 # The models here fit at most a few 10k sampled rows; one OpenMP thread costs
 # little, while several threads on cores busy with other jobs busy-wait and run

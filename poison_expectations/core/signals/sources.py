@@ -54,17 +54,17 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from poison_expectations.core.errors import InputError
+from poison_expectations.core.params.sources import ALL, SOURCES
 from poison_expectations.core.signals.base import Signal, SignalResult, plain
 from poison_expectations.core.signals.source_tests import class_adjusted_rate, fisher_greater, js_divergence, stratified_fisher_greater
 
-ALL = "*"
 VERDICTS = ("suspicious", "ok", "unjudged")
 CONSOLE_MAX_SOURCES = 12
 _REQUESTS = itertools.count()
@@ -73,16 +73,7 @@ MAX_STRATA_CELLS = 20_000_000  # sources x classes above which the test is not s
 
 class SourceStatistics(Signal):
     name = "sources"
-
-    def __init__(self, signals: Iterable[str] | None = None, exclude_signals: Iterable[str] = (),
-                 min_rows: int = 25, alpha: float = 0.01, min_excess: float = 0.10):
-        signals = tuple(signals) if signals is not None else None
-        if min_rows < 1:
-            raise InputError(f"sources: min_rows must be at least 1, got {min_rows}")
-        if not 0.0 < alpha < 1.0:
-            raise InputError(f"sources: alpha must be in (0, 1), got {alpha}")
-        super().__init__(signals=signals, exclude_signals=tuple(exclude_signals or ()), min_rows=int(min_rows),
-                         alpha=float(alpha), min_excess=float(min_excess))
+    declaration = SOURCES
 
     def cache_key(self) -> tuple:
         """With "*" the inputs are whatever ran before, so never reuse an older result."""
@@ -149,7 +140,7 @@ def default_signal(name: str, analysis) -> Signal:
         known = ", ".join(sorted(n for n in classes if n != SourceStatistics.name)) or "none"
         raise InputError(f"sources: unknown signal {name!r} in 'signals' (known: {known})")
     cls = classes[name]
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = cls.declaration.shared if cls.declaration is not None else inspect.signature(cls.__init__).parameters
     shared = {"k": analysis.options.k, "random_state": analysis.options.random_state}
     return cls(**{k: v for k, v in shared.items() if k in accepted})
 

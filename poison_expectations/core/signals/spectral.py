@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
+from poison_expectations.core.params.spectral_signatures import SPECTRAL_SIGNATURES
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.signals.representation import excess_test, plain, representation, sample_ids, single_threaded
 
@@ -42,13 +43,7 @@ MIN_CLASS_ROWS = 20  # smaller classes are not tested (too few rows for a tail)
 
 class SpectralSignatures(Signal):
     name = "spectral"
-
-    def __init__(self, eps: float = 0.1, min_delta_bic: float = 10.0, min_separation: float = 2.0,
-                 tail_quantile: float = 0.05, alpha: float = 0.001, representation: str = "auto",
-                 max_fit_rows: int = 100_000, random_state: int = 0):
-        super().__init__(eps=eps, min_delta_bic=min_delta_bic, min_separation=min_separation,
-                         tail_quantile=tail_quantile, alpha=alpha, representation=representation,
-                         max_fit_rows=max_fit_rows, random_state=random_state)
+    declaration = SPECTRAL_SIGNATURES
 
     def run(self, analysis) -> SignalResult:
         p = self.params

@@ -51,6 +51,7 @@ import numpy as np
 from scipy import stats
 
 from poison_expectations.core.gates import clopper_pearson_upper
+from poison_expectations.core.params.trigger_patterns import TRIGGER_PATTERNS
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.signals.representation import (
     Reclassifier,
@@ -82,16 +83,7 @@ class Candidate:
 
 class TriggerPatterns(Signal):
     name = "trigger"
-
-    def __init__(self, n_bins: int = 20, min_support: int = 20, max_support_share: float = 0.2,
-                 min_confidence: float = 0.95, min_lift: float = 1.25, alpha: float = 0.001,
-                 max_pair_items: int = 40, max_triggers: int = 5, min_unlike_share: float = 0.5,
-                 max_train_rows: int = 50_000, random_state: int = 0):
-        super().__init__(n_bins=n_bins, min_support=min_support, max_support_share=max_support_share,
-                         min_confidence=min_confidence, min_lift=min_lift, alpha=alpha,
-                         max_pair_items=max_pair_items, max_triggers=max_triggers,
-                         min_unlike_share=min_unlike_share, max_train_rows=max_train_rows,
-                         random_state=random_state)
+    declaration = TRIGGER_PATTERNS
 
     # -- main -------------------------------------------------------------------
     def run(self, analysis) -> SignalResult:

@@ -5,7 +5,7 @@ result details. Thin: the science lives in `signals/`."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, List, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 from great_expectations.expectations.expectation import BatchExpectation
@@ -19,8 +19,9 @@ from great_expectations.render.renderer.renderer import renderer
 from great_expectations.render.util import substitute_none_for_missing
 
 from poison_expectations.core.details import detail_blocks, fmt, limit_text
-from poison_expectations.gx.metrics.base import SHARED_KEYS
+from poison_expectations.core.params import EXPECTATION_KEYS
 from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.gx.expectations.fields import shared_fields
 
 PARTIAL_LIST_MAX = 20
 
@@ -132,20 +133,10 @@ def diagnostic_blocks(body: dict) -> list:
     return out
 
 
-class PoisonBatchExpectation(ExplicitParams, PoisonRendering, BatchExpectation):
-    """Base of every batch-level poison expectation (abstract: not registered)."""
-
-    label_column: Optional[str] = None
-    feature_columns: Optional[List[str]] = None
-    id_column: Optional[str] = None
-    source_column: Optional[str] = None
-    embedding_columns: Optional[List[str]] = None
-    reference: Optional[str] = None
-    nan_policy: str = "impute"
-    max_onehot_categories: int = 20
-    k: int = 10
-    exact_max_rows: int = 50_000
-    random_state: int = 0
+class PoisonBatchExpectation(ExplicitParams, PoisonRendering, BatchExpectation, shared_fields()):
+    """Base of every batch-level poison expectation (abstract: not registered).
+    Its fields are the shared keys (data roles, features, neighbours, seed),
+    generated from their declarations; each family adds its own."""
 
     metric_class: ClassVar[type] = None  # the PoisonSignalMetric subclass
     limit_keys: ClassVar[tuple[str, ...]] = ()
@@ -190,4 +181,4 @@ class PoisonBatchExpectation(ExplicitParams, PoisonRendering, BatchExpectation):
 
 
 def shared_success_keys(*family_keys: str) -> tuple[str, ...]:
-    return SHARED_KEYS + tuple(family_keys)
+    return tuple(EXPECTATION_KEYS) + tuple(family_keys)

@@ -13,34 +13,32 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
     multicolumn_condition_partial,
 )
 
-from poison_expectations.core.analysis import Options, Roles, get_analysis
-from poison_expectations.core.config import RATE, Param
+from poison_expectations.core.analysis import Options, Roles, build_analysis
+from poison_expectations.core.context import matching
 from poison_expectations.core.gates import calibrated_rate_limit, dispersion_index
-from poison_expectations.gx.metrics.label_consistency import LABEL_KEYS, LabelConsistencyMetric
+from poison_expectations.core.params import LABEL_CONSISTENCY
 from poison_expectations.core.registry import ExpectationFamily, register_family
-from poison_expectations.core.signals.label_consistency import METHODS, MODELS, LabelConsistency
-from poison_expectations.gx.expectations.base import ExplicitParams, PoisonBatchExpectation, PoisonRendering, shared_success_keys
+from poison_expectations.core.signals.label_consistency import LabelConsistency
+from poison_expectations.gx.expectations.base import (ExplicitParams, PoisonBatchExpectation, PoisonRendering,
+                                                      shared_success_keys)
+from poison_expectations.gx.expectations.fields import declared_fields, family_fields, shared_fields
+from poison_expectations.gx.metrics.label_consistency import LabelConsistencyMetric
 from poison_expectations.gx.expectations.rate_gate import rate_result
 
 
-class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation):
+LIMITS = ("max_rate", "max_excess_over_reference", "alpha")
+
+
+class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation, family_fields(LABEL_CONSISTENCY, *LIMITS)):
     """The share of rows whose label disagrees with their neighbours and an
     out-of-fold model is at most `max_rate`; with a reference, the batch's
     rate is not significantly (alpha) and materially (max_excess_over_reference)
     above the reference's own rate."""
 
-    method: str = "both"
-    model: str = "hgb"
-    n_folds: int = 5
-    max_train_rows: int = 100_000
-    max_rate: float = 0.1
-    max_excess_over_reference: float = 0.02
-    alpha: float = 0.001
-
     metric_class: ClassVar[type] = LabelConsistencyMetric
     metric_dependencies = (LabelConsistencyMetric.metric_name,)
-    limit_keys: ClassVar[tuple[str, ...]] = ("max_rate", "max_excess_over_reference", "alpha")
-    success_keys = shared_success_keys(*LABEL_KEYS, "max_rate", "max_excess_over_reference", "alpha")
+    limit_keys: ClassVar[tuple[str, ...]] = LIMITS
+    success_keys = shared_success_keys(*LABEL_CONSISTENCY.signal_keys, *LIMITS)
     renderer_template = ("Share of rows whose label $label_column disagrees with its $k nearest neighbours "
                          "and an out-of-fold model (method $method) must be at most $max_rate; against a "
                          "reference, at most $max_excess_over_reference above the reference's rate "
@@ -60,30 +58,33 @@ class RowLabelConsistent(MulticolumnMapMetricProvider):
     condition_value_keys = ("label_column", "method", "k", "random_state")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column_list, label_column=None, method="both", k=10, random_state=0, **kwargs):
+    def _pandas(cls, column_list, label_column=None, method=None, k=None, random_state=None, **kwargs):
+        """None (a metric called without the key) keeps the declared default."""
         features = tuple(c for c in column_list.columns if c != label_column)
         roles = Roles(label_column=label_column, feature_columns=features)
-        options = Options(k=int(k or 10), random_state=int(random_state or 0))
-        analysis = get_analysis(column_list, roles, options)
-        result = analysis.result(LabelConsistency(method=method or "both", k=options.k,
-                                                  random_state=options.random_state))
+        signal = LabelConsistency(**{key: value for key, value in
+                                     (("method", method), ("k", k), ("random_state", random_state))
+                                     if value is not None})
+        options = Options(k=signal.params["k"], random_state=signal.params["random_state"])
+        analysis = matching(column_list, roles, options, None) or build_analysis(column_list, roles, options)
+        result = analysis.result(signal)
         return pd.Series(~result.flags, index=column_list.index)
 
 
-class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, MulticolumnMapExpectation):
+class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, MulticolumnMapExpectation,
+                                    declared_fields("RowLabelFields", {"method": LABEL_CONSISTENCY["method"]}),
+                                    shared_fields("k", "random_state")):
     """Each row's label (one of `column_list`) agrees with its neighbourhood
     and an out-of-fold model; GX lists the rows that do not, so
     `unexpected_index_column_names` reports their ids."""
 
-    label_column: str
-    method: str = "both"
-    k: int = 10
-    random_state: int = 0
+    label_column: str  # required here: the row-level check needs the label
 
     map_metric = "poison.row_label_consistent"
     success_keys = ("mostly", "label_column", "method", "k", "random_state")
-    renderer_template: ClassVar[str] = ("Each row's label $label_column must agree with its $k nearest neighbours and an "
-                         "out-of-fold model (method $method), for at least $mostly of the rows.")
+    renderer_template: ClassVar[str] = ("Each row's label $label_column must agree with its $k nearest neighbours "
+                                        "and an out-of-fold model (method $method), for at least $mostly of the "
+                                        "rows.")
     renderer_params: ClassVar[tuple[str, ...]] = ("label_column", "k", "method", "mostly")
 
 
@@ -114,20 +115,7 @@ def _calibrate(section: dict, results) -> dict:
 
 
 register_family(ExpectationFamily(
-    section="label_consistency",
-    order=10,
-    params={
-        "enabled": Param(True, bool, "Run the label-consistency expectation."),
-        "method": Param("both", str, "knn, model, or both (probabilities averaged).", choices=METHODS),
-        "model": Param("hgb", str, "Out-of-fold model: hgb (HistGradientBoosting) or logistic.", choices=MODELS),
-        "n_folds": Param(5, int, "Cross-validation folds for out-of-fold probabilities.", low=2, high=20),
-        "max_train_rows": Param(100_000, int, "Rows each fold's model trains on at most (sampled).", low=100),
-        "max_rate": Param(0.1, doc="Self-check: the most rows that may be flagged (share, 0-1).", **RATE),
-        "max_excess_over_reference": Param(
-            0.02, doc="With a reference: the largest tolerated excess of the batch's flagged share over the "
-                      "reference's (absolute, 0-1).", **RATE),
-        "alpha": Param(0.001, doc="With a reference: significance level of the one-sided binomial test.", **RATE),
-    },
+    declaration=LABEL_CONSISTENCY,
     build=_build,
     calibrate=_calibrate,
 ))

@@ -13,27 +13,26 @@ Three expectations share one signal run (`poison.near_duplicate`):
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
 
-from poison_expectations.core.config import RATE, Param
 from poison_expectations.core.gates import clopper_pearson_upper
-from poison_expectations.gx.metrics.near_duplicates import NEAR_DUPLICATE_KEYS, NearDuplicateMetric
+from poison_expectations.core.params import NEAR_DUPLICATES
 from poison_expectations.core.registry import ExpectationFamily, register_family
-from poison_expectations.core.signals.near_duplicates import DEFAULT_QUANTILE
 from poison_expectations.gx.expectations.base import PoisonBatchExpectation, shared_success_keys
+from poison_expectations.gx.expectations.fields import family_fields
 from poison_expectations.gx.expectations.rate_gate import judge_rate
+from poison_expectations.gx.metrics.near_duplicates import NearDuplicateMetric
+
+SIGNAL_KEYS = NEAR_DUPLICATES.signal_keys
+SHARE_LIMITS = ("max_share", "max_excess_over_reference", "alpha")
+CONFLICT_LIMITS = ("max_conflicting_clusters", "alpha")
 
 
-class _NearDuplicateExpectation(PoisonBatchExpectation):
-    """Fields and helpers shared by the near-duplicate expectations (abstract)."""
-
-    radius: Optional[float] = None
-    radius_quantile: float = DEFAULT_QUANTILE
-    size_alpha: float = 0.001
-    max_cluster_size: Optional[int] = None
+class _NearDuplicateExpectation(PoisonBatchExpectation, family_fields(NEAR_DUPLICATES)):
+    """Fields (the signal's) and helpers shared by the near-duplicate expectations (abstract)."""
 
     metric_class: ClassVar[type] = NearDuplicateMetric
     metric_dependencies = (NearDuplicateMetric.metric_name,)
@@ -55,18 +54,15 @@ class _NearDuplicateExpectation(PoisonBatchExpectation):
                 "size_model": s["size_model"]}
 
 
-class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation):
+class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation,
+                                                family_fields(NEAR_DUPLICATES, *SHARE_LIMITS, signal=False)):
     """The share of rows inside suspicious near-duplicate clusters (improbable
     size, conflicting labels, or over the size limit) is at most `max_share`;
     with a reference, the share is not significantly (alpha) and materially
     (max_excess_over_reference) above the reference's own share."""
 
-    max_share: float = 0.01
-    max_excess_over_reference: float = 0.005
-    alpha: float = 0.001
-
-    limit_keys: ClassVar[tuple[str, ...]] = ("max_share", "max_excess_over_reference", "alpha")
-    success_keys = shared_success_keys(*NEAR_DUPLICATE_KEYS, "max_share", "max_excess_over_reference", "alpha")
+    limit_keys: ClassVar[tuple[str, ...]] = SHARE_LIMITS
+    success_keys = shared_success_keys(*SIGNAL_KEYS, *SHARE_LIMITS)
     renderer_template = ("Share of rows inside suspicious near-duplicate clusters (improbable size at "
                          "$size_alpha, conflicting labels, or over $max_cluster_size rows) must be at most "
                          "$max_share; against a reference, at most $max_excess_over_reference above the "
@@ -96,7 +92,7 @@ class ExpectLargestNearDuplicateClusterToBeAtMost(_NearDuplicateExpectation):
     call improbable at `size_alpha`."""
 
     limit_keys: ClassVar[tuple[str, ...]] = ("max_cluster_size", "size_alpha")
-    success_keys = shared_success_keys(*NEAR_DUPLICATE_KEYS)
+    success_keys = shared_success_keys(*SIGNAL_KEYS)
     renderer_template = ("The largest near-duplicate cluster (rows within the radius of one another) must hold "
                          "at most $max_cluster_size rows (null: the largest size not improbable at "
                          "$size_alpha under the clean cluster-size model).")
@@ -121,17 +117,16 @@ class ExpectLargestNearDuplicateClusterToBeAtMost(_NearDuplicateExpectation):
         return out
 
 
-class ExpectConflictingNearDuplicateClustersToBeAtMost(_NearDuplicateExpectation):
+class ExpectConflictingNearDuplicateClustersToBeAtMost(_NearDuplicateExpectation,
+                                                       family_fields(NEAR_DUPLICATES, *CONFLICT_LIMITS,
+                                                                     signal=False)):
     """At most `max_conflicting_clusters` near-duplicate clusters carry two or
     more labels beyond those expected by chance: the (1 - alpha) Poisson
     quantile of the expected count, from the nearest-neighbour label
     disagreement of the reference (or of the batch without one)."""
 
-    max_conflicting_clusters: int = 0
-    alpha: float = 0.001
-
-    limit_keys: ClassVar[tuple[str, ...]] = ("max_conflicting_clusters", "alpha")
-    success_keys = shared_success_keys(*NEAR_DUPLICATE_KEYS, "max_conflicting_clusters", "alpha")
+    limit_keys: ClassVar[tuple[str, ...]] = CONFLICT_LIMITS
+    success_keys = shared_success_keys(*SIGNAL_KEYS, *CONFLICT_LIMITS)
     renderer_template = ("At most $max_conflicting_clusters near-duplicate clusters with conflicting labels in "
                          "$label_column beyond those expected by chance (Poisson, alpha $alpha), counting "
                          "batch rows that near-copy reference rows with another label.")
@@ -160,19 +155,13 @@ def chance_allowance(expected: float, alpha: float) -> int:
 
 # -- config family -------------------------------------------------------------
 
-SIGNAL_KEYS = ("radius", "radius_quantile", "size_alpha", "max_cluster_size")
-
-
 def _build(section: dict, shared: dict) -> list:
     signal = {key: section[key] for key in SIGNAL_KEYS}
     return [
-        ExpectNearDuplicateClusterShareToBeAtMost(
-            **shared, **signal, max_share=section["max_share"],
-            max_excess_over_reference=section["max_excess_over_reference"], alpha=section["alpha"]),
+        ExpectNearDuplicateClusterShareToBeAtMost(**shared, **signal, **{k: section[k] for k in SHARE_LIMITS}),
         ExpectLargestNearDuplicateClusterToBeAtMost(**shared, **signal),
-        ExpectConflictingNearDuplicateClustersToBeAtMost(
-            **shared, **signal, max_conflicting_clusters=section["max_conflicting_clusters"],
-            alpha=section["alpha"]),
+        ExpectConflictingNearDuplicateClustersToBeAtMost(**shared, **signal,
+                                                         **{k: section[k] for k in CONFLICT_LIMITS}),
     ]
 
 
@@ -190,31 +179,7 @@ def _calibrate(section: dict, results: dict) -> dict:
 
 
 register_family(ExpectationFamily(
-    section="near_duplicates",
-    order=20,
-    needs_label=False,
-    params={
-        "enabled": Param(True, bool, "Run the near-duplicate cluster expectations."),
-        "radius": Param(None, float, "Near-duplicate radius in encoded (robust-standardised) units; null: the "
-                                     "radius_quantile of 1st-NN distances (reference when given).",
-                        nullable=True, low=0.0),
-        "radius_quantile": Param(DEFAULT_QUANTILE, float, "Quantile of the fitting table's 1st-NN distances "
-                                 "(above a robust lower fence) that sets the default radius (0-1).",
-                                 low=1e-6, high=0.5),
-        "size_alpha": Param(0.001, float, "A cluster size is improbable when the clean cluster-size model "
-                            "expects fewer than this many clusters that large in the batch.", low=1e-12, high=0.5),
-        "max_cluster_size": Param(None, int, "Absolute limit on a cluster's rows; null: the largest size the "
-                                  "model does not call improbable.", nullable=True, low=1),
-        "max_share": Param(0.01, doc="Self-check: the largest tolerated share of rows inside suspicious "
-                                     "clusters (0-1).", **RATE),
-        "max_excess_over_reference": Param(
-            0.005, doc="With a reference: the largest tolerated excess of the batch's suspicious share over the "
-                       "reference's (absolute, 0-1).", **RATE),
-        "alpha": Param(0.001, doc="Significance level of the reference gate and the chance allowance for "
-                                  "conflicting clusters.", **RATE),
-        "max_conflicting_clusters": Param(0, int, "Conflicting-label clusters tolerated beyond those expected "
-                                          "by chance.", low=0),
-    },
+    declaration=NEAR_DUPLICATES,
     build=_build,
     calibrate=_calibrate,
 ))

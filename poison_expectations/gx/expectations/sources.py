@@ -10,31 +10,25 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
-from typing import Any, ClassVar, List, Literal, Optional
+from typing import Any, ClassVar, List, Optional
 
 import numpy as np
 
-from poison_expectations.stores import ledger as ledger_mod
-from poison_expectations.core.config import RATE, Param
-from poison_expectations.gx.metrics.sources import SOURCE_KEYS, SourceStatisticsMetric
+from poison_expectations.core.params import SOURCES
 from poison_expectations.core.registry import ExpectationFamily, register_family
-from poison_expectations.core.signals.sources import ALL
 from poison_expectations.gx.expectations.base import PoisonBatchExpectation, shared_success_keys
+from poison_expectations.gx.expectations.fields import family_fields
+from poison_expectations.gx.metrics.sources import SourceStatisticsMetric
+from poison_expectations.stores import ledger as ledger_mod
 
-NEW_SOURCE_POLICIES = ("allow", "cap", "fail")
+SOURCE_KEYS = SOURCES.signal_keys
 REPUTATION_KEYS = ("ledger", "min_reputation", "prior_bad", "prior_good", "credible_level", "min_history_rows",
                    "new_source_policy", "new_source_max_share")
 LIST_KEYS = ("allowlist", "denylist")
 
 
-class SourceExpectationBase(PoisonBatchExpectation):
-    """Fields and plumbing shared by the source expectations (not registered)."""
-
-    signals: Optional[List[str]] = None
-    exclude_signals: Optional[List[str]] = None
-    min_rows: int = 25
-    alpha: float = 0.01
-    min_excess: float = 0.10
+class SourceExpectationBase(PoisonBatchExpectation, family_fields(SOURCES)):
+    """Fields (the signal's) and plumbing shared by the source expectations (not registered)."""
 
     metric_class: ClassVar[type] = SourceStatisticsMetric
     metric_dependencies = (SourceStatisticsMetric.metric_name,)
@@ -83,7 +77,8 @@ class ExpectSourceFlaggedRatesToNotExceedRest(SourceExpectationBase):
         return self.finish(result, offending, observed, runtime_configuration, details)
 
 
-class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase):
+class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase,
+                                         family_fields(SOURCES, *REPUTATION_KEYS, signal=False)):
     """Every source in the batch has a ledger reputation of at least
     `min_reputation`: 1 minus the upper `credible_level` bound of its
     bad-row rate under a Beta(prior_bad, prior_good) prior, from the runs
@@ -91,15 +86,6 @@ class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase):
     rows of history is new and follows `new_source_policy`: allow; cap
     (all new sources together hold at most `new_source_max_share` of the
     batch); or fail."""
-
-    ledger: Optional[str] = None
-    min_reputation: float = 0.8
-    prior_bad: float = ledger_mod.PRIOR_BAD
-    prior_good: float = ledger_mod.PRIOR_GOOD
-    credible_level: float = ledger_mod.CREDIBLE_LEVEL
-    min_history_rows: int = 100
-    new_source_policy: Literal["allow", "cap", "fail"] = "allow"
-    new_source_max_share: float = 0.05
 
     limit_keys: ClassVar[tuple[str, ...]] = ("min_reputation", "min_history_rows", "new_source_policy",
                                              "new_source_max_share")
@@ -118,7 +104,7 @@ class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase):
         history = read_history(self.ledger, list(batch))
         total = sum(s["rows"] for s in batch.values())
         offending, observed, reputations, new = {}, {}, {}, []
-        for source, row in batch.items():
+        for source in batch:
             past = history.get(source)
             past_rows = past.rows if past else 0
             rep = ledger_mod.reputation(past_rows, past.bad_rows if past else 0, self.prior_bad, self.prior_good,
@@ -143,13 +129,10 @@ class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase):
         return self.finish(result, offending, observed, runtime_configuration, details)
 
 
-class ExpectSourcesToBeAllowed(SourceExpectationBase):
+class ExpectSourcesToBeAllowed(SourceExpectationBase, family_fields(SOURCES, *LIST_KEYS, signal=False)):
     """No source of the batch matches the `denylist`, and, when an
     `allowlist` is given, every source matches it (shell-style patterns
     such as `vendor_*`, case-sensitive)."""
-
-    allowlist: Optional[List[str]] = None
-    denylist: Optional[List[str]] = None
 
     limit_keys: ClassVar[tuple[str, ...]] = LIST_KEYS
     success_keys = shared_success_keys(*SOURCE_KEYS, *LIST_KEYS)
@@ -187,19 +170,15 @@ def read_history(ledger: str | None, sources: list[str]) -> dict[str, ledger_mod
 
 # -- config family -----------------------------------------------------------------
 
-BATCH_PARAMS = ("signals", "exclude_signals", "min_rows", "alpha", "min_excess")
-
-
 def _build(section: dict, shared: dict) -> list:
     """Nothing without a source column: the default config must run on any table."""
     if not shared.get("source_column"):
         return []
-    common = {**shared, **{k: section[k] for k in BATCH_PARAMS}}
+    common = {**shared, **{k: section[k] for k in SOURCE_KEYS}}
     return [
         ExpectSourceFlaggedRatesToNotExceedRest(**common),
         ExpectSourceReputationsToBeAtLeast(**common, **{k: section[k] for k in REPUTATION_KEYS}),
-        ExpectSourcesToBeAllowed(**common, allowlist=section["allowlist"] or None,
-                                 denylist=section["denylist"] or None),
+        ExpectSourcesToBeAllowed(**common, **{k: section[k] for k in LIST_KEYS}),
     ]
 
 
@@ -240,39 +219,7 @@ def _snake(name: str) -> str:
 
 
 register_family(ExpectationFamily(
-    section="sources",
-    order=900,  # last: aggregates the flags of every other signal of the run
-    needs_label=False,
-    params={
-        "enabled": Param(True, bool, "Run the source expectations (only when data.source_column is set)."),
-        "signals": Param([ALL], list, "Signals whose flags are aggregated per source; '*' = every signal of the "
-                                      "run.", item_kind=str),
-        "exclude_signals": Param([], list, "Signals left out of the per-source statistics.", item_kind=str),
-        "min_rows": Param(25, int, "Sources with fewer rows in the batch are reported but not judged.", low=1),
-        "alpha": Param(0.01, doc="False discovery rate (Benjamini-Hochberg) of naming a source.", kind=float,
-                       low=1e-12, high=0.5),
-        "min_excess": Param(0.10, doc="Smallest excess of a source's flagged share over the rest's that can "
-                                      "name it (absolute, 0-1).", **RATE),
-        "record": Param(True, bool, "Record every run's per-source numbers in the ledger."),
-        "ledger": Param(ledger_mod.DEFAULT_LEDGER, str, "SQLite file path or any SQLAlchemy URL of the "
-                                                        "reputation ledger."),
-        "min_reputation": Param(0.8, doc="Least reputation (1 - upper credible bound of the bad-row rate) of a "
-                                         "source with enough history (0-1).", **RATE),
-        "prior_bad": Param(ledger_mod.PRIOR_BAD, doc="Beta prior: pseudo-count of bad rows.", kind=float,
-                           low=1e-6),
-        "prior_good": Param(ledger_mod.PRIOR_GOOD, doc="Beta prior: pseudo-count of good rows.", kind=float,
-                            low=1e-6),
-        "credible_level": Param(ledger_mod.CREDIBLE_LEVEL, doc="Level of the upper credible bound.", kind=float,
-                                low=0.5, high=0.9999),
-        "min_history_rows": Param(100, int, "Sources with fewer rows in the ledger are new.", low=0),
-        "new_source_policy": Param("allow", str, "New sources: allow, cap (share limit) or fail.",
-                                   choices=NEW_SOURCE_POLICIES),
-        "new_source_max_share": Param(0.05, doc="cap: the largest share of the batch all new sources together "
-                                                "may hold (0-1).", **RATE),
-        "allowlist": Param([], list, "If not empty, only sources matching these patterns are accepted.",
-                           item_kind=str),
-        "denylist": Param([], list, "Sources matching these patterns are rejected.", item_kind=str),
-    },
+    declaration=SOURCES,
     build=_build,
     after_run=_after_run,
 ))

@@ -1,37 +1,31 @@
 """Thin GX metric providers: fetch the batch, call a signal, return its result.
 
-Every poison metric shares the same value keys for the data roles and the
-feature/neighbour options, builds (or reuses, via the process cache) the
-batch's `Analysis`, and returns the `SignalResult` object itself.
+Every poison metric shares the same value keys for the data roles, the
+trusted side and the feature/neighbour options, and depends on one shared
+metric, `poison.analysis`, that prepares the batch's `Analysis` once per
+validation run (GX computes each metric once per run): the runner's active
+analysis when it is this batch, else a new one. Signal metrics return the
+`SignalResult` object itself.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, ClassVar
 
+from great_expectations.core.metric_domain_types import MetricDomainTypes
 from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
-from great_expectations.core.metric_domain_types import MetricDomainTypes
+from great_expectations.validator.metric_configuration import MetricConfiguration
 
-from poison_expectations.core.analysis import Analysis, Options, Roles, get_analysis
-from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.core.analysis import Analysis, Options, Roles, build_analysis
+from poison_expectations.core.context import matching
+from poison_expectations.core.params import EXPECTATION_KEYS
+from poison_expectations.core.signals.base import Signal
+from poison_expectations.stores.references import load_trusted
 
 # Keys every poison expectation passes to its metric (and so lists in success_keys).
-SHARED_KEYS: tuple[str, ...] = (
-    "label_column",
-    "feature_columns",
-    "id_column",
-    "source_column",
-    "embedding_columns",
-    "reference",
-    "nan_policy",
-    "max_onehot_categories",
-    "k",
-    "exact_max_rows",
-    "random_state",
-)
+SHARED_KEYS: tuple[str, ...] = tuple(EXPECTATION_KEYS)
 
 
 def roles_from(kwargs: dict[str, Any]) -> Roles:
@@ -57,39 +51,71 @@ def options_from(kwargs: dict[str, Any]) -> Options:
     )
 
 
+def trusted_name(kwargs: dict[str, Any]) -> str | None:
+    """What the batch is judged against: "profile:PATH", "reference:NAME" or None."""
+    if kwargs.get("profile"):
+        return f"profile:{kwargs['profile']}"
+    return f"reference:{kwargs['reference']}" if kwargs.get("reference") else None
+
+
 def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
-    return get_analysis(frame, roles_from(kwargs), options_from(kwargs), kwargs.get("reference"))
+    """The run's analysis of this batch: the active one if it matches, else a new one."""
+    roles, options = roles_from(kwargs), options_from(kwargs)
+    active = matching(frame, roles, options, trusted_name(kwargs))
+    if active is not None:
+        return active
+    reference, profile = load_trusted(kwargs.get("reference"), kwargs.get("profile"))
+    return build_analysis(frame, roles, options, reference, profile=profile)
 
 
-class PoisonSignalMetric(TableMetricProvider):
-    """Subclasses set metric_name, `signal_class` and `signal_keys`; their
-    value_keys are SHARED_KEYS + signal_keys."""
+class PoisonAnalysisMetric(TableMetricProvider):
+    """The batch prepared once per validation run, shared by every signal metric."""
 
-    signal_class: ClassVar[type[Signal]]
-    signal_keys: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        # runs inside class creation, before GX's metaclass registers the metric and its value_keys
-        cls.value_keys = SHARED_KEYS + cls.signal_keys
-        super().__init_subclass__(**kwargs)
-
-    @classmethod
-    def make_signal(cls, kwargs: dict[str, Any]) -> Signal:
-        """The signal with every key the expectation set. None keeps the
-        signal's own default, so each default lives in one place: the signal.
-        The shared `k` and `random_state` go to signals that take them."""
-        accepted = inspect.signature(cls.signal_class).parameters
-        keys = cls.signal_keys + tuple(key for key in ("k", "random_state") if key in accepted)
-        return cls.signal_class(**{key: kwargs[key] for key in keys if kwargs.get(key) is not None})
-
-    @classmethod
-    def compute(cls, frame, kwargs: dict[str, Any]) -> SignalResult:
-        """The signal's result for this batch; shared with the runner via the cache."""
-        return analysis_for(frame, kwargs).result(cls.make_signal(kwargs))
+    metric_name = "poison.analysis"
+    value_keys = SHARED_KEYS
 
     @metric_value(engine=PandasExecutionEngine)
     def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
                 runtime_configuration):
         frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs,
                                                           domain_type=MetricDomainTypes.TABLE)
-        return cls.compute(frame, metric_value_kwargs)
+        return analysis_for(frame, metric_value_kwargs)
+
+
+class PoisonSignalMetric(TableMetricProvider):
+    """Subclasses set metric_name and `signal_class`; `signal_keys` are the
+    signal's declared parameters (`signal_class.declaration`) and the
+    value_keys SHARED_KEYS + signal_keys."""
+
+    signal_class: ClassVar[type[Signal]]
+    signal_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # runs inside class creation, before GX's metaclass registers the metric and its value_keys
+        cls.signal_keys = cls.signal_class.declaration.signal_keys
+        cls.value_keys = SHARED_KEYS + cls.signal_keys
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def make_signal(cls, kwargs: dict[str, Any]) -> Signal:
+        """The signal with every key the expectation set. None keeps the
+        declared default (core/params). The shared `k` and `random_state` go
+        to signals that take them."""
+        keys = cls.signal_keys + tuple(cls.signal_class.declaration.shared)
+        return cls.signal_class(**{key: kwargs[key] for key in keys if kwargs.get(key) is not None})
+
+    @classmethod
+    def _get_evaluation_dependencies(cls, metric: MetricConfiguration, configuration=None, execution_engine=None,
+                                     runtime_configuration=None):
+        dependencies = super()._get_evaluation_dependencies(metric, configuration, execution_engine,
+                                                            runtime_configuration)
+        shared = {key: metric.metric_value_kwargs.get(key) for key in SHARED_KEYS}
+        dependencies[PoisonAnalysisMetric.metric_name] = MetricConfiguration(
+            PoisonAnalysisMetric.metric_name, metric.metric_domain_kwargs, shared)
+        return dependencies
+
+    @metric_value(engine=PandasExecutionEngine)
+    def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
+                runtime_configuration):
+        analysis: Analysis = metrics[PoisonAnalysisMetric.metric_name]
+        return analysis.result(cls.make_signal(metric_value_kwargs))

@@ -5,10 +5,7 @@ from __future__ import annotations
 from poison_expectations.core.signals.label_consistency import LabelConsistency
 from poison_expectations.gx.metrics.base import PoisonSignalMetric
 
-LABEL_KEYS = ("method", "n_folds", "model", "max_train_rows")
-
 
 class LabelConsistencyMetric(PoisonSignalMetric):
     metric_name = "poison.label_consistency"
     signal_class = LabelConsistency
-    signal_keys = LABEL_KEYS

@@ -5,10 +5,7 @@ from __future__ import annotations
 from poison_expectations.core.signals.near_duplicates import NearDuplicates
 from poison_expectations.gx.metrics.base import PoisonSignalMetric
 
-NEAR_DUPLICATE_KEYS = ("radius", "radius_quantile", "size_alpha", "max_cluster_size")
-
 
 class NearDuplicateMetric(PoisonSignalMetric):
     metric_name = "poison.near_duplicate"
     signal_class = NearDuplicates
-    signal_keys = NEAR_DUPLICATE_KEYS

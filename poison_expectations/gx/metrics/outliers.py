@@ -5,10 +5,7 @@ from __future__ import annotations
 from poison_expectations.core.signals.outliers import Outliers
 from poison_expectations.gx.metrics.base import PoisonSignalMetric
 
-OUTLIER_KEYS = ("detector", "z_limit", "reference_quantile")
-
 
 class OutlierMetric(PoisonSignalMetric):
     metric_name = "poison.outlier"
     signal_class = Outliers
-    signal_keys = OUTLIER_KEYS

@@ -1,0 +1,30 @@
+"""Class-conditional outliers: rows far from their own class."""
+
+from __future__ import annotations
+
+from poison_expectations.core.params.base import FamilyParams, Param, rate, switch
+from poison_expectations.core.params.common import BINOMIAL_ALPHA, EXCESS, REFERENCE_QUANTILE, Z_LIMIT
+from poison_expectations.core.params.shared import signal_shared
+
+DETECTORS = ("ecod", "iforest")
+
+OUTLIERS = FamilyParams(
+    section="outliers",
+    signal_name="outlier",
+    order=45,
+    needs_label=False,
+    shared=signal_shared("random_state"),
+    switches={"enabled": switch(True, "Run the class-conditional outlier expectation.")},
+    signal={
+        "detector": Param("ecod", str, "Per-class feature detector: ecod (parameter-free) or iforest.",
+                          choices=DETECTORS, note="ecod (parameter-free, linear time) | iforest"),
+        "z_limit": Z_LIMIT,
+        "reference_quantile": REFERENCE_QUANTILE,
+    },
+    limits={
+        "max_rate": rate(0.05, "Self-check: the largest share of rows over the cut (0-1).",
+                         note="self-check: at most 5% of rows are class outliers (real features have heavy tails)"),
+        "max_excess_over_reference": EXCESS,
+        "alpha": BINOMIAL_ALPHA,
+    },
+)

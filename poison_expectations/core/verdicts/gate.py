@@ -1,0 +1,74 @@
+"""The batch gate: "this batch is exchangeable with the reference" at level alpha.
+
+The gate FAILS when both hold:
+
+1. Higher Criticism over the batch's conformal p-values rejects at alpha
+   (Monte Carlo calibrated, see higher_criticism.py): the false-alarm rate
+   on a clean batch is <= alpha by construction, whatever the other step does.
+2. The (1 - alpha) lower bound on the contaminated share (closed testing
+   with the exact conformal count local test, counting.py; or with Simes
+   local tests, bounds.py, when ``bound="simes"``) exceeds
+   `min_effect` (default 0.005 = 0.5% of rows): a huge batch with a
+   negligible departure does not fail, and a failure comes with a number of
+   rows that are contaminated with confidence 1 - alpha.
+
+Step 2 only makes the gate stricter, so the promise of step 1 stands. For a
+checkpoint made of several families' gates, failing when any family's
+p-value is <= alpha / F (Bonferroni over F families) keeps the checkpoint's
+false-alarm rate <= alpha under any dependence between the families.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .bounds import true_discoveries
+from .counting import grouped_true_discoveries
+from .higher_criticism import Groups, hc_test
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    n_batch: int
+    statistic: float  # Higher Criticism
+    p_value: float  # Monte Carlo p-value of HC under exchangeability
+    alpha: float
+    lower_bound: int  # rows contaminated with confidence 1 - alpha
+    lower_share: float  # lower_bound / n_batch
+    min_effect: float
+    n_sims: int
+    failed: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def exchangeability_gate(pvalues, groups: Groups | None = None, group_of_row=None, *, n_ref: int | None = None,
+                         alpha: float = 0.01, min_effect: float = 0.005, n_sims: int = 2000,
+                         alpha0: float = 0.1, bound: str = "conformal", seed: int = 0) -> BatchVerdict:
+    """Gate one batch from its conformal p-values. Give `n_ref` for marginal
+    p-values, or `groups` and `group_of_row` (as class_conditional_pvalues
+    returns them: .groups, .group) for class-conditional ones."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError("alpha must be in (0, 1)")
+    if min_effect < 0:
+        raise ValueError("min_effect must be >= 0")
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    if groups is None:
+        if n_ref is None:
+            raise ValueError("give groups or n_ref")
+        groups, group_of_row = ((int(n_ref), len(p)),), np.zeros(len(p), dtype=np.int64)
+    elif group_of_row is None:
+        raise ValueError("groups need group_of_row (the group index of every batch row)")
+    statistic, p_value = hc_test(p, groups, n_sims=n_sims, alpha0=alpha0, seed=seed)
+    if bound == "conformal":
+        lower = grouped_true_discoveries(p, groups, group_of_row, alpha, alpha0)
+    elif bound == "simes":
+        lower = true_discoveries(p, alpha)
+    else:
+        raise ValueError(f"bound must be 'conformal' or 'simes', got {bound!r}")
+    share = lower / len(p) if len(p) else 0.0
+    failed = bool(p_value <= alpha and share > min_effect)
+    return BatchVerdict(len(p), statistic, p_value, alpha, lower, share, min_effect, n_sims, failed)
