@@ -293,3 +293,6 @@ def test_csv_row_limit_counts_records_in_constant_memory(tmp_path):
     assert not pio.csv_records_over(data, 301)  # 302 lines, 301 records: the quoted break is not a row
     assert pio.csv_records_over(data, 300)
     assert not pio.csv_records_over(data, 10_000)  # decided from the size alone
+    plain = tmp_path / "p.csv"  # no quote: one record per non-empty line, blank lines skipped
+    plain.write_bytes(b"a,b\r\n" + b"".join(b"%d,x\r\n" % i for i in range(300)) + b"\r\n\n")
+    assert not pio.csv_records_over(plain, 300) and pio.csv_records_over(plain, 299)

@@ -87,17 +87,26 @@ def csv_records_over(path: Path, max_rows: int) -> bool:
     """Whether the CSV holds more than `max_rows` data records, decided in
     constant memory: a line count is an upper bound (a quoted field may span
     lines, blank lines are skipped), so only a file whose line count is over
-    the limit has its records counted exactly, stopping at max_rows + 1."""
+    the limit has its records counted exactly, stopping at max_rows + 1: by
+    non-empty lines when the file has no quote character, else by parsing."""
     size = path.stat().st_size
     if size // 2 <= max_rows:  # every record but the last takes at least 2 bytes
         return False
-    lines = 0
+    lines, quoted = 0, False
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             lines += chunk.count(b"\n")
+            quoted = quoted or b'"' in chunk
     if lines <= max_rows:  # header + max_rows records have at least max_rows line breaks
         return False
     records = -1  # the header
+    if not quoted:  # one record per non-empty line
+        with open(path, "rb") as handle:
+            for line in handle:
+                records += bool(line.strip(b"\r\n"))
+                if records > max_rows:
+                    return True
+        return False
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
         for record in csv.reader(handle):
             records += bool(record)
