@@ -135,7 +135,8 @@ def test_migration_from_schema_version_1(tmp_path):
         assert [r["flagged"] for r in store.records("vendor")] == [{}, {"label_consistency": 1}]
         assert store.integrity_problems() == []
     with create_engine(url).connect() as conn:
-        assert [r[0] for r in conn.execute(select(L.schema_version.c.version).order_by("version"))] == list(range(1, L.SCHEMA_VERSION + 1))
+        assert [r[0] for r in conn.execute(select(L.schema_version.c.version).order_by("version"))] == \
+            list(range(1, L.SCHEMA_VERSION + 1))
 
 
 def test_a_ledger_newer_than_the_code_is_refused(tmp_path):
@@ -176,7 +177,8 @@ def test_eight_processes_record_at_once_without_losing_a_run(tmp_path):
         assert all(r["flagged"] == {"label_consistency": 5, "near_duplicates": 2} for r in records)
         assert store.integrity_problems() == []
     with create_engine(f"sqlite:///{url}").connect() as conn:  # migrated exactly once
-        assert [r[0] for r in conn.execute(select(L.schema_version.c.version).order_by("version"))] == list(range(1, L.SCHEMA_VERSION + 1))
+        assert [r[0] for r in conn.execute(select(L.schema_version.c.version).order_by("version"))] == \
+            list(range(1, L.SCHEMA_VERSION + 1))
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 

@@ -249,7 +249,7 @@ def _from_profile(frame: pd.DataFrame, roles: Roles, options: Options, profile: 
                 f"the encoded feature matrix ({len(frame)} rows x {encoder.n_features} encoded features)",
                 max_memory_mb)
     y = None
-    if roles.label_column is not None:
+    if roles.label_column is not None and profile.classes is not None:
         labels = frame[roles.label_column].astype("object").map(_normalise_label)
         codes = pd.Index(list(profile.classes)).get_indexer(labels)
         if (codes < 0).any():

@@ -91,7 +91,8 @@ class FeatureEncoder:
                 raise InputError(f"feature column '{name}': every value is missing or infinite")
             missing = finite.size < values.size
             if missing and self.nan_policy == "reject":
-                raise InputError(f"feature column '{name}': {values.size - finite.size} missing or infinite values (nan_policy=reject)")
+                raise InputError(f"feature column '{name}': {values.size - finite.size} missing or infinite values "
+                                 "(nan_policy=reject)")
             median = float(np.median(finite))
             return _ColumnPlan(name, "numeric", center=median, scale=_robust_scale(finite), fill=median,
                                indicator=missing, datetime=is_datetime)
@@ -168,7 +169,8 @@ class FeatureEncoder:
             raise InputError(f"feature column '{plan.name}': expected numeric values, got text")
         missing = ~np.isfinite(values)
         if missing.any() and self.nan_policy == "reject":
-            raise InputError(f"feature column '{plan.name}': {int(missing.sum())} missing or infinite values (nan_policy=reject)")
+            raise InputError(f"feature column '{plan.name}': {int(missing.sum())} missing or infinite values "
+                             "(nan_policy=reject)")
         values = np.where(missing, plan.fill, values)
         with np.errstate(over="ignore", invalid="ignore"):  # +-1e308 overflows to +-inf, then clips
             scaled = np.clip((values - plan.center) / plan.scale, -CLIP, CLIP)

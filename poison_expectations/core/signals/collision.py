@@ -72,7 +72,8 @@ class CleanLabelCollision(Signal):
         radius = p["radius_factor"] * float(np.median(nb.distances[:, 0]))
         other = fitted.y[nb.indices] != y[:, None]
         major = _majority(y[nb.indices], n_classes)
-        groups, packed = [], np.zeros(fitted.n, dtype=bool)
+        groups: list = []
+        packed = np.zeros(fitted.n, dtype=bool)
         if analysis.reference is None:  # against a reference, score finds the batch's groups
             groups, packed = tight_groups(nb.indices, nb.distances, y, radius, p["min_group_size"])
         unlike, self_baseline = self._reclassified(fitted.X, y, groups, packed, n_classes)

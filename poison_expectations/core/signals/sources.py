@@ -242,7 +242,8 @@ def _label_block(codes, n_src, y, classes, reference_counts) -> dict[str, Any] |
     n_classes = len(classes)
     counts = np.bincount(codes * n_classes + y, minlength=n_src * n_classes).reshape(n_src, n_classes)
     rest = counts.sum(axis=0)[None, :] - counts
-    out = {"counts": counts, "js_rest": js_divergence(counts.astype(float), rest.astype(float)), "js_reference": None}
+    out: dict[str, Any] = {"counts": counts, "js_rest": js_divergence(counts.astype(float), rest.astype(float)),
+                           "js_reference": None}
     if reference_counts is not None:
         ref = np.asarray(reference_counts, dtype=float)
         out["js_reference"] = js_divergence(counts.astype(float), np.broadcast_to(ref, counts.shape))
