@@ -31,7 +31,7 @@ def child(n: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from poison_expectations import testing
     from poison_expectations.core.analysis import Options, Roles, build_analysis
-    from poison_expectations.core.signals.activation_clustering import FeatureClustering
+    from poison_expectations.core.signals.feature_clustering import FeatureClustering
     from poison_expectations.core.signals.collision import CleanLabelCollision
     from poison_expectations.core.signals.spectral import SpectralSignatures
     from poison_expectations.core.signals.triggers import TriggerPatterns

@@ -39,19 +39,19 @@ from sklearn.model_selection import cross_val_predict  # noqa: E402
 
 from poison_expectations import testing  # noqa: E402
 from poison_expectations.core.analysis import Options, Roles, build_analysis  # noqa: E402
-from poison_expectations.core.signals.activation_clustering import FeatureClustering  # noqa: E402
+from poison_expectations.core.signals.feature_clustering import FeatureClustering  # noqa: E402
 from poison_expectations.core.signals.collision import CleanLabelCollision  # noqa: E402
 from poison_expectations.core.signals.spectral import SpectralSignatures  # noqa: E402
 from poison_expectations.core.signals.triggers import TriggerPatterns  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results_backdoor_quality.md"
-SIGNALS = {"spectral": SpectralSignatures, "clustering": FeatureClustering, "trigger": TriggerPatterns,
+SIGNALS = {"spectral": SpectralSignatures, "feature_clustering": FeatureClustering, "trigger": TriggerPatterns,
            "collision": CleanLabelCollision}
 
 
 def findings(result) -> int:
     s = result.summary
-    if result.signal in ("spectral", "clustering"):
+    if result.signal in ("spectral", "feature_clustering"):
         return len(s["suspicious_classes"])
     if result.signal == "trigger":
         return len(s["patterns"])

@@ -4,7 +4,7 @@ Per table and seed the batch (80%) is checked against its trusted reference
 (20%) and on its own (self-check), clean and under four attacks. Nothing here
 is tuned: the packaged default config runs as a user would run it.
 
-Conditions (attack generators of poison_expectations.testing.attacks, seeded
+Conditions (attack generators of poison_expectations.testing, seeded
 by the split seed; the reference stays clean):
 - clean: the batch as drawn.
 - flip3 / flip5: 3% / 5% of the batch's labels flipped to a random other class.
@@ -49,7 +49,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.real_panel_report import write_summary  # noqa: E402
-from poison_expectations.testing.attacks import margin_flips, near_duplicate_flood, random_flips  # noqa: E402
+from poison_expectations.testing import margin_flips, near_duplicate_flood, random_flips  # noqa: E402
 
 TABLES = (
     "magic", "banana", "marketing", "chess", "splice", "titanic", "mammographic", "led7digit", "housevotes",

@@ -1,10 +1,16 @@
 """poison_expectations: Great Expectations checks that stop poisoned training data.
 
-`import poison_expectations as pe` registers every expectation, metric and
-checkpoint action with GX; then `suite.add_expectation(pe.Expect...(...))`.
+`pe.Expect...` (any expectation class, `PoisonQuarantineAction`,
+`register_reference`) imports and registers everything with GX on first use:
+`suite.add_expectation(pe.Expect...(...))` just works. Importing the package
+does not import GX by itself (the CLI must start, and answer input errors,
+in well under a second), except when GX is already imported: then our types
+are registered at once, as a GX user expects. A process that loads a stored
+suite without touching `pe.` first imports `poison_expectations.gx.register`.
 """
 
 import os
+import sys
 
 # GNU OpenMP (used by scikit-learn and faiss) spin-waits 300,000 rounds at every
 # barrier by default: on a busy 2-core worker that turned a 2 s model fit into
@@ -24,10 +30,31 @@ import logging  # noqa: E402
 for _noisy in ("great_expectations._docs_decorators", "faiss.loader"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 
-from poison_expectations.gx import expectations as _expectations  # noqa: E402
-from poison_expectations.gx.actions import PoisonQuarantineAction  # noqa: E402  (registers the checkpoint action type)
-from poison_expectations.stores.references import register_reference  # noqa: E402
-from poison_expectations.gx.expectations import *  # noqa: F401,F403,E402  (registers with GX)
+from poison_expectations.core.version import VERSION as __version__  # noqa: E402,F401
 
-from poison_expectations.core.version import VERSION as __version__  # noqa: E402
-__all__ = ["register_reference", "PoisonQuarantineAction", "__version__", *_expectations.__all__]
+
+def _registered():
+    """The registration module (importing it imports GX and registers our types)."""
+    import importlib
+
+    return importlib.import_module("poison_expectations.gx.register")
+
+
+def __getattr__(name: str):
+    """PEP 562: expectation classes, the action and `__all__` on first use."""
+    if name == "__all__":
+        return ["__version__", *_registered().__all__]
+    if name.startswith("Expect") or name in ("PoisonQuarantineAction", "register_reference"):
+        try:
+            return getattr(_registered(), name)
+        except AttributeError:
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__getattr__("__all__")))
+
+
+if "great_expectations" in sys.modules:  # a GX user who imported GX first: register as before
+    _registered()

@@ -16,7 +16,7 @@ from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import defaults, validate
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.registry import families
-from poison_expectations.core.signals.activation_clustering import FeatureClustering
+from poison_expectations.core.signals.feature_clustering import FeatureClustering
 from poison_expectations.core.signals.collision import CleanLabelCollision, tight_groups
 from poison_expectations.core.signals.spectral import SpectralSignatures
 from poison_expectations.core.signals.triggers import TriggerPatterns
@@ -234,7 +234,7 @@ def test_checkpoint_fails_on_backdoor_and_names_the_trigger(backdoored):
     finding = trigger.details["findings"][0]
     assert set(poisoned.details["trigger"]) <= {item["column"] for item in finding["pattern"]}
     assert outcome.findings["flagged"].to_numpy()[poisoned.is_poison].mean() >= 0.9
-    assert {"spectral_score", "clustering_score", "trigger_score", "collision_score",
+    assert {"spectral_score", "feature_clustering_score", "trigger_score", "collision_score",
             "trigger_pattern"} <= set(outcome.findings.columns)
     assert run_validation(clean, config).success
 
@@ -260,7 +260,7 @@ def test_renderers_and_calibration(backdoored):
     from poison_expectations.gx.expectations import backdoor as module
 
     for cls, limit in ((module.ExpectSpectralSignatureClassCountToBeAtMost, "max_classes"),
-                       (module.ExpectFeatureClusterClassCountToBeAtMost, "max_classes"),
+                       (module.ExpectFeatureClusteringClassCountToBeAtMost, "max_classes"),
                        (module.ExpectTriggerPatternCountToBeAtMost, "max_patterns"),
                        (module.ExpectCleanLabelCollisionGroupCountToBeAtMost, "max_groups")):
         expectation = cls(label_column="label", **{limit: 2})

@@ -48,9 +48,16 @@ def test_reject_policy_refuses_missing_values():
         FeatureEncoder(["a"], nan_policy="reject").fit(frame)
 
 
-def test_all_missing_feature_is_an_input_error():
-    with pytest.raises(InputError, match="'empty'"):
-        FeatureEncoder(["empty"]).fit(pd.DataFrame({"empty": [np.nan] * 5}))
+def test_an_all_missing_feature_is_dropped_and_named_unless_rejected():
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 5.0], "empty": [np.nan] * 5, "none": [None] * 5,
+                          "inf": [np.inf] * 5})
+    enc = FeatureEncoder(["a", "empty", "none", "inf"]).fit(frame)
+    assert enc.dropped == ["empty", "none", "inf"] and enc.feature_names() == ["a"]
+    assert enc.transform(frame).shape == (5, 1)
+    with pytest.raises(InputError, match="every feature column is empty"):
+        FeatureEncoder(["empty"]).fit(frame)
+    with pytest.raises(InputError, match="'empty': every value is missing"):
+        FeatureEncoder(["a", "empty"], nan_policy="reject").fit(frame)
 
 
 def test_text_garbage_in_a_numeric_column_is_named():

@@ -129,13 +129,14 @@ def test_migration_from_schema_version_1(tmp_path):
     engine.dispose()
 
     with L.Ledger(url) as store:
-        assert store.version == 2
+        assert store.version == L.SCHEMA_VERSION
         assert store.history()["vendor"].rows == 300
         store.record_run("new", [L.SourceRecord("vendor", 100, 1, "ok", {"label_consistency": 1})], success=True)
         assert [r["flagged"] for r in store.records("vendor")] == [{}, {"label_consistency": 1}]
         assert store.integrity_problems() == []
     with create_engine(url).connect() as conn:
-        assert [r[0] for r in conn.execute(select(L.schema_version.c.version).order_by("version"))] == [1, 2]
+        assert [r[0] for r in conn.execute(select(L.schema_version.c.version).order_by("version"))] == \
+            list(range(1, L.SCHEMA_VERSION + 1))
 
 
 def test_a_ledger_newer_than_the_code_is_refused(tmp_path):
@@ -176,7 +177,8 @@ def test_eight_processes_record_at_once_without_losing_a_run(tmp_path):
         assert all(r["flagged"] == {"label_consistency": 5, "near_duplicates": 2} for r in records)
         assert store.integrity_problems() == []
     with create_engine(f"sqlite:///{url}").connect() as conn:  # migrated exactly once
-        assert [r[0] for r in conn.execute(select(L.schema_version.c.version).order_by("version"))] == [1, 2]
+        assert [r[0] for r in conn.execute(select(L.schema_version.c.version).order_by("version"))] == \
+            list(range(1, L.SCHEMA_VERSION + 1))
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
@@ -292,7 +294,7 @@ def test_reputation_forget_needs_yes(filled):
 
 def test_reputation_check_and_missing_ledger(filled, tmp_path):
     ok = invoke("reputation", "check", "--ledger", filled)
-    assert ok.exit_code == 0 and "ok (schema version 2)" in ok.output
+    assert ok.exit_code == 0 and f"ok (schema version {L.SCHEMA_VERSION})" in ok.output
     engine = create_engine(f"sqlite:///{filled}")
     with engine.begin() as conn:  # a source record the run never announced
         conn.execute(insert(L.source_runs).values(run_id="run0", source="ghost", recorded_at=datetime.now(),

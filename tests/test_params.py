@@ -17,10 +17,10 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params import FAMILIES, EXPECTATION_KEYS, LABEL_CONSISTENCY, shared_param
 from poison_expectations.core.params.render import default_yaml, generated_files
 from poison_expectations.core.signals.base import Signal
-from poison_expectations.core.signals.sources import signal_classes
 
 import poison_expectations.gx.expectations as gx_expectations
 from poison_expectations.core import registry
+from poison_expectations.gx.metrics.sources import metric_classes
 from poison_expectations.gx.runner import build_expectations
 
 
@@ -123,7 +123,7 @@ def test_none_for_a_key_that_is_not_nullable_means_its_declared_default():
 
 # -- the signals -------------------------------------------------------------------------
 
-SIGNALS = {family.section: signal_classes()[family.signal_name] for family in FAMILIES}
+SIGNALS = {family.section: metric_classes()[family.signal_name].signal_class for family in FAMILIES}
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.section)
@@ -208,7 +208,7 @@ def test_named_signals_of_the_sources_family_get_the_runs_k_and_seed():
     from types import SimpleNamespace
 
     from poison_expectations.core.analysis import Options
-    from poison_expectations.core.signals.sources import default_signal
+    from poison_expectations.gx.metrics.sources import default_signal
 
     signal = default_signal("label_consistency", SimpleNamespace(options=Options(k=5, random_state=7)))
     assert signal.params["k"] == 5 and signal.params["random_state"] == 7

@@ -238,9 +238,14 @@ class _FloodSignal(Signal):
     def __init__(self, target: str = "vendor_b"):
         super().__init__(target=target)
 
-    def run(self, analysis) -> SignalResult:
+    def fit(self, analysis) -> dict:
+        return {}
+
+    def score(self, state, analysis) -> SignalResult:
         flags = analysis.batch.sources == self.params["target"]
         return SignalResult(self.name, flags.astype(float), flags, np.where(flags, "flood", ""))
+
+    score_fitted = score
 
 
 def _analysis(frame):

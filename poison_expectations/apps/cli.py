@@ -7,6 +7,7 @@ config error (one line on stderr, no traceback); 3 internal error;
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,8 +33,37 @@ def _on_sigterm(signum, frame):
     raise Interrupted(143)
 
 
+@contextlib.contextmanager
+def signals_handled():
+    """SIGINT raises KeyboardInterrupt and SIGTERM raises Interrupted(143)
+    from the start of `main`, before any heavy import (the commands import
+    pandas, scikit-learn and GX lazily), so a signal at any moment ends in
+    exit 130/143 with one line, never a traceback or a silent death."""
+    previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.SIG_IGN or previous_int is signal.SIG_DFL:
+        # a shell starts background jobs with SIGINT ignored; an explicit
+        # `kill -INT` must still stop the run cleanly (exit 130)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
+
+
+_PROGRAM = {"running": False}  # main() was called as the program (argv from the command line)
+
+
 def _error(message: str, code: int) -> None:
     click.echo(f"poison-check: error: {one_line(message)}", err=True)
+    if code in (130, 143) and _PROGRAM["running"]:
+        # asked to stop: skip the interpreter's teardown of GX, pandas and scikit-learn
+        # (seconds on a busy machine); outputs and the ledger are settled by now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -46,12 +76,16 @@ def one_line(message: str) -> str:
 class OneLineErrorGroup(click.Group):
     """click's usage errors (bad option, missing argument) as one stderr line, like ours."""
 
-    def main(self, *args, **kwargs):
+    def main(self, args=None, *rest, **kwargs):
         kwargs["standalone_mode"] = False
+        _PROGRAM["running"] = args is None  # the entry points; CliRunner and tests pass args
         try:
-            return super().main(*args, **kwargs)
-        except click.exceptions.Abort:  # Ctrl-C while click itself was parsing
+            with signals_handled():
+                return super().main(args, *rest, **kwargs)
+        except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C while click itself was parsing
             _error("interrupted", 130)
+        except Interrupted as exc:
+            _error("terminated", exc.code)
         except click.exceptions.NoArgsIsHelpError as exc:  # bare `poison-check`: the help text
             exc.show()
             sys.exit(exc.exit_code)
@@ -63,11 +97,6 @@ class OneLineErrorGroup(click.Group):
 def guarded(func):
     """Run a command body; map every failure to a one-line message and exit code."""
     def wrapper(*args, **kwargs):
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            # a shell starts background jobs with SIGINT ignored; an explicit
-            # `kill -INT` must still stop the run cleanly (exit 130)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             with warnings.catch_warnings():
                 if not os.environ.get("POISON_CHECK_DEBUG"):
@@ -90,8 +119,6 @@ def guarded(func):
                 traceback.print_exc()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             _error(f"internal error: {type(exc).__name__}: {first[:300]}", EXIT_INTERNAL)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
     return wrapper
@@ -150,19 +177,24 @@ def data_role_options(command):
 def validate(data, label_column, id_column, source_column, features, reference, profile_path, config_path,
              report, findings, accepted, quarantine, html_path, data_docs, output_format, quiet):
     """Validate DATA (CSV or Parquet) against the poisoning checkpoint."""
-    from poison_expectations.apps.console import verdict_text
-    from poison_expectations.apps.jobs import job_config, run_job
+    from poison_expectations.apps.jobs import check_inputs, job_config, run_job
 
-    config = job_config(config_path, label_column=label_column, id_column=id_column,
-                        source_column=source_column, feature_columns=_split_columns(features),
-                        reference=reference, profile=profile_path)
+    flags = {"label_column": label_column, "id_column": id_column, "source_column": source_column,
+             "feature_columns": _split_columns(features), "reference": reference}
+    check_inputs(data, flags)  # the paths and columns given here, before the config and GX are loaded
+    config = job_config(config_path, **flags, profile=profile_path)
     outputs = {"findings": findings, "report": report, "accepted": accepted, "quarantine": quarantine,
                "html": html_path, "data_docs": data_docs}
     outcome, written = run_job(data, config, outputs, progress=_progress(quiet))
+    from poison_expectations.apps.console import verdict_text
+
     if output_format == "json":
         click.echo(json.dumps(outcome.summary(), indent=2, default=str))
     else:
         click.echo(verdict_text(outcome))
+        if outcome.analysis.encoder.dropped:
+            click.echo(f"dropped empty feature columns (no value in any row): "
+                       f"{', '.join(map(one_line, outcome.analysis.encoder.dropped))}")
         for name, path in written.items():
             if path is not None:
                 click.echo(f"{name}: {path}")

@@ -9,10 +9,11 @@ files the same way (atomically, never over the input).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from poison_expectations.core.errors import PoisonCheckError
+from poison_expectations.core.errors import InputError, PoisonCheckError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,25 +54,51 @@ def job_config(config_path: str | Path | None = None, *, label_column: str | Non
     return load_config(config_path, merged)
 
 
+def check_inputs(data: str | Path, roles: Mapping[str, Any]) -> None:
+    """Before GX is even imported (a second, not minutes): DATA and a
+    reference file exist, are regular table files, and hold every column the
+    roles name (`roles`: the config's `data` section, or the CLI's flags
+    alone). Reads the CSV header or the Parquet schema only; the messages are
+    those of the full check (`core.analysis`), which still runs later."""
+    from poison_expectations.stores.files import table_columns
+
+    _check_columns(table_columns(data), roles, "batch")
+    reference = roles.get("reference")
+    references = sys.modules.get("poison_expectations.stores.references")
+    if reference and reference not in getattr(references, "_REGISTERED", {}):  # an in-process frame
+        _check_columns(table_columns(reference, what="reference"), roles, "reference")
+
+
+def _check_columns(names: list[str], roles: Mapping[str, Any], what: str) -> None:
+    for role in ("label", "id", "source"):
+        column = roles.get(f"{role}_column")
+        if column is not None and column not in names:
+            raise InputError(f"{what}: {role} column '{column}' not found (columns: {', '.join(names[:12])})")
+    for column in roles.get("feature_columns") or ():
+        if column not in names:
+            raise InputError(f"{what}: feature column '{column}' not found")
+
+
 def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None], *, reference: str | None = None,
                   folders: bool = True) -> None:
     """Fail before the (slow) run if an output would overwrite the input, the
     reference or another output, has an extension we cannot write, or (with
     `folders`) its folder is missing or not writable. Accepted and
     quarantined rows keep the input's format, so their extension must match it."""
-    from poison_expectations.stores.io import check_writable, table_format
+    from poison_expectations.core.errors import OutputError
+    from poison_expectations.stores.io import check_writable, check_writable_folder, resolved_path, table_format
     from poison_expectations.stores.quarantine import SPLIT_OUTPUTS, split_format
 
     seen: dict[Path, str] = {}
-    protected = {Path(data).resolve(): "input"}
+    protected = {resolved_path(data): "input"}
     if reference:
-        protected.setdefault(Path(reference).resolve(), "reference")
+        protected.setdefault(resolved_path(reference), "reference")
     for name, target in outputs.items():
         if target is None:
             continue
         if name not in OUTPUTS + EXTRA_OUTPUTS:
             raise PoisonCheckError(f"unknown output '{name}'; expected one of {list(OUTPUTS + EXTRA_OUTPUTS)}")
-        resolved = Path(target).resolve()
+        resolved = resolved_path(target, OutputError)
         if resolved in protected or (name == "data_docs" and any(p.is_relative_to(resolved) for p in protected)):
             raise PoisonCheckError(f"{target}: refusing to overwrite the {protected.get(resolved, 'input')} file")
         if resolved in seen:
@@ -84,7 +111,8 @@ def check_outputs(data: str | Path, outputs: Mapping[str, str | Path | None], *,
         if folders and name == "data_docs":
             from poison_expectations.gx.data_docs import check_docs_folder
 
-            check_docs_folder(target)  # a folder: new, empty, or a site of ours (a run adds to its index)
+            check_docs_folder(target)  # new, empty, or a site of ours (a run adds to its index)
+            check_writable_folder(target)
         elif folders:
             check_writable(target)
 
@@ -99,22 +127,22 @@ def split_rows(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def write_outputs(outcome, outputs: Mapping[str, str | Path | None],
                   before_commit: Callable[[], Any] | None = None) -> dict[str, str | None]:
-    """Write the requested outputs.
+    """Write the requested outputs: all or none, with one commit point.
 
-    Findings, report, accepted and quarantine rows are all or none: each goes
-    to a temporary file first; `before_commit` (e.g. the run's after-run
-    hooks, which record the reputation ledger) runs once every file is
-    complete, and only then are they renamed into place together. An error
-    or interrupt before that leaves no output and no temporary file. The HTML
-    report and Data Docs follow, each written atomically on its own.
-    Accepted/quarantine rows are cut from the input file itself, in its format.
-    Returns {output: path or None}.
+    Every output is rendered into staging first: findings, report, accepted
+    and quarantine rows and the HTML report to temporary files beside their
+    targets, Data Docs to a temporary folder beside its folder. Only when all
+    are complete does `before_commit` run (the after-run hooks, which record
+    the reputation ledger), and then everything is renamed into place at
+    once. An error or interrupt before that leaves no output, no temporary
+    file and no ledger record. Accepted/quarantine rows are cut from the
+    input file itself, in its format. Returns {output: path or None}.
     """
     from poison_expectations.stores.io import staged_outputs, table_format, table_writer, text_writer
     from poison_expectations.stores.quarantine import write_split
 
     written: dict[str, str | None] = {name: None for name in OUTPUTS}
-    with staged_outputs() as stage:
+    with staged_outputs(before_publish=before_commit) as stage:
         for name in ("findings", "report"):
             target = outputs.get(name)
             if target is None:
@@ -128,18 +156,17 @@ def write_outputs(outcome, outputs: Mapping[str, str | Path | None],
         split = write_split(outcome.findings, outcome.data, outcome.data_path, accepted=outputs.get("accepted"),
                             quarantine=outputs.get("quarantine"), stage=stage)
         written.update({name: path for name, path in split.items() if path is not None})
-        if before_commit is not None:
-            before_commit()
-    if outputs.get("html") is not None:
-        from poison_expectations.apps.html_report import write_html_report
+        if outputs.get("html") is not None:
+            from poison_expectations.apps.html_report import render_html
 
-        write_html_report(outcome, outputs["html"])
-        written["html"] = str(outputs["html"])
-    if outputs.get("data_docs") is not None:
-        from poison_expectations.gx.data_docs import build_data_docs
+            text_writer(render_html(outcome))(stage.path(outputs["html"]))
+            written["html"] = str(outputs["html"])
+        if outputs.get("data_docs") is not None:
+            from poison_expectations.gx.data_docs import build_data_docs
 
-        page = build_data_docs(outcome.checkpoint_result, outputs["data_docs"])
-        written["data_docs"] = str(page)  # the run's validation page inside the site
+            target = outputs["data_docs"]
+            page = build_data_docs(outcome.checkpoint_result, target, staging=stage.folder(target))
+            written["data_docs"] = str(page)  # the run's validation page inside the site
     return written
 
 
@@ -159,13 +186,15 @@ def report_document(outcome) -> dict:
 
 def run_job(data: str | Path, config: dict, outputs: Mapping[str, str | Path | None] | None = None,
             progress: Callable[[str], Any] | None = None):
-    """Check the outputs, validate `data`, write the outputs.
+    """Check the inputs and outputs, validate `data`, write the outputs.
 
-    Returns (RunOutcome, {output: path or None}).
+    The checks run before GX is imported, so a bad path or column fails at
+    once. Returns (RunOutcome, {output: path or None}).
     """
+    outputs = dict(outputs or {})
+    check_inputs(data, config["data"])
+    check_outputs(data, outputs, reference=config["data"]["reference"])
     from poison_expectations.gx.runner import run_after_hooks, run_validation
 
-    outputs = dict(outputs or {})
-    check_outputs(data, outputs, reference=config["data"]["reference"])
     outcome = run_validation(data, config, progress=progress, after_run=False)
     return outcome, write_outputs(outcome, outputs, before_commit=lambda: run_after_hooks(outcome))

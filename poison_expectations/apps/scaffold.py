@@ -52,7 +52,7 @@ def file_context(project_dir: str | Path):
 
     import great_expectations as gx
 
-    import poison_expectations  # noqa: F401  (our expectation and action types, before GX reads the stores)
+    import poison_expectations.gx.register  # noqa: F401  (our expectation and action types, before GX reads the stores)
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     Path(project_dir).mkdir(parents=True, exist_ok=True)

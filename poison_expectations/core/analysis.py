@@ -180,12 +180,8 @@ class Analysis:
             if key not in self._results:
                 if self.progress:
                     self.progress(signal.name)
-                if _legacy(signal):  # not yet moved to fit/score
-                    result = signal.run(self)
-                else:
-                    state = self.state_for(signal)
-                    result = (signal.score(state, self) if self.reference is not None
-                              else signal.score_fitted(state, self))
+                state = self.state_for(signal)
+                result = signal.score(state, self) if self.reference is not None else signal.score_fitted(state, self)
                 result.ids = self.batch.ids
                 self._results[key] = result
             else:
@@ -201,10 +197,6 @@ class Analysis:
     @property
     def n_classes(self) -> int:
         return 0 if self.classes is None else len(self.classes)
-
-
-def _legacy(signal) -> bool:
-    return "run" in type(signal).__dict__
 
 
 # -- building ---------------------------------------------------------------
@@ -262,7 +254,7 @@ def _from_profile(frame: pd.DataFrame, roles: Roles, options: Options, profile: 
                 f"the encoded feature matrix ({len(frame)} rows x {encoder.n_features} encoded features)",
                 max_memory_mb)
     y = None
-    if roles.label_column is not None:
+    if roles.label_column is not None and profile.classes is not None:
         labels = frame[roles.label_column].astype("object").map(_normalise_label)
         codes = pd.Index(list(profile.classes)).get_indexer(labels)
         if (codes < 0).any():

@@ -9,6 +9,8 @@ expectation family's section), so config validation needs no GX import.
 from __future__ import annotations
 
 import copy
+import os
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -77,16 +79,40 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of YAML; 1 MiB is far beyond any real one
+
+
+def _read_config_text(path: Path) -> str:
+    """The config's text: a regular file (a FIFO would block forever, a device
+    such as /dev/zero never ends) of at most MAX_CONFIG_BYTES."""
+    try:
+        with open(path, "rb", opener=_nonblocking) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"{path}: not a regular file; give a YAML config file")
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the config is over {MAX_CONFIG_BYTES // (1 << 20)} MiB; is this a config file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+
+
+def _nonblocking(path, flags: int) -> int:
+    """open() without waiting for a FIFO's writer; fstat then refuses it."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Read a YAML config (the packaged default when `path` is None) and apply
     dotted-key overrides such as {"data.label_column": "y"}."""
     path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    text = _read_config_text(path)
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:

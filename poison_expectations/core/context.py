@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from poison_expectations.core.analysis import Analysis, Options, Roles
 
 _ACTIVE: ContextVar["tuple[Analysis, str | None] | None"] = ContextVar("poison_active_analysis", default=None)
+# the analysis the shared GX metric built last in this context, when no runner made one active: a
+# checkpoint action that runs after the validation (quarantine output) finds its batch there
+_LATEST: ContextVar["tuple[Analysis, str | None] | None"] = ContextVar("poison_latest_analysis", default=None)
 
 
 @contextmanager
@@ -37,11 +40,23 @@ def current() -> "Analysis | None":
     return entry[0] if entry else None
 
 
+def remember(analysis: "Analysis", trusted: str | None) -> None:
+    """Keep the analysis a GX metric built (outside a runner) for this context's actions."""
+    _LATEST.set((analysis, trusted))
+
+
+def latest() -> "Analysis | None":
+    """The active analysis, else the one built last in this context."""
+    entry = _ACTIVE.get() or _LATEST.get()
+    return entry[0] if entry else None
+
+
 def matching(frame: pd.DataFrame, roles: "Roles", options: "Options", trusted: str | None) -> "Analysis | None":
-    """The active analysis if it was prepared for this batch, roles, options
-    and trusted table; else None. GX may hand the metric a copy of the frame
-    the runner passed in, so the check is on content, not identity."""
-    entry = _ACTIVE.get()
+    """The active analysis (else the one built last in this context) if it was
+    prepared for this batch, roles, options and trusted table; else None. GX
+    may hand the metric a copy of the frame the runner passed in, so the
+    check is on content, not identity."""
+    entry = _ACTIVE.get() or _LATEST.get()
     if entry is None:
         return None
     analysis, active_trusted = entry

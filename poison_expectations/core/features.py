@@ -12,6 +12,8 @@ Policy, applied column by column:
   data; unseen levels get 0);
 - embedding columns (cells holding lists/arrays, or "[0.1, 0.2]" strings):
   expanded to one column per dimension and scaled by one shared robust scale;
+- a column with no value at all in the fitted table is dropped and listed in
+  `dropped` (nan_policy="reject": an input error);
 - missing values (NaN, None, +-inf): with nan_policy="impute", numeric cells
   take the fitted median and every column that had a missing value in the
   fitted data gains a 0/1 indicator column; categorical NaN is its own level.
@@ -58,12 +60,22 @@ class FeatureEncoder:
         self.nan_policy = nan_policy
         self.max_onehot = max_onehot_categories
         self.plans: list[_ColumnPlan] = []
+        self.dropped: list[str] = []  # feature columns with no value at all in the fitted table
 
     # -- fitting -----------------------------------------------------------
     def fit(self, frame: pd.DataFrame) -> "FeatureEncoder":
+        """Plan every column; an entirely empty one is dropped (named in
+        `dropped`), unless nan_policy is reject: real exports carry empty columns."""
         if not self.columns:
             raise InputError("no feature columns to use: name them with --features")
-        self.plans = [self._plan(frame[name], name) for name in self.columns]
+        self.dropped = [name for name in self.columns
+                        if name not in self.embedding_columns and _entirely_missing(frame[name])]
+        if self.dropped and self.nan_policy == "reject":
+            raise InputError(f"feature column '{self.dropped[0]}': every value is missing (nan_policy=reject)")
+        kept = [name for name in self.columns if name not in self.dropped]
+        if not kept:
+            raise InputError(f"every feature column is empty ({', '.join(self.dropped[:12])}); nothing to check")
+        self.plans = [self._plan(frame[name], name) for name in kept]
         return self
 
     def _plan(self, series: pd.Series, name: str) -> _ColumnPlan:
@@ -79,7 +91,8 @@ class FeatureEncoder:
                 raise InputError(f"feature column '{name}': every value is missing or infinite")
             missing = finite.size < values.size
             if missing and self.nan_policy == "reject":
-                raise InputError(f"feature column '{name}': {values.size - finite.size} missing or infinite values (nan_policy=reject)")
+                raise InputError(f"feature column '{name}': {values.size - finite.size} missing or infinite values "
+                                 "(nan_policy=reject)")
             median = float(np.median(finite))
             return _ColumnPlan(name, "numeric", center=median, scale=_robust_scale(finite), fill=median,
                                indicator=missing, datetime=is_datetime)
@@ -96,13 +109,14 @@ class FeatureEncoder:
         """Plain data (JSON) for a stored profile."""
         return {"columns": list(self.columns), "embedding_columns": sorted(self.embedding_columns),
                 "nan_policy": self.nan_policy, "max_onehot_categories": self.max_onehot,
-                "plans": [asdict(plan) for plan in self.plans]}
+                "plans": [asdict(plan) for plan in self.plans], "dropped": list(self.dropped)}
 
     @classmethod
     def from_state(cls, state: dict) -> "FeatureEncoder":
         encoder = cls(state["columns"], state["embedding_columns"], state["nan_policy"],
                       state["max_onehot_categories"])
         encoder.plans = [_ColumnPlan(**plan) for plan in state["plans"]]
+        encoder.dropped = list(state.get("dropped", []))  # profiles stored before empty columns were dropped
         return encoder
 
     # -- transforming ------------------------------------------------------
@@ -155,11 +169,22 @@ class FeatureEncoder:
             raise InputError(f"feature column '{plan.name}': expected numeric values, got text")
         missing = ~np.isfinite(values)
         if missing.any() and self.nan_policy == "reject":
-            raise InputError(f"feature column '{plan.name}': {int(missing.sum())} missing or infinite values (nan_policy=reject)")
+            raise InputError(f"feature column '{plan.name}': {int(missing.sum())} missing or infinite values "
+                             "(nan_policy=reject)")
         values = np.where(missing, plan.fill, values)
         with np.errstate(over="ignore", invalid="ignore"):  # +-1e308 overflows to +-inf, then clips
             scaled = np.clip((values - plan.center) / plan.scale, -CLIP, CLIP)
         return _with_indicator(scaled.astype(np.float32), missing, plan)
+
+
+def _entirely_missing(series: pd.Series) -> bool:
+    """No value at all: every cell NaN/None (or +-inf in a numeric column)."""
+    if series.isna().all():
+        return True
+    if pd.api.types.is_float_dtype(series):
+        with np.errstate(invalid="ignore"):
+            return not np.isfinite(series.to_numpy(dtype=np.float64, na_value=np.nan)).any()
+    return False
 
 
 def _with_indicator(values: np.ndarray, missing: np.ndarray, plan: _ColumnPlan) -> np.ndarray:

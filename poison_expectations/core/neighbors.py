@@ -52,11 +52,13 @@ class NeighborIndex:
     def build(cls, data: np.ndarray, *, exact_max_rows: int = 50_000) -> "NeighborIndex":
         data = np.ascontiguousarray(data, dtype=np.float32)
         exact = data.shape[0] <= exact_max_rows
+        index: faiss.Index
         if exact:
             index = faiss.IndexFlatL2(data.shape[1])
         else:
-            index = faiss.IndexHNSWFlat(data.shape[1], HNSW_M)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            hnsw = faiss.IndexHNSWFlat(data.shape[1], HNSW_M)
+            hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index = hnsw
         index.add(data)
         return cls(index, data, exact)
 
@@ -107,7 +109,7 @@ def find_neighbors(
     row's own entry is excluded (a row is never its own neighbour).
     """
     self_search = indexed is None
-    index = NeighborIndex.build(query if self_search else indexed, exact_max_rows=exact_max_rows)
+    index = NeighborIndex.build(query if indexed is None else indexed, exact_max_rows=exact_max_rows)
     return index.search(query, k, self_search=self_search, random_state=random_state)
 
 

@@ -85,7 +85,7 @@ class PoisonQuarantineAction(ValidationAction):
     def _batch_frame(self, validation, data_path: str | None):
         from great_expectations.execution_engine.pandas_execution_engine import hash_pandas_dataframe
 
-        from poison_expectations.core.context import current
+        from poison_expectations.core.context import latest
         from poison_expectations.stores.io import read_table
 
         fingerprint = (validation.meta or {}).get("batch_markers", {}).get("pandas_data_fingerprint")
@@ -95,7 +95,7 @@ class PoisonQuarantineAction(ValidationAction):
                 raise InputError(f"{data_path}: not the batch this checkpoint validated "
                                  "(its content differs); set data_path to the validated file")
             return frame
-        active = current()
+        active = latest()
         frame = active.batch.frame if active is not None else None
         if frame is not None and fingerprint and hash_pandas_dataframe(frame) == fingerprint:
             return frame

@@ -38,7 +38,7 @@ def load_context(project_dir: str | Path):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    import poison_expectations  # noqa: F401  (registers our expectations before GX reads suites)
+    import poison_expectations.gx.register  # noqa: F401  (registers our expectations before GX reads suites)
 
     project_dir = Path(project_dir)
     if not (project_dir / "gx" / "great_expectations.yml").is_file():

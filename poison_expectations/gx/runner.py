@@ -88,6 +88,7 @@ class RunOutcome:
             "flagged_rows": self.flagged_count,
             "failed_expectations": self.failed_expectations(),
             "skipped_families": self.skipped,
+            "dropped_feature_columns": list(self.analysis.encoder.dropped),  # empty in the fitted table
             "expectations": [e.as_dict() for e in self.expectations],
             "signals": {
                 name: {"flagged": r.flagged_count, "flagged_rate": r.flagged_rate, "summary": r.summary}

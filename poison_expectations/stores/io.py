@@ -5,45 +5,32 @@ rows with more fields than the header, a truncated last line, a file that
 changes while it is read, and tables over `limits.max_rows` or the memory
 budget are input errors naming the file (the row and memory limits are
 checked before the whole table is loaded: Parquet from its footer, CSV by
-reading at most max_rows + 1 rows).
+counting its records first, in constant memory). A trailing comma on every
+line (an empty, unnamed last field) is dropped.
 
-Every output goes to a temporary file in its target folder; all outputs of
-a run are renamed into place together at the end, with SIGINT/SIGTERM held
-back during the renames, so a crash, an interrupt or a full disk never
-leaves a partial file under a requested name.
+Writing (staging, the one publishing point) lives in `stores/staging.py`;
+its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
-import signal
-import tempfile
-import threading
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pandas as pd
 
-from poison_expectations.core.errors import InputError, OutputError, PoisonCheckError
+from poison_expectations.core.errors import InputError, PoisonCheckError
 from poison_expectations.core.memory import ensure_fits
+from poison_expectations.stores.files import (  # noqa: F401  (re-exported)
+    READERS, _csv_header, _delimiter_hint, _trailing_empty, check_table_file, csv_records_over, resolved_path,
+    table_columns, table_format,
+)
 
-READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 CSV_MEMORY_FACTOR = 3.0  # peak bytes while parsing and holding a CSV, per byte of text
 PARQUET_MEMORY_FACTOR = 2.0  # Arrow table plus pandas frame, per uncompressed byte
 TAIL_BYTES = 1 << 16
-
-
-def table_format(path: str | os.PathLike) -> str:
-    """'csv' or 'parquet', chosen by extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in READERS:
-        raise InputError(
-            f"{path}: unknown file extension {suffix!r}; use .csv or .parquet"
-        )
-    return READERS[suffix]
 
 
 # -- reading --------------------------------------------------------------------
@@ -51,12 +38,8 @@ def table_format(path: str | os.PathLike) -> str:
 def read_table(path: str | os.PathLike, *, max_rows: int | None = None,
                max_memory_mb: int | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file, raising InputError with the file named."""
-    path = Path(path)
+    path = check_table_file(path)
     fmt = table_format(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if not path.is_file():
-        raise InputError(f"{path}: not a regular file")
     before = _snapshot(path)
     try:
         frame = (_read_csv if fmt == "csv" else _read_parquet)(path, max_rows, max_memory_mb)
@@ -105,6 +88,8 @@ def _read_csv(path: Path, max_rows: int | None, max_memory_mb: int | None) -> pd
     header = _csv_header(path)
     if header is not None:
         _check_names(path, header)  # pandas would silently rename a second 'x' to 'x.1'
+    if max_rows is not None and csv_records_over(path, max_rows):
+        raise _too_many_rows(path, f"more than {max_rows}", max_rows)
     with warnings.catch_warnings():
         # with index_col=False pandas warns (and drops the extra fields) where it would
         # otherwise silently take the first field of every row as an index
@@ -115,32 +100,26 @@ def _read_csv(path: Path, max_rows: int | None, max_memory_mb: int | None) -> pd
         except pd.errors.ParserWarning:
             raise InputError(f"{path}: rows have more fields than the header has names; check the delimiter "
                              "and quoting") from None
-    if max_rows is not None and len(frame) > max_rows:
+    if max_rows is not None and len(frame) > max_rows:  # belt and braces; the count above decides
         raise _too_many_rows(path, f"more than {max_rows}", max_rows)
     if header and len(frame.columns) == 1:
         _delimiter_hint(path, header[0])
     if header:
-        _check_last_record(path, len(header))
+        frame = _drop_trailing_empty(frame, header)
+        _check_last_record(path, len(header) - _trailing_empty(header))
     return frame
 
 
-def _csv_header(path: Path) -> list[str] | None:
-    """The raw header record (pandas skips leading blank lines; so do we)."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            for record in csv.reader(handle):
-                if record:
-                    return record
-    except csv.Error:
-        return None  # e.g. a header cell over the csv module's size limit; pandas decides
-    return []
-
-
-def _delimiter_hint(path: Path, name: str) -> None:
-    for delimiter, label in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
-        if delimiter in name:
-            raise InputError(f"{path}: found one column named {name[:60]!r}; the file looks {label}-separated, "
-                             "but poison-check reads comma-separated CSV")
+def _drop_trailing_empty(frame: pd.DataFrame, header: list[str]) -> pd.DataFrame:
+    """Drop the columns of a trailing comma (empty name, no value in any row):
+    pandas would call them 'Unnamed: 13', a column the file does not have."""
+    empty = _trailing_empty(header)
+    if not empty or len(frame.columns) != len(header):
+        return frame
+    tail = frame.iloc[:, len(header) - empty:]
+    if not tail.isna().all().all():
+        return frame  # an unnamed column that holds data: keep it under pandas' name
+    return frame.iloc[:, :len(header) - empty]
 
 
 def _check_last_record(path: Path, n_fields: int) -> None:
@@ -184,161 +163,12 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-# -- writing --------------------------------------------------------------------
+# -- writing (stores/staging.py; re-exported: callers import them from here) ------
 
-def check_writable(target: str | os.PathLike) -> None:
-    """Fail before a long run when `target` could not be written at its end."""
-    target = Path(target)
-    folder = target.parent
-    if not folder.exists():
-        raise OutputError(f"{target}: output folder {folder} does not exist")
-    if not folder.is_dir():
-        raise OutputError(f"{target}: {folder} is not a folder")
-    if target.is_dir():
-        raise OutputError(f"{target}: is a folder")
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"{target}: cannot write to {folder} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(name)
-
-
-class OutputStage:
-    """Temporary files beside their targets, renamed onto them together."""
-
-    def __init__(self) -> None:
-        self.staged: list[tuple[Path, Path]] = []  # (temporary, target)
-        self.current: Path | None = None  # the target being written, for messages
-
-    def path(self, target: str | os.PathLike) -> Path:
-        """A new temporary file for `target` (same folder, so the rename is atomic)."""
-        target = Path(target)
-        self.current = target
-        folder = target.parent
-        if not folder.is_dir():
-            raise OutputError(f"{target}: output folder {folder} does not exist or is not a folder")
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        tmp = Path(name)
-        self.staged.append((tmp, target))
-        _apply_umask(tmp)
-        return tmp
-
-    def commit(self) -> None:
-        """Rename every staged file onto its target, with interrupts held back."""
-        with signals_deferred():
-            while self.staged:
-                tmp, target = self.staged[0]
-                self.current = target
-                os.replace(tmp, target)
-                self.staged.pop(0)
-
-    def drop(self, tmp: Path) -> None:
-        """Remove one staged file (its target is written another way)."""
-        _remove_quietly(tmp)
-        self.staged = [(t, target) for t, target in self.staged if t != tmp]
-
-    def discard(self) -> None:
-        for tmp, _ in self.staged:
-            _remove_quietly(tmp)
-        self.staged.clear()
-
-
-@contextlib.contextmanager
-def staged_outputs() -> Iterator[OutputStage]:
-    """Stage outputs in the block; on success rename them all, else remove them.
-
-    OSError (no space, permission, read-only file system) and Arrow write
-    errors become OutputError naming the file; nothing partial remains.
-    """
-    stage = OutputStage()
-    try:
-        yield stage
-        stage.commit()
-    except OSError as exc:
-        stage.discard()
-        raise OutputError(f"{stage.current}: cannot write ({exc.strerror or _first_line(exc)})") from exc
-    except BaseException as exc:
-        stage.discard()
-        if _is_arrow_error(exc):
-            raise OutputError(f"{stage.current}: cannot write ({_first_line(exc)})") from exc
-        raise
-
-
-def _is_arrow_error(exc: BaseException) -> bool:
-    return type(exc).__module__.startswith("pyarrow")
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` on success."""
-    with staged_outputs() as stage:
-        yield stage.path(target)
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM for a short critical section, then deliver them.
-
-    Python runs signal handlers in the main thread only, so swapping them
-    there covers signals delivered to any thread (e.g. OpenMP workers).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    watched = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.signal(signum, lambda s, _f: received.append(s)) for signum in watched}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if received:
-            handler = previous[received[0]]
-            if callable(handler):
-                handler(received[0], None)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(received[0])
-
-
-def _apply_umask(path: Path) -> None:
-    """mkstemp creates 0600 files; outputs get the usual 0666 & ~umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~umask)
-
-
-def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
-
-
-def text_writer(text: str) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return write
-
-
-def table_writer(frame: pd.DataFrame, fmt: str) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        if fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            frame.to_parquet(path, index=False)
-        with open(path, "rb+") as handle:
-            os.fsync(handle.fileno())
-    return write
-
-
-def write_text_atomic(target: str | os.PathLike, text: str) -> None:
-    with staged_outputs() as stage:
-        text_writer(text)(stage.path(target))
+from poison_expectations.stores.staging import (  # noqa: E402,F401
+    OutputStage, atomic_path, check_writable, check_writable_folder, signals_deferred, staged_outputs,
+    table_writer, text_writer, write_text_atomic,
+)
 
 
 def write_table_atomic(target: str | os.PathLike, frame: pd.DataFrame, fmt: str | None = None) -> None:

@@ -18,12 +18,14 @@ Safety under concurrency and crashes:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import delete, func, insert, select, update
@@ -34,8 +36,8 @@ from poison_expectations.core.errors import ConfigError, OutputError
 from poison_expectations.stores.ledger_engine import (BUSY_TIMEOUT_SECONDS, DEFAULT_LEDGER, LEDGER_ENV,
                                                       default_ledger, first_line, is_transient, ledger_exists,
                                                       ledger_url, make_engine, safe_url, sqlite_path)
-from poison_expectations.stores.ledger_schema import (MIGRATIONS, SCHEMA_VERSION, metadata, runs, schema_version,
-                                                      source_runs, source_signal_flags)
+from poison_expectations.stores.ledger_schema import (MIGRATIONS, SCHEMA_VERSION, metadata, runs, runs_batch_key,
+                                                      schema_version, source_runs, source_signal_flags)
 from poison_expectations.stores.reputation import CREDIBLE_LEVEL, PRIOR_BAD, PRIOR_GOOD, Reputation, reputation
 
 RETRY_DEADLINE_SECONDS = 120.0
@@ -84,10 +86,17 @@ class Ledger:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"ledger {path}: cannot create its folder ({exc.strerror})") from None
+        fresh = path is not None and not path.exists()
         self.engine = make_engine(self.url, busy_timeout)
-        # two processes migrating a fresh database at once: the loser's insert into
-        # schema_version violates its primary key; it retries and finds the work done
-        self.version = self._retrying(self._migrate, retry_integrity=True)
+        try:
+            # two processes migrating a fresh database at once: the loser's insert into
+            # schema_version violates its primary key; it retries and finds the work done
+            self.version = self._retrying(self._migrate, retry_integrity=True)
+        except BaseException:
+            self.engine.dispose()
+            if fresh:  # a full disk must not leave an empty ledger.db (it would read as a valid, empty ledger)
+                _remove_unfinished(path)
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -100,10 +109,13 @@ class Ledger:
 
     # -- writes ------------------------------------------------------------------
     def record_run(self, run_id: str, records: Iterable[SourceRecord], *, success: bool,
-                   data_path: str | None = None, recorded_at: datetime | None = None) -> bool:
+                   data_path: str | None = None, recorded_at: datetime | None = None,
+                   batch_key: str | None = None) -> bool:
         """Record one run with all its sources in one transaction.
 
-        Idempotent: a run id already in the ledger is left as it is (returns False).
+        Idempotent: a run id, or a `batch_key` (see `batch_key()`), already in
+        the ledger is left as it is (returns False), so a retried batch never
+        counts twice.
         """
         records = list(records)
         for record in records:
@@ -113,11 +125,14 @@ class Ledger:
         when = recorded_at or datetime.now(timezone.utc)
 
         def write(conn: Connection) -> bool:
-            if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
+            seen = runs.c.run_id == run_id
+            if batch_key is not None:
+                seen = seen | (runs.c.batch_key == batch_key)
+            if conn.execute(select(runs.c.run_id).where(seen)).first():
                 return False
             conn.execute(insert(runs).values(run_id=run_id, recorded_at=when, data_path=data_path,
                                              success=bool(success), sources=len(records),
-                                             rows=sum(r.rows for r in records)))
+                                             rows=sum(r.rows for r in records), batch_key=batch_key))
             if not records:
                 return True
             conn.execute(insert(source_runs), [
@@ -131,7 +146,13 @@ class Ledger:
                 conn.execute(insert(source_signal_flags), flags)
             return True
 
-        return self._transaction(write)
+        def attempt() -> bool:
+            try:
+                return self._in_transaction(write)
+            except IntegrityError:  # a concurrent writer of the same run or batch won (PostgreSQL:
+                return self._in_transaction(write)  # the unique key decides); now seen: False
+
+        return self._retrying(attempt)
 
     def forget(self, source: str) -> int:
         """Delete every record of `source`; returns how many run records went."""
@@ -255,11 +276,11 @@ class Ledger:
             return SCHEMA_VERSION
 
     def _transaction(self, body: Callable[[Connection], T]) -> T:
-        def attempt() -> T:
-            with self.engine.begin() as conn:
-                return body(conn)
+        return self._retrying(lambda: self._in_transaction(body))
 
-        return self._retrying(attempt)
+    def _in_transaction(self, body: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as conn:
+            return body(conn)
 
     def _retrying(self, attempt: Callable[[], T], retry_integrity: bool = False) -> T:
         """Run `attempt`, retrying transient lock/serialization errors until the deadline."""
@@ -275,6 +296,37 @@ class Ledger:
                     raise OutputError(f"ledger {safe_url(self.url)}: {first_line(exc)}") from None
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
+
+
+def batch_key(frame, source_column: str | None) -> str:
+    """Content key of a batch: its column names and every cell (row order
+    included) plus the source column, so the same rows recorded again (a
+    retry after exit 2/130/143, an Airflow retry) are recognised."""
+    import hashlib
+
+    import pandas as pd
+
+    try:
+        rows = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # unhashable cells (embedding lists): hash their text
+        rows = pd.util.hash_pandas_object(frame.astype(str), index=False)
+    digest = hashlib.sha256(repr((list(map(str, frame.columns)), source_column)).encode())
+    digest.update(rows.to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _remove_unfinished(path: Path) -> None:
+    """Remove the empty SQLite file (and empty side files) that a failed
+    first open left. A file with any byte in it is left alone: another
+    process may be creating the same ledger at this moment."""
+    for suffix in ("", "-wal", "-journal"):
+        candidate = Path(f"{path}{suffix}")
+        with contextlib.suppress(OSError):
+            if candidate.stat().st_size:
+                return
+    for suffix in ("-wal", "-shm", "-journal", ""):
+        with contextlib.suppress(OSError):
+            Path(f"{path}{suffix}").unlink()
 
 
 def _check_record(record: SourceRecord) -> None:
@@ -301,6 +353,7 @@ def dumps_records(records: list[dict[str, Any]]) -> str:
 
 
 __all__ = ["Ledger", "SourceRecord", "SourceHistory", "Reputation", "reputation", "ledger_url", "ledger_exists",
+           "batch_key", "runs_batch_key",
            "sqlite_path", "dumps_records", "DEFAULT_LEDGER", "LEDGER_ENV", "default_ledger", "BUSY_TIMEOUT_SECONDS",
            "RETRY_DEADLINE_SECONDS", "SCHEMA_VERSION", "MIGRATIONS", "PRIOR_BAD", "PRIOR_GOOD", "CREDIBLE_LEVEL",
            "metadata", "schema_version", "runs", "source_runs", "source_signal_flags"]

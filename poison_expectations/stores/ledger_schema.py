@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Callable
 
 from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
-                        UniqueConstraint)
+                        UniqueConstraint, inspect, text)
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -32,7 +32,9 @@ runs = Table(
     Column("success", Boolean, nullable=False),
     Column("sources", Integer, nullable=False),  # source_runs rows written with this run
     Column("rows", Integer, nullable=False),  # sum of their rows
+    Column("batch_key", String(64)),  # migration 3: content key of the batch (ledger.batch_key); NULL before
 )
+runs_batch_key = Index("uq_runs_batch_key", runs.c.batch_key, unique=True)
 
 source_runs = Table(
     "source_runs", metadata,
@@ -69,4 +71,11 @@ def _migration_2(conn: Connection) -> None:
     source_signal_flags.create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2}
+def _migration_3(conn: Connection) -> None:
+    """Runs keep their batch's content key, unique: a retried batch counts once."""
+    if "batch_key" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN batch_key VARCHAR(64)"))
+    runs_batch_key.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2, 3: _migration_3}

@@ -11,7 +11,7 @@ from poison_expectations.core.params.shared import signal_shared
 
 FEATURE_CLUSTERING = FamilyParams(
     section="feature_clustering",
-    signal_name="clustering",
+    signal_name="feature_clustering",
     order=41,
     note="Chen et al. 2018 activation clustering, per class",
     shared=signal_shared("random_state"),

@@ -80,17 +80,17 @@ class Signal(ABC):
     def cache_key(self) -> tuple:
         return (self.name, tuple(sorted((k, _freeze(v)) for k, v in self.params.items())))
 
+    @abstractmethod
     def fit(self, analysis: "Analysis") -> State:
         """Learn from `analysis.fitted` (and `analysis.fitted_neighbors`) only."""
-        raise NotImplementedError(f"{self.name}: fit")  # interim, while families move to fit/score
 
+    @abstractmethod
     def score(self, state: State, analysis: "Analysis") -> SignalResult:
         """Score the batch rows (`analysis.batch`) against a fitted state; never refits."""
-        raise NotImplementedError(f"{self.name}: score")
 
+    @abstractmethod
     def score_fitted(self, state: State, analysis: "Analysis") -> SignalResult:
         """Self-check: the fitted rows' result from their out-of-sample quantities."""
-        raise NotImplementedError(f"{self.name}: score_fitted")
 
     def run(self, analysis: "Analysis", state: State | None = None) -> SignalResult:
         """Fit (unless a stored state is given) and score the batch."""

@@ -145,7 +145,7 @@ class HessianSolver:
         solver = cls.__new__(cls)
         solver.model = LogisticModel(np.asarray(state["W"]), np.asarray(state["classes"]), float(state["l2"]),
                                      int(state["n_train"]))
-        solver.X = None
+        solver.X = None  # type: ignore[assignment]  # no rows: quadratic forms only
         solver.q = solver.model.W.shape[1]
         solver.exact = bool(state["exact"])
         solver.diag = np.asarray(state["diag"])

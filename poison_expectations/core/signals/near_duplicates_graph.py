@@ -48,6 +48,7 @@ def row_keys(table, encoder, decimals: dict[str, int]) -> np.ndarray:
         d = decimals.get(plan.name)
         if plan.kind == "numeric" and d is not None:
             values, _ = _as_numeric(table.frame[plan.name], plan.name)
+            assert values is not None  # a numeric plan's column reads as numbers
             scaled = values * 10.0 ** d
             ok = np.isfinite(scaled) & (np.abs(scaled) < 2.0 ** 53)
             codes = np.where(ok, np.round(np.where(ok, scaled, 0.0)), 0.0).astype(np.int64)

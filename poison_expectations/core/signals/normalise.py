@@ -161,6 +161,7 @@ def normalise(component: Component, y: np.ndarray, n_classes: int, *, z_limit: f
         if rows.size == 0 and not use_reference:
             continue
         if use_reference:
+            assert entry is not None
             center, scale, ordered = entry["center"], entry["scale"], entry["sorted"]
         else:
             center, scale, own = _class_baseline(values[rows], t_values[rows], two_sided)
@@ -169,7 +170,7 @@ def normalise(component: Component, y: np.ndarray, n_classes: int, *, z_limit: f
         if rows.size:
             rank[rows] = np.searchsorted(ordered, row_values, side="right") / ordered.size
             z[rows] = np.abs(t_values[rows] - center) / scale if two_sided else (t_values[rows] - center) / scale
-        if use_reference:
+        if entry is not None and use_reference:
             flags[rows] = row_values > entry["cut"]
             cuts[c] = {"kind": "reference_quantile", "value": entry["cut"]}
         else:

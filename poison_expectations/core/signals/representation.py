@@ -1,11 +1,12 @@
 """Shared pieces of the backdoor and clean-label signals.
 
-- `representation`: the matrix the spectral and clustering signals look at.
-  Named embedding columns when the user gave some (their dimensions only),
-  else every encoded feature. Each column is mapped through a rank-Gauss
-  transform, z = Phi^-1(mid-rank / (n + 1)), fitted on the reference when one
-  is given, so heavy-tailed amounts and counts do not dominate the top
-  singular vector and one-hot columns keep a small weight.
+- `fit_representation` / `apply_representation`: the matrix the spectral
+  and clustering signals look at. Named embedding columns when the user
+  gave some (their dimensions only), else every encoded feature. Each
+  column is mapped through a rank-Gauss transform, z = Phi^-1(mid-rank /
+  (n + 1)), fitted on the fitted table (the reference when one is given),
+  so heavy-tailed amounts and counts do not dominate the top singular
+  vector and one-hot columns keep a small weight.
 - `Reclassifier`: exclusionary reclassification (Chen et al. 2018). A model
   trained without the suspect rows (and optionally without some columns)
   predicts them; a held-out half of the training pool gives the model's
@@ -65,37 +66,45 @@ def representation_columns(analysis, which: str) -> tuple[np.ndarray, str]:
     return np.arange(analysis.batch.X.shape[1]), "encoded features"
 
 
-def rank_gauss(fit: np.ndarray, *apply: np.ndarray, max_fit_rows: int = RANK_FIT_ROWS,
-               random_state: int = 0) -> list[np.ndarray]:
-    """Map each column through Phi^-1 of its empirical CDF on `fit` (mid-ranks for ties)."""
+def rank_gauss_fit(fit: np.ndarray, max_fit_rows: int = RANK_FIT_ROWS, random_state: int = 0) -> np.ndarray:
+    """The fitted transform: each column of `fit` sorted (sampled to `max_fit_rows`
+    rows), one row per column so that each is contiguous for searchsorted."""
     rows = fit
     if fit.shape[0] > max_fit_rows:
         pick = np.random.default_rng(random_state).choice(fit.shape[0], size=max_fit_rows, replace=False)
         rows = fit[pick]
-    n_fit = rows.shape[0]
-    outs = [np.empty(a.shape, dtype=np.float32) for a in apply]
-    for j in range(rows.shape[1]):
-        ordered = np.sort(rows[:, j])
-        for a, out in zip(apply, outs):
-            lo = np.searchsorted(ordered, a[:, j], side="left")
-            hi = np.searchsorted(ordered, a[:, j], side="right")
-            u = ((lo + hi) / 2.0 + 0.5) / (n_fit + 1.0)
-            out[:, j] = special.ndtri(u)
-    return outs
+    return np.ascontiguousarray(np.sort(rows, axis=0).T)
 
 
-def representation(analysis, which: str = "auto") -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(batch matrix, reference matrix or None, description), rank-Gauss transformed."""
+def rank_gauss_apply(ordered: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Map each column through Phi^-1 of its empirical CDF (mid-ranks for ties)."""
+    n_fit = ordered.shape[1]
+    out = np.empty(X.shape, dtype=np.float32)
+    for j in range(ordered.shape[0]):
+        lo = np.searchsorted(ordered[j], X[:, j], side="left")
+        hi = np.searchsorted(ordered[j], X[:, j], side="right")
+        out[:, j] = special.ndtri(((lo + hi) / 2.0 + 0.5) / (n_fit + 1.0))
+    return out
+
+
+def fit_representation(analysis, which: str = "auto") -> dict:
+    """State of the representation: the encoded columns used, a description,
+    and the rank-Gauss transform fitted on the fitted table (plain arrays)."""
     cols, label = representation_columns(analysis, which)
-    batch = analysis.batch.X[:, cols]
-    ref = analysis.reference.X[:, cols] if analysis.reference is not None else None
-    fit = ref if ref is not None else batch
-    seed = analysis.options.random_state
-    if ref is None:
-        (batch_t,) = rank_gauss(fit, batch, random_state=seed)
-        return batch_t, None, label
-    batch_t, ref_t = rank_gauss(fit, batch, ref, random_state=seed)
-    return batch_t, ref_t, label
+    ordered = rank_gauss_fit(analysis.fitted.X[:, cols], random_state=analysis.options.random_state)
+    return {"columns": cols.astype(np.int64), "label": label, "sorted": ordered}
+
+
+def apply_representation(state: dict, X: np.ndarray) -> np.ndarray:
+    """Rows of the encoded matrix `X` in the fitted representation."""
+    return rank_gauss_apply(state["sorted"], X[:, state["columns"]])
+
+
+def class_codes(analysis, labels: list) -> dict:
+    """Stored class label -> this analysis's label code (codes differ between
+    analyses: labels are factorised in order of appearance)."""
+    codes = {plain(v): code for code, v in enumerate(analysis.classes)}
+    return {i: codes[label] for i, label in enumerate(labels) if label in codes}
 
 
 # -- exclusionary reclassification ---------------------------------------------

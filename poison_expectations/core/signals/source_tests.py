@@ -45,7 +45,7 @@ def stratified_fisher_greater(k: int, n_c: np.ndarray, K_c: np.ndarray, N_c: np.
             return float(k <= mean)
         return float(stats.norm.sf((k - mean - 0.5) / np.sqrt(var)))
     below = np.ones(1)  # distribution of the partial sum, truncated to values 0..k-1
-    for n, K, N in zip(n_c, K_c, N_c):
+    for n, K, N in zip(n_c, K_c, N_c, strict=True):
         low = max(0, n + K - N)
         if low > k - 1:
             return 1.0  # this stratum alone forces T >= k

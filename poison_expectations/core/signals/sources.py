@@ -26,19 +26,22 @@ class separation of 1.5 sd), hence the default of 10 points. Sources with
 fewer than `min_rows` rows are reported but not judged (no test, no BH
 slot).
 
-Which signals are aggregated (`signals`):
+Which signals are aggregated (`signals`), always read from the results
+already computed on this batch (`inputs = ("*",)`: this signal never runs
+or imports another; its caller computes the inputs first, see
+`required_inputs`):
 - None (the expectation's default, for hand-built GX suites): label
-  consistency when the batch has a label column, else none. Deterministic
-  whatever order GX resolves metrics in (GX resolves independent metrics
-  in set order, so "whatever ran before" would vary between processes);
-- a list of names: exactly those, each with its default parameters (and the
-  run's k and random_state), which is the same computation as an
-  expectation that uses the defaults, so it is shared with it;
+  consistency when the batch has a label column, else none. The caller
+  computes it with its default parameters, so the result does not depend
+  on the order in which GX resolves metrics;
+- a list of names: exactly those, each computed by the caller with its
+  default parameters (and the run's k and random_state);
 - ["*"] (the config default, for the runner/CLI): every signal already
-  computed on this batch. The runner computes every configured family
-  before this one (family `order` 900), so this is every signal of the
-  run; when none has run, as for None. Names listed next to "*" that did
-  not run are added with their defaults.
+  computed on this batch, the latest result of each name. The runner
+  computes every configured family before this one (family `order` 900),
+  so this is every signal of the run; when none has run, as for None. Names
+  listed next to "*" that did not run are computed by the caller with their
+  defaults.
 `exclude_signals` removes names from any of these.
 
 Rows of suspicious sources are flagged (reason names the source and its
@@ -48,12 +51,16 @@ a row-level signal flagged still rank above their innocent-looking
 neighbours from the same source; other rows score 0. Extra findings columns:
 `source` (the row's source) and `source_verdict` (suspicious, ok or
 unjudged).
+
+Fit and score: there is no per-row model. A source is compared with the
+rest of the same batch, so `fit` keeps only the fitted table's label
+distribution (the reference's, for the reported divergence) and no
+`reference_scores`; `score` runs the tests on the batch from the results of
+the run (`analysis.results()`).
 """
 
 from __future__ import annotations
 
-import inspect
-import itertools
 from typing import Any
 
 import numpy as np
@@ -62,44 +69,79 @@ from scipy import stats
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.sources import ALL, SOURCES
-from poison_expectations.core.signals.base import Signal, SignalResult, plain
-from poison_expectations.core.signals.source_tests import class_adjusted_rate, fisher_greater, js_divergence, stratified_fisher_greater
+from poison_expectations.core.signals.base import Signal, SignalResult, State, plain
+from poison_expectations.core.signals.source_tests import (class_adjusted_rate, fisher_greater, js_divergence,
+                                                           stratified_fisher_greater)
 
 VERDICTS = ("suspicious", "ok", "unjudged")
 CONSOLE_MAX_SOURCES = 12
-_REQUESTS = itertools.count()
 MAX_STRATA_CELLS = 20_000_000  # sources x classes above which the test is not stratified
 
 
 class SourceStatistics(Signal):
     name = "sources"
+    inputs = (ALL,)  # reads every other signal's flags from analysis.results()
     declaration = SOURCES
 
-    def cache_key(self) -> tuple:
-        """With "*" the inputs are whatever ran before, so never reuse an older result."""
-        key = super().cache_key()
-        if self.params["signals"] is not None and ALL in self.params["signals"]:
-            return key + (("request", next(_REQUESTS)),)
-        return key
+    def fit(self, analysis) -> State:
+        """The fitted table's label distribution, for the divergence of each
+        source's from it (reported, never judged). No per-row model."""
+        y = analysis.fitted.y
+        if y is None:
+            return {"classes": None, "label_counts": None}
+        return {"classes": [plain(v) for v in analysis.classes],
+                "label_counts": np.bincount(y, minlength=analysis.n_classes).astype(np.int64)}
 
-    def run(self, analysis) -> SignalResult:
+    def score(self, state: State, analysis) -> SignalResult:
+        """The per-source tests on the batch, against the rest of the batch;
+        the label divergence also against the stored reference distribution."""
+        return self._tests(analysis, _reference_counts(state, analysis))
+
+    def score_fitted(self, state: State, analysis) -> SignalResult:
+        """Self-check: the same tests; no reference distribution to compare with."""
+        return self._tests(analysis, None)
+
+    def required_inputs(self, analysis) -> list[str]:
+        """Names of the signals the caller must compute with their default
+        parameters before this one (see module doc): the run context and the
+        GX metric call this, so the selection lives in one place."""
+        p = self.params
+        skip = set(p["exclude_signals"]) | {self.name}
+        wanted = p["signals"]
+        default = ["label_consistency"] if analysis.batch.y is not None else []
+        if wanted is not None and ALL in wanted:
+            present = {r.signal for r in analysis.results()} - skip
+            extra = [n for n in wanted if n != ALL and n not in present and n not in skip]
+            return extra if present or extra else [n for n in default if n not in skip]
+        names = default if wanted is None else list(dict.fromkeys(wanted))
+        return [n for n in names if n not in skip]
+
+    def _tests(self, analysis, reference_counts: np.ndarray | None) -> SignalResult:
         sources = analysis.batch.sources
         if sources is None:
             raise InputError("per-source checks need a source column: set data.source_column or pass "
                              "--source-column")
         p = self.params
-        base = base_results(analysis, p["signals"], p["exclude_signals"], own=self.name)
-        stats_ = source_table(sources, analysis.batch.y, analysis.classes,
-                              analysis.reference.y if analysis.reference is not None else None,
+        base = input_results(analysis, p["signals"], p["exclude_signals"], own=self.name)
+        stats_ = source_table(sources, analysis.batch.y, analysis.classes, reference_counts,
                               {r.signal: r.flags for r in base}, p["min_rows"], p["alpha"], p["min_excess"])
         return _result(self.name, stats_, p)
 
 
+def _reference_counts(state: State, analysis) -> np.ndarray | None:
+    """The stored label counts by this analysis's class codes."""
+    if state.get("label_counts") is None or analysis.classes is None:
+        return None
+    counts = dict(zip(state["classes"], state["label_counts"], strict=True))
+    return np.array([counts.get(plain(v), 0) for v in analysis.classes], dtype=float)
+
+
 # -- which signals ------------------------------------------------------------
 
-def base_results(analysis, wanted: tuple[str, ...] | None, exclude: tuple[str, ...], own: str
-                 ) -> list[SignalResult]:
-    """The signal results to aggregate, one per signal name."""
+def input_results(analysis, wanted: tuple[str, ...] | None, exclude: tuple[str, ...], own: str
+                  ) -> list[SignalResult]:
+    """The results to aggregate: the latest one of each selected name (see
+    module doc); a selected name with no result is an input error."""
     skip = set(exclude) | {own}
     latest: dict[str, SignalResult] = {}
     for result in analysis.results():  # least recently requested first: the last one per name wins
@@ -109,46 +151,24 @@ def base_results(analysis, wanted: tuple[str, ...] | None, exclude: tuple[str, .
     present = dict(sorted(latest.items()))
     default = ["label_consistency"] if analysis.batch.y is not None else []
     if wanted is not None and ALL in wanted:
-        extra = [n for n in wanted if n != ALL and n not in present and n not in skip]
-        if present or extra:
-            return list(present.values()) + [analysis.result(default_signal(n, analysis)) for n in extra]
-        wanted = None
-    names = default if wanted is None else list(dict.fromkeys(wanted))
-    # named signals always run with their defaults (never "whatever ran before"), so the
-    # result does not depend on the order in which GX happened to resolve other metrics
-    return [analysis.result(default_signal(n, analysis)) for n in names if n not in skip]
-
-
-def signal_classes() -> dict[str, type[Signal]]:
-    """Every imported Signal subclass by name (signals register by import)."""
-    found: dict[str, type[Signal]] = {}
-    todo = list(Signal.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        if cls.name and not inspect.isabstract(cls):
-            found.setdefault(cls.name, cls)
-    return found
-
-
-def default_signal(name: str, analysis) -> Signal:
-    """Signal `name` with its default parameters and the run's k / random_state."""
-    if name == "label_consistency":
-        from poison_expectations.core.signals import label_consistency  # noqa: F401  (registers the class)
-    classes = signal_classes()
-    if name not in classes:
-        known = ", ".join(sorted(n for n in classes if n != SourceStatistics.name)) or "none"
-        raise InputError(f"sources: unknown signal {name!r} in 'signals' (known: {known})")
-    cls = classes[name]
-    accepted = cls.declaration.shared if cls.declaration is not None else inspect.signature(cls.__init__).parameters
-    shared = {"k": analysis.options.k, "random_state": analysis.options.random_state}
-    return cls(**{k: v for k, v in shared.items() if k in accepted})
+        if present:
+            names = list(present) + [n for n in wanted if n != ALL and n not in present and n not in skip]
+        else:
+            names = [n for n in list(dict.fromkeys(default + [n for n in wanted if n != ALL])) if n not in skip]
+    else:
+        names = [n for n in (default if wanted is None else list(dict.fromkeys(wanted))) if n not in skip]
+    missing = [n for n in names if n not in latest]
+    if missing:
+        ran = ", ".join(sorted(latest)) or "none"
+        raise InputError(f"sources: unknown signal {missing[0]!r} in 'signals': no result of it on this batch "
+                         f"(signals run: {ran})")
+    return [latest[n] for n in names]
 
 
 # -- the statistics -----------------------------------------------------------
 
 def source_table(sources: np.ndarray, y: np.ndarray | None, classes: np.ndarray | None,
-                 reference_y: np.ndarray | None, flags: dict[str, np.ndarray], min_rows: int, alpha: float,
+                 reference_counts: np.ndarray | None, flags: dict[str, np.ndarray], min_rows: int, alpha: float,
                  min_excess: float) -> dict[str, Any]:
     """Per-source counts, class-stratified tests, BH and verdicts (no Python loop over rows)."""
     codes, names = pd.factorize(pd.Series(sources, dtype=object), sort=True)
@@ -183,7 +203,7 @@ def source_table(sources: np.ndarray, y: np.ndarray | None, classes: np.ndarray 
     suspicious = significant.any(axis=1)
     verdict = np.where(~judged, "unjudged", np.where(suspicious, "suspicious", "ok"))
     any_count = np.bincount(codes, weights=any_flag, minlength=n_src).astype(np.int64)
-    labels = _label_block(codes, n_src, y, classes, reference_y)
+    labels = _label_block(codes, n_src, y, classes, reference_counts)
     return {
         "codes": codes, "names": names, "rows": rows, "judged": judged, "signals": signal_names,
         "stratified": n_strata > 1, "flagged": flagged, "rate": rate, "rest_rate": rest_rate,
@@ -216,15 +236,16 @@ def _p_values(k_sc: np.ndarray, n_sc: np.ndarray, judged: np.ndarray) -> np.ndar
     return p
 
 
-def _label_block(codes, n_src, y, classes, reference_y) -> dict[str, Any] | None:
+def _label_block(codes, n_src, y, classes, reference_counts) -> dict[str, Any] | None:
     if y is None or classes is None:
         return None
     n_classes = len(classes)
     counts = np.bincount(codes * n_classes + y, minlength=n_src * n_classes).reshape(n_src, n_classes)
     rest = counts.sum(axis=0)[None, :] - counts
-    out = {"counts": counts, "js_rest": js_divergence(counts.astype(float), rest.astype(float)), "js_reference": None}
-    if reference_y is not None:
-        ref = np.bincount(reference_y, minlength=n_classes).astype(float)
+    out: dict[str, Any] = {"counts": counts, "js_rest": js_divergence(counts.astype(float), rest.astype(float)),
+                           "js_reference": None}
+    if reference_counts is not None:
+        ref = np.asarray(reference_counts, dtype=float)
         out["js_reference"] = js_divergence(counts.astype(float), np.broadcast_to(ref, counts.shape))
     out["classes"] = [plain(c) for c in classes]
     return out
@@ -298,7 +319,7 @@ def _source_summary(t, s, min_q) -> dict[str, Any]:
     }
     labels = t["labels"]
     if labels is not None:
-        out["label_counts"] = {str(c): int(v) for c, v in zip(labels["classes"], labels["counts"][s])}
+        out["label_counts"] = {str(c): int(v) for c, v in zip(labels["classes"], labels["counts"][s], strict=True)}
         out["label_js_rest"] = float(labels["js_rest"][s])
         out["label_js_reference"] = (float(labels["js_reference"][s]) if labels["js_reference"] is not None
                                      else None)

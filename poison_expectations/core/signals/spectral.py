@@ -27,6 +27,17 @@ s = M v shows a separated tail:
 Cost: one d x d covariance per class (O(n d^2)); the mixture is fitted on at
 most `max_fit_rows` rows of s. Scores in [0, 1]: tau / max tau of the class
 for rows of gated classes, 0 elsewhere.
+
+Fit and score. `fit` learns from the fitted table only: the rank-Gauss
+transform, and per class its mean, top direction, the mixture test (the
+self-check's gate) and each row's projection. `reference_scores` is each
+fitted row's out-of-fold tail score: tau on the direction and mean of the
+other `FOLDS` - 1 folds of its class, divided by the class's median such
+tau; `row_scores` gives a batch row the same quantity against the stored
+class direction, so the two are exchangeable on clean data. Against a
+reference, `score` takes the top direction from the batch class itself, as
+Tran et al. do (a reference direction would not point at poison the
+reference lacks), and projects the stored reference rows on it.
 """
 
 from __future__ import annotations
@@ -34,64 +45,111 @@ from __future__ import annotations
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
+from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.spectral_signatures import SPECTRAL_SIGNATURES
-from poison_expectations.core.signals.base import Signal, SignalResult
-from poison_expectations.core.signals.representation import excess_test, plain, representation, sample_ids, single_threaded
+from poison_expectations.core.signals.base import Signal, SignalResult, State
+from poison_expectations.core.signals.representation import (
+    apply_representation,
+    class_codes,
+    excess_test,
+    fit_representation,
+    plain,
+    sample_ids,
+    single_threaded,
+)
 
 MIN_CLASS_ROWS = 20  # smaller classes are not tested (too few rows for a tail)
+FOLDS = 5  # folds of the out-of-fold reference scores
 
 
 class SpectralSignatures(Signal):
     name = "spectral"
     declaration = SPECTRAL_SIGNATURES
 
-    def run(self, analysis) -> SignalResult:
-        p = self.params
+    def fit(self, analysis) -> State:
+        """Per class of the fitted table: mean, top direction, out-of-fold
+        tail scores and, when the fitted table is the batch (self-check), the
+        mixture gate. Against a reference `score` judges the batch's own
+        directions, so the reference's gate would be fitted for nothing."""
+        analysis.require_labels()
+        fitted = analysis.fitted
+        y = fitted.y
+        rep = fit_representation(analysis, self.params["representation"])
+        R = apply_representation(rep, fitted.X)
+        projection = np.zeros(fitted.n)
+        reference_scores = np.zeros(fitted.n)
+        per_class: list[dict | None] = []
+        for c in range(analysis.n_classes):
+            rows = np.flatnonzero(y == c)
+            if len(rows) < MIN_CLASS_ROWS:
+                per_class.append(None)
+                continue
+            mean, v, s = _direction(R[rows])
+            projection[rows] = s
+            oof = _out_of_fold_tau(R[rows], self.params["random_state"])
+            median = max(float(np.median(oof)), 1e-12)
+            reference_scores[rows] = oof / median
+            gate = self._mixture_test(s) if analysis.reference is None else {}
+            per_class.append({"mean": mean, "direction": v, "oof_median": median, "rows": int(len(rows)), **gate})
+        return {"representation": rep, "classes": [plain(v) for v in analysis.classes], "per_class": per_class,
+                "self_check": analysis.reference is None, "projection": projection,
+                "reference_scores": reference_scores}
+
+    def score_fitted(self, state: State, analysis) -> SignalResult:
+        """Self-check: the fitted rows' own classes, gated by the mixture test."""
+        _require_self_check(state, self.name)
         y = analysis.require_labels()
-        X, X_ref, label = representation(analysis, p["representation"])
-        n = len(y)
-        scores = np.zeros(n)
-        flags = np.zeros(n, dtype=bool)
-        reasons = np.full(n, "", dtype=object)
-        per_class = []
+        out = _Collector(len(y))
+        for i, code in class_codes(analysis, state["classes"]).items():
+            info = state["per_class"][i]
+            if info is None:
+                continue
+            rows = np.flatnonzero(y == code)
+            tau = state["projection"][rows] ** 2
+            stats = {k: info[k] for k in ("separated", "test", "delta_bic", "tail_share", "separation")}
+            stats.update(flag_count=self._flag_count(len(rows)), label=state["classes"][i], rows=int(len(rows)))
+            out.add(stats, rows, tau, analysis.batch.ids)
+        return out.result(self.name, state["representation"]["label"], self.params["eps"])
+
+    def score(self, state: State, analysis) -> SignalResult:
+        """Against the reference: each batch class's own top direction, the
+        reference rows projected on it, the tail test (see module doc)."""
+        y = analysis.require_labels()
+        ref = analysis.require_reference()
+        X = apply_representation(state["representation"], analysis.batch.X)
+        X_ref = apply_representation(state["representation"], ref.X)
+        out = _Collector(len(y))
         present = [c for c in range(analysis.n_classes) if np.count_nonzero(y == c) >= MIN_CLASS_ROWS]
         for c in present:
             rows = np.flatnonzero(y == c)
-            ref_rows = None if X_ref is None else X_ref[analysis.reference.y == c]
-            stats = self._class(X[rows], ref_rows, len(present))
-            tau = stats.pop("tau")
-            stats.update(label=plain(analysis.classes[c]), rows=int(len(rows)))
-            if stats["separated"]:
-                top = rows[np.argsort(-tau, kind="stable")[:stats["flag_count"]]]
-                flags[top] = True
-                scores[rows] = tau / max(float(tau.max()), 1e-12)
-                reasons[top] = (f"spectral signature: top {stats['flag_count']} of class "
-                                f"{stats['label']!r} on its top singular direction ({stats['test']})")
-                stats["ids"] = sample_ids(analysis.batch.ids, top)
-            per_class.append(stats)
-        suspicious = [s for s in per_class if s["separated"]]
-        lines = [f"Spectral signature: class {s['label']!r} has a separated tail ({s['test']}); "
-                 f"{s['flag_count']} rows flagged" for s in suspicious]
-        summary = {"representation": label, "eps": p["eps"], "per_class": per_class,
-                   "suspicious_classes": [s["label"] for s in suspicious], "console_lines": lines}
-        return SignalResult(self.name, scores, flags, reasons, summary)
+            mean, v, s = _direction(X[rows])
+            tau = s * s
+            R_ref = X_ref[ref.y == c]
+            if len(R_ref) >= MIN_CLASS_ROWS:
+                stats = self._reference_test(tau, ((R_ref - mean) @ v) ** 2, len(present))
+            else:
+                stats = self._mixture_test(s)
+            stats.update(flag_count=self._flag_count(len(rows)), label=plain(analysis.classes[c]),
+                         rows=int(len(rows)))
+            out.add(stats, rows, tau, analysis.batch.ids)
+        return out.result(self.name, state["representation"]["label"], self.params["eps"])
 
-    def _class(self, R: np.ndarray, R_ref: np.ndarray | None, n_tests: int) -> dict:
-        p = self.params
-        mean = R.mean(axis=0)
-        M = (R - mean).astype(np.float64)
-        cov = M.T @ M
-        _, vectors = np.linalg.eigh(cov)
-        v = vectors[:, -1]
-        s = M @ v
-        tau = s * s
-        flag_count = int(np.ceil(1.5 * p["eps"] * len(s)))
-        out = {"tau": tau, "flag_count": flag_count}
-        if R_ref is not None and len(R_ref) >= MIN_CLASS_ROWS:
-            out.update(self._reference_test(tau, ((R_ref - mean) @ v) ** 2, n_tests))
-        else:
-            out.update(self._mixture_test(s))
+    def row_scores(self, state: State, analysis) -> np.ndarray:
+        """Batch rows on the scale of `reference_scores`: tau on the stored
+        direction of the row's class over the class's out-of-fold median
+        (0 for classes the fitted table had too few rows of)."""
+        X = apply_representation(state["representation"], analysis.batch.X)
+        out = np.zeros(analysis.batch.n)
+        y = analysis.require_labels()
+        for i, code in class_codes(analysis, state["classes"]).items():
+            info = state["per_class"][i]
+            if info is not None:
+                rows = y == code
+                out[rows] = ((X[rows] - info["mean"]) @ info["direction"]) ** 2 / info["oof_median"]
         return out
+
+    def _flag_count(self, n: int) -> int:
+        return int(np.ceil(1.5 * self.params["eps"] * n))
 
     def _mixture_test(self, s: np.ndarray) -> dict:
         p = self.params
@@ -131,3 +189,58 @@ class SpectralSignatures(Signal):
         test = f"tail share {rate:.3f} vs reference {rate0:.3f}, p={p_value:.2g}"
         return {"separated": bool(separated), "test": test, "tail_share": rate, "reference_tail_share": rate0,
                 "p_value": p_value}
+
+
+class _Collector:
+    """Scores, flags, reasons and per-class summaries of one result."""
+
+    def __init__(self, n: int):
+        self.scores = np.zeros(n)
+        self.flags = np.zeros(n, dtype=bool)
+        self.reasons = np.full(n, "", dtype=object)
+        self.per_class: list[dict] = []
+
+    def add(self, stats: dict, rows: np.ndarray, tau: np.ndarray, ids: np.ndarray) -> None:
+        if stats["separated"]:
+            top = rows[np.argsort(-tau, kind="stable")[:stats["flag_count"]]]
+            self.flags[top] = True
+            self.scores[rows] = tau / max(float(tau.max()), 1e-12)
+            self.reasons[top] = (f"spectral signature: top {stats['flag_count']} of class "
+                                 f"{stats['label']!r} on its top singular direction ({stats['test']})")
+            stats["ids"] = sample_ids(ids, top)
+        self.per_class.append(stats)
+
+    def result(self, name: str, label: str, eps: float) -> SignalResult:
+        suspicious = [s for s in self.per_class if s["separated"]]
+        lines = [f"Spectral signature: class {s['label']!r} has a separated tail ({s['test']}); "
+                 f"{s['flag_count']} rows flagged" for s in suspicious]
+        summary = {"representation": label, "eps": eps, "per_class": self.per_class,
+                   "suspicious_classes": [s["label"] for s in suspicious], "console_lines": lines}
+        return SignalResult(name, self.scores, self.flags, self.reasons, summary)
+
+
+def _require_self_check(state: State, name: str) -> None:
+    if not state["self_check"]:
+        raise InputError(f"{name}: this state was fitted as a reference; it scores batches, not its own rows")
+
+
+def _direction(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class mean, top right singular vector of the centred rows, projections."""
+    mean = R.mean(axis=0)
+    M = (R - mean).astype(np.float64)
+    _, vectors = np.linalg.eigh(M.T @ M)
+    v = vectors[:, -1]
+    return mean, v, M @ v
+
+
+def _out_of_fold_tau(R: np.ndarray, seed: int) -> np.ndarray:
+    """tau of each row on the mean and direction of the other folds."""
+    fold = np.random.default_rng(seed).permutation(len(R)) % FOLDS
+    out = np.zeros(len(R))
+    for f in range(FOLDS):
+        held = fold == f
+        if held.all() or not held.any():
+            continue
+        mean, v, _ = _direction(R[~held])
+        out[held] = ((R[held] - mean).astype(np.float64) @ v) ** 2
+    return out

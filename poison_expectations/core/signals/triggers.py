@@ -28,6 +28,17 @@ candidates (same label, sharing half of the smaller one's rows) form one
 trigger, led by its most unlike member among the larger ones, and the first
 `max_triggers` triggers are checked.
 
+Fit and score. `fit` learns the reference side of every item from the
+fitted table (`trigger_items.fit_column`: frequent values and levels, bin
+edges, a code per row), so `score` counts pattern supports and label rates
+in the reference without its raw frame. The items themselves come from the
+batch (a trigger is what the batch carries). Trigger patterns are a test
+of patterns, not of rows: a row's score is its pattern's strength, so the
+state holds no per-row `reference_scores`. One model is still trained at
+score time: the leave-columns-out reclassifier (on the stored reference
+rows against a reference), because the columns it leaves out are the
+trigger's, which only the batch reveals.
+
 The check is the Neural Cleanse question "does the pattern alone cause the
 label?": a model that never saw the trigger's rows nor its columns (trained
 on the reference, or on the batch minus those rows) predicts them; at least
@@ -52,16 +63,11 @@ from scipy import stats
 
 from poison_expectations.core.gates import clopper_pearson_upper
 from poison_expectations.core.params.trigger_patterns import TRIGGER_PATTERNS
-from poison_expectations.core.signals.base import Signal, SignalResult
-from poison_expectations.core.signals.representation import (
-    Reclassifier,
-    benjamini_hochberg,
-    column_blocks,
-    excess_test,
-    plain,
-    sample_ids,
-)
-from poison_expectations.core.signals.trigger_items import class_counts, item_columns, item_json
+from poison_expectations.core.signals.base import Signal, SignalResult, State
+from poison_expectations.core.signals.representation import (Reclassifier, benjamini_hochberg, column_blocks,
+                                                              excess_test, plain, sample_ids)
+from poison_expectations.core.signals.trigger_items import (class_counts, confidence_lower, console_line, fit_column,
+                                                             item_columns, item_json, overlap)
 
 OVERLAP_MERGE = 0.5  # candidates sharing this share of the smaller one's rows are one trigger
 COVER_SHARE = 0.9  # an item joins a trigger's pattern when it covers this share of its rows
@@ -86,14 +92,30 @@ class TriggerPatterns(Signal):
     declaration = TRIGGER_PATTERNS
 
     # -- main -------------------------------------------------------------------
-    def run(self, analysis) -> SignalResult:
+    def fit(self, analysis) -> State:
+        """The reference side of every feature column's items (plain arrays)."""
+        p = self.params
+        analysis.require_labels()
+        frame = analysis.fitted.frame
+        return {"columns": {name: fit_column(frame[name], p["n_bins"], p["min_support"])
+                            for name in self._columns(analysis)}}
+
+    def score(self, state: State, analysis) -> SignalResult:
+        """The search on the batch, with the stored reference side as the null."""
+        analysis.require_reference()
+        return self._search(analysis, state["columns"])
+
+    def score_fitted(self, state: State, analysis) -> SignalResult:
+        """Self-check: the search on the fitted rows, the batch's class shares as the null."""
+        return self._search(analysis, None)
+
+    def _search(self, analysis, ref_columns: dict | None) -> SignalResult:
         p = self.params
         y = analysis.require_labels()
         n, n_classes = len(y), analysis.n_classes
-        ref = analysis.reference
-        columns = self._columns(analysis)
-        items = [ic for name in columns for ic in item_columns(
-            analysis.batch.frame[name], None if ref is None else ref.frame[name], name, p["n_bins"],
+        ref = analysis.reference if ref_columns is not None else None
+        items = [ic for name in self._columns(analysis) for ic in item_columns(
+            analysis.batch.frame[name], None if ref_columns is None else ref_columns[name], name, p["n_bins"],
             p["min_support"])]
         prior = np.bincount(y, minlength=n_classes) / n
         ref_prior = None if ref is None else np.bincount(ref.y, minlength=n_classes) / len(ref.y)
@@ -104,12 +126,12 @@ class TriggerPatterns(Signal):
         q = benjamini_hochberg(np.array([c.p_value for c in candidates] +
                                         [1.0] * (n_tests + n_pair_tests - len(candidates))))[:len(candidates)]
         max_support = p["max_support_share"] * n
-        chosen = [c for c, qv in zip(candidates, q)
+        chosen = [c for c, qv in zip(candidates, q, strict=True)
                   if p["min_support"] <= c.support <= max_support
                   and c.hits / c.support >= p["min_confidence"]
                   and c.hits / c.support / prior[c.label] >= p["min_lift"]
                   and qv <= p["alpha"]]
-        for c, qv in zip(candidates, q):
+        for c, qv in zip(candidates, q, strict=True):
             c.q_value = float(qv)
         triggers = self._group(chosen, items, y, analysis)
         reports = [self._assess(t, items, analysis, prior, n_classes) for t in triggers]
@@ -147,7 +169,7 @@ class TriggerPatterns(Signal):
                 p0 = self._p0(ref_counts[item, label], ref_counts.sum(axis=1)[item], label, prior, ref_prior)
             pv = stats.binom.sf(hits - 1, support[item], p0)
             keep = hits > support[item] * prior[label]  # enriched only; the rest are tested but not kept
-            for i, c, h, pvalue in zip(item[keep], label[keep], hits[keep], pv[keep]):
+            for i, c, h, pvalue in zip(item[keep], label[keep], hits[keep], pv[keep], strict=True):
                 found.append(Candidate(((ci, int(i)),), int(c), int(support[i]), int(h), float(pvalue)))
         return found, n_tests
 
@@ -200,7 +222,7 @@ class TriggerPatterns(Signal):
         whose rows so far share half of the smaller row set; each group's lead is
         its most unlike member among those with at least half its largest
         row count."""
-        lower = {id(c): _confidence_lower(c.hits, c.support) for c in chosen}
+        lower = {id(c): confidence_lower(c.hits, c.support) for c in chosen}
         chosen = sorted(chosen, key=lambda c: (-lower[id(c)], -c.hits, len(c.items)))[:RANKED]
         if not chosen:
             return []
@@ -218,8 +240,8 @@ class TriggerPatterns(Signal):
         groups: list[list[Candidate]] = []
         unions: list[np.ndarray] = []
         for cand in chosen:
-            for group, union in zip(groups, unions):
-                if group[0].label == cand.label and _overlap(union, cand.rows) >= OVERLAP_MERGE:
+            for group, union in zip(groups, unions, strict=True):
+                if group[0].label == cand.label and overlap(union, cand.rows) >= OVERLAP_MERGE:
                     group.append(cand)
                     break
             else:
@@ -349,7 +371,7 @@ class TriggerPatterns(Signal):
             fresh = rows[reasons[rows] == ""]
             reasons[fresh] = reason
             pattern_col[fresh] = r["text"]
-            lines.append(_console_line(r))
+            lines.append(console_line(r))
         confirmed = [r for r in reports if r["confirmed"]]
         if lines:
             lines.insert(0, f"Trigger patterns ({len(confirmed)} found):")
@@ -362,24 +384,3 @@ class TriggerPatterns(Signal):
             "console_lines": lines,
         }
         return SignalResult(self.name, scores, flags, reasons, summary, {"trigger_pattern": pattern_col})
-
-
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """|a & b| / min(|a|, |b|) of two sorted unique row arrays."""
-    if len(a) == 0 or len(b) == 0:
-        return 0.0
-    return len(np.intersect1d(a, b, assume_unique=True)) / min(len(a), len(b))
-
-
-def _confidence_lower(hits: int, support: int, confidence: float = 0.95) -> float:
-    """One-sided Clopper-Pearson lower bound of hits / support."""
-    if hits <= 0:
-        return 0.0
-    return float(stats.beta.ppf(1 - confidence, hits, support - hits + 1))
-
-
-def _console_line(r: dict) -> str:
-    ids = ", ".join(map(str, r["ids"][:5]))
-    return (f"  {r['text']} -> label {r['label']!r}: {r['rows']} rows, confidence {r['confidence']:.2f}, "
-            f"lift {r['lift']:.2f}; {r['unlike_share']:.0%} look like "
-            f"{r['looks_like']!r} without these columns (e.g. {ids})")

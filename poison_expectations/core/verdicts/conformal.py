@@ -156,7 +156,7 @@ def class_conditional_pvalues(batch_scores, batch_labels, reference_scores, refe
     rng = _rng(seed)
     pvalues = np.empty(len(s))
     index = np.full(len(s), -1, dtype=np.int64)
-    sizes = []
+    sizes: list[tuple[int, int]] = []
     for key in [*np.flatnonzero(large).tolist(), -1]:
         in_b = np.flatnonzero(group_b == key)
         if not len(in_b):

@@ -197,7 +197,8 @@ def _after_run(section: dict, outcome) -> None:
         records.append(ledger_mod.SourceRecord(row["source"], row["rows"], row["flagged_any"], verdict, flagged))
     with ledger_mod.Ledger(section["ledger"]) as store:
         store.record_run(outcome.run_id, records, success=outcome.success, data_path=outcome.data_path,
-                         recorded_at=datetime.now(timezone.utc))
+                         recorded_at=datetime.now(timezone.utc),
+                         batch_key=ledger_mod.batch_key(outcome.data, outcome.analysis.roles.source_column))
 
 
 def source_verdicts(outcome) -> dict[str, list[str]]:

@@ -3,7 +3,7 @@ from the value keys, run it on the shared Analysis)."""
 
 from __future__ import annotations
 
-from poison_expectations.core.signals.activation_clustering import FeatureClustering
+from poison_expectations.core.signals.feature_clustering import FeatureClustering
 from poison_expectations.core.signals.collision import CleanLabelCollision
 from poison_expectations.core.signals.spectral import SpectralSignatures
 from poison_expectations.core.signals.triggers import TriggerPatterns
@@ -16,7 +16,7 @@ class SpectralSignatureMetric(PoisonSignalMetric):
 
 
 class FeatureClusteringMetric(PoisonSignalMetric):
-    metric_name = "poison.clustering"
+    metric_name = "poison.feature_clustering"
     signal_class = FeatureClustering
 
 

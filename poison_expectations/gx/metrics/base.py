@@ -10,6 +10,7 @@ analysis when it is this batch, else a new one. Signal metrics return the
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 from great_expectations.core.metric_domain_types import MetricDomainTypes
@@ -19,7 +20,7 @@ from great_expectations.expectations.metrics.table_metric_provider import TableM
 from great_expectations.validator.metric_configuration import MetricConfiguration
 
 from poison_expectations.core.analysis import Analysis, Options, Roles, build_analysis
-from poison_expectations.core.context import matching
+from poison_expectations.core.context import matching, remember
 from poison_expectations.core.params import EXPECTATION_KEYS
 from poison_expectations.core.signals.base import Signal
 from poison_expectations.stores.references import load_trusted
@@ -52,23 +53,32 @@ def options_from(kwargs: dict[str, Any]) -> Options:
 
 
 def trusted_name(kwargs: dict[str, Any]) -> str | None:
-    """What the batch is judged against: "profile:PATH", "reference:NAME" or None."""
-    if kwargs.get("profile"):
-        return f"profile:{kwargs['profile']}"
-    return f"reference:{kwargs['reference']}" if kwargs.get("reference") else None
+    """What the batch is judged against: "profile:PATH" or "reference:NAME"
+    (with the file's size and modification time, so an analysis prepared
+    against an older copy of the file is never reused), or None."""
+    kind, name = ("profile", kwargs.get("profile")) if kwargs.get("profile") else ("reference", kwargs.get("reference"))
+    if not name:
+        return None
+    try:
+        stat = os.stat(name)
+        return f"{kind}:{name}@{stat.st_mtime_ns}:{stat.st_size}"
+    except OSError:  # a registered in-memory reference, or a missing file (reported when loaded)
+        return f"{kind}:{name}"
 
 
 def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
     """The run's analysis of this batch: the active one if it matches, else a new one."""
     from poison_expectations.gx.paths import project_path
 
-    roles, options = roles_from(kwargs), options_from(kwargs)
-    active = matching(frame, roles, options, trusted_name(kwargs))
+    roles, options, trusted = roles_from(kwargs), options_from(kwargs), trusted_name(kwargs)
+    active = matching(frame, roles, options, trusted)
     if active is not None:
         return active
     # a stored suite's relative paths mean "in the GX project" during run-checkpoint (gx/paths.py)
     reference, profile = load_trusted(project_path(kwargs.get("reference")), project_path(kwargs.get("profile")))
-    return build_analysis(frame, roles, options, reference, profile=profile)
+    analysis = build_analysis(frame, roles, options, reference, profile=profile)
+    remember(analysis, trusted)
+    return analysis
 
 
 class PoisonAnalysisMetric(TableMetricProvider):
