@@ -25,6 +25,15 @@ def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:
     return float(stats.beta.ppf(confidence, k + 1, n - k))
 
 
+def clopper_pearson_upper_array(k: np.ndarray, n: np.ndarray, confidence: float = 0.95) -> np.ndarray:
+    """`clopper_pearson_upper` for arrays of counts, in one vectorised call."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    out = np.ones(np.broadcast(k, n).shape)
+    inside = (n > 0) & (k < n)
+    out[inside] = stats.beta.ppf(confidence, (k + 1)[inside], (n - k)[inside])
+    return out
+
+
 @dataclass(frozen=True)
 class ReferenceGate:
     batch_rate: float

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from poison_expectations.core.gates import clopper_pearson_upper
+from poison_expectations.core.gates import clopper_pearson_upper_array
 from poison_expectations.core.params.trigger_patterns import TRIGGER_PATTERNS
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.representation import (Reclassifier, benjamini_hochberg, column_blocks,
@@ -149,8 +149,7 @@ class TriggerPatterns(Signal):
         ref_hits, ref_support, label = np.broadcast_arrays(ref_hits, ref_support, label)
         out = ref_prior[label].astype(float)
         enough = ref_support >= self.params["min_support"]
-        for i in np.flatnonzero(enough):
-            out[i] = clopper_pearson_upper(int(ref_hits[i]), int(ref_support[i]))
+        out[enough] = clopper_pearson_upper_array(ref_hits[enough], ref_support[enough])
         return out
 
     def _singles(self, items, y, ref, prior, ref_prior, n_classes):
