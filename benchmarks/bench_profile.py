@@ -24,6 +24,7 @@ from benchmarks.harness import machine_line, markdown_table, peak_rss_mb, script
 
 MODES = ("fit", "profile", "reference", "self")
 RESULTS = Path(__file__).with_name("results_profile.md")
+RECORDS = Path(__file__).with_name("results") / "profile.json"  # every measurement; a rerun replaces its own
 
 
 def tables(rows: int):
@@ -81,15 +82,19 @@ def main() -> None:
         mode, rows, workdir = args.child
         print(json.dumps(child(mode, int(rows), workdir)))
         return
-    rows_out = []
+    rows_out = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
     with tempfile.TemporaryDirectory() as workdir:
         for rows in (int(s) for s in args.sizes.split(",")):
             for mode in args.modes.split(","):
                 load = os.getloadavg()[0]
                 record = script_child(__file__, mode, rows, workdir)
                 record["load_1min_before"] = round(load, 2)
-                rows_out.append(record)
+                record["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
+                rows_out = [r for r in rows_out if (r["mode"], r["rows"]) != (mode, rows)] + [record]
+                RECORDS.parent.mkdir(exist_ok=True)
+                RECORDS.write_text(json.dumps(rows_out, indent=1))
                 print(json.dumps(record), flush=True)
+    rows_out.sort(key=lambda r: (r["rows"], MODES.index(r["mode"])))
     lines = ["# Profile benchmark: fit once, score many", "", machine_line(), "",
              "Modes: `fit` writes a profile of the trusted table; `profile` validates the batch against it "
              "(no refit); `reference` validates against the trusted table (fit in the run); `self` is the "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator
 from sklearn.metrics import roc_auc_score
 
 from poison_expectations.core.analysis import Options, Roles, build_analysis
@@ -15,6 +14,7 @@ from poison_expectations.core.signals.sources import SourceStatistics
 from poison_expectations.core.signals.spectral import SpectralSignatures
 from poison_expectations.core.signals.triggers import TriggerPatterns
 from poison_expectations import testing as attacks
+from poison_expectations.stores.state_codec import plain_data_problems
 
 PER_ROW = (SpectralSignatures, FeatureClustering, CleanLabelCollision)
 
@@ -24,28 +24,6 @@ def analysis_of(frame, reference=None, embedding=False):
                   source_column="source" if "source" in frame.columns else None,
                   embedding_columns=("emb",) if embedding else ())
     return build_analysis(frame, roles, Options(), reference=reference)
-
-
-def plain_data_problems(value, path="state") -> list[str]:
-    """Where a state holds anything but plain data (see signals/base.py)."""
-    if isinstance(value, dict):
-        return [p for k, v in value.items()
-                for p in ([f"{path}: key {k!r} is not text"] if not isinstance(k, str) else [])
-                + plain_data_problems(v, f"{path}[{k!r}]")]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in plain_data_problems(v, f"{path}[{i}]")]
-    if isinstance(value, np.ndarray):
-        return [] if value.dtype.kind in "biuf" else [f"{path}: array of dtype {value.dtype}"]
-    if value is None or isinstance(value, (str, bool, int, float, BaseEstimator)):
-        return []
-    return [f"{path}: {type(value).__name__}"]
-
-
-def test_the_plain_data_checker_catches_objects():
-    assert plain_data_problems({"a": [1, 2.0, "x", None, np.zeros(2)], "b": {"c": True}}) == []
-    assert plain_data_problems({"a": np.array(["x"], dtype=object)}) == ["state['a']: array of dtype object"]
-    assert plain_data_problems({"a": (1, 2)}) == ["state['a']: tuple"]
-    assert plain_data_problems({1: 2}) == ["state: key 1 is not text"]
 
 
 @pytest.fixture(scope="module")

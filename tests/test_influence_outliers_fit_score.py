@@ -12,6 +12,7 @@ from poison_expectations.core.signals import influence, influence_crossfit, knn_
 from poison_expectations.core.signals.influence import Influence
 from poison_expectations.core.signals.outliers import Outliers
 from poison_expectations import testing
+from poison_expectations.stores.state_codec import plain_data_problems
 
 ROLES = Roles(label_column="label", id_column="row_id")
 SIGNALS = {"influence": lambda: Influence(), "outliers ecod": lambda: Outliers(),
@@ -87,36 +88,13 @@ def test_b_reference_scores_one_finite_entry_per_fitted_row(separable, which, wi
     assert np.unique(scores).size > 10  # ranks, not a constant
 
 
-def _plain_problems(value, path="state") -> list[str]:
-    """Where a state holds something other than plain data (see signals/base.py)."""
-    if value is None or type(value) in (str, bool, int, float):  # not numpy scalars
-        return []
-    if isinstance(value, BaseEstimator):
-        return []
-    if isinstance(value, np.ndarray):
-        return [] if value.dtype.kind in "biuf" else [f"{path}: {value.dtype} array"]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _plain_problems(v, f"{path}[{i}]")]
-    if isinstance(value, dict):
-        bad = [f"{path}: key {k!r}" for k in value if not isinstance(k, str)]
-        return bad + [p for k, v in value.items() for p in _plain_problems(v, f"{path}.{k}")]
-    return [f"{path}: {type(value).__name__}"]
-
-
-def test_plain_checker_catches_objects():
-    assert _plain_problems({"a": [1, 2.0, None, np.zeros(2)], "b": {"c": "x"}}) == []
-    assert _plain_problems({"a": np.array(["x"], dtype=object)}) == ["state.a: object array"]
-    assert _plain_problems({1: (1, 2)}) == ["state: key 1", "state.1: tuple"]
-    assert _plain_problems({"a": np.float64(1.0)}) == ["state.a: float64"]
-
-
 @pytest.mark.parametrize("which", list(SIGNALS))
 @pytest.mark.parametrize("with_reference", [False, True])
 def test_c_state_is_plain_data(separable, which, with_reference):
     frame, _ = separable(n=900, seed=13, n_classes=3)
     reference = frame.iloc[:500] if with_reference else None
     state = SIGNALS[which]().fit(build_analysis(frame.iloc[500:], ROLES, Options(), reference=reference))
-    assert _plain_problems(state) == []
+    assert plain_data_problems(state) == []
 
 
 @pytest.mark.parametrize("which", list(SIGNALS))

@@ -7,9 +7,9 @@ import pytest
 from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.fitting import fit_profile
-from poison_expectations.stores.state_codec import roundtrip
 from poison_expectations.core.signals.label_consistency import (
     LabelConsistency, class_thresholds, confident_issues, fold_count)
+from poison_expectations.stores.state_codec import plain_data_problems, roundtrip
 
 ROLES = Roles(label_column="label", id_column="row_id")
 
@@ -83,21 +83,6 @@ def test_confident_learning_prunes_by_noise_rate():
 
 # -- fit / score ---------------------------------------------------------------------
 
-def plain_data(value, path="state") -> list[str]:
-    """Paths of the leaves that a profile could not store without pickle."""
-    from sklearn.base import BaseEstimator
-    if isinstance(value, dict):
-        return [p for k, v in value.items()
-                for p in ([f"{path}: key {k!r}"] if not isinstance(k, str) else plain_data(v, f"{path}.{k}"))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in plain_data(v, f"{path}[{i}]")]
-    if isinstance(value, np.ndarray):
-        return [] if value.dtype.kind in "biuf" else [f"{path}: {value.dtype} array"]
-    if value is None or isinstance(value, (str, bool, int, float, BaseEstimator)):
-        return []
-    return [f"{path}: {type(value).__name__}"]
-
-
 def _split(frame, at, flip_seed):
     reference, batch = frame.iloc[:at].reset_index(drop=True), frame.iloc[at:].reset_index(drop=True)
     flipped = np.random.default_rng(flip_seed).random(len(batch)) < 0.05
@@ -146,7 +131,7 @@ def test_state_is_plain_data_and_a_profile_state_holds_the_scoring_model(separab
     signal = LabelConsistency()
     expected = signal.score(signal.fit(analysis), analysis)
     for state in (signal.fit(analysis), signal.fit(build_analysis(reference, ROLES, Options()), scoring=True)):
-        assert plain_data(state) == []
+        assert plain_data_problems(state) == []
         assert state["model"] is not None and len(state["reference_scores"]) == 600
         stored = roundtrip(state)  # as a profile writes and reads it: JSON, .npy and skops, no pickle
         assert np.array_equal(signal.score(stored, analysis).flags, expected.flags)

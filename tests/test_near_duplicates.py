@@ -12,9 +12,9 @@ from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.config import load_config
 from poison_expectations.core.errors import ConfigError, InputError
 from poison_expectations.core.fitting import fit_profile
-from poison_expectations.stores.state_codec import roundtrip
 from poison_expectations.gx.runner import run_validation
 from poison_expectations.core.signals.near_duplicates import NearDuplicates, default_radius
+from poison_expectations.stores.state_codec import plain_data_problems, roundtrip
 
 ND_EXPECTATIONS = {
     "expect_near_duplicate_cluster_share_to_be_at_most",
@@ -264,21 +264,6 @@ def test_bad_parameters_are_errors():
 
 # -- fit / score -----------------------------------------------------------------------
 
-def plain_data(value, path="state") -> list[str]:
-    """Paths of the leaves that a profile could not store without pickle."""
-    from sklearn.base import BaseEstimator
-    if isinstance(value, dict):
-        return [p for k, v in value.items()
-                for p in ([f"{path}: key {k!r}"] if not isinstance(k, str) else plain_data(v, f"{path}.{k}"))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in plain_data(v, f"{path}[{i}]")]
-    if isinstance(value, np.ndarray):
-        return [] if value.dtype.kind in "biuf" else [f"{path}: {value.dtype} array"]
-    if value is None or isinstance(value, (str, bool, int, float, BaseEstimator)):
-        return []
-    return [f"{path}: {type(value).__name__}"]
-
-
 def test_score_depends_only_on_the_state_and_the_batch(clean_table):
     reference = clean_table.iloc[:1000].reset_index(drop=True)
     rest = clean_table.iloc[1000:].reset_index(drop=True)
@@ -318,7 +303,7 @@ def test_state_is_plain_data(clean_table):
     for reference in (None, clean_table.iloc[:500]):
         analysis = build_analysis(poisoned.frame, TABLE_ROLES, Options(), reference=reference)
         state = signal.fit(analysis)
-        assert plain_data(state) == []
+        assert plain_data_problems(state) == []
         fitted_rows = 500 if reference is not None else len(poisoned.frame)
         assert len(state["keys"]) == len(state["reference_scores"]) == fitted_rows
         stored = roundtrip(state)  # as a profile writes and reads it: JSON and .npy, no pickle

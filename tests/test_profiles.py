@@ -164,6 +164,15 @@ def test_a_model_needing_other_code_is_never_loaded(tmp_path):
         decode_state(tree, members)
 
 
+def test_the_plain_data_checker_names_what_is_not_plain():
+    from poison_expectations.stores.state_codec import plain_data_problems
+
+    assert plain_data_problems({"a": [1, 2.0, "x", None, np.zeros(2)], "b": {"c": True}}) == []
+    assert plain_data_problems({"a": np.array(["x"], dtype=object)}) == ["state.a: object array"]
+    assert plain_data_problems({1: (1, 2)}) == ["state: key 1 is not text", "state.1: tuple"]
+    assert plain_data_problems({"a": np.float64(1.0)}) == ["state.a: float64"]
+
+
 def test_states_must_be_plain_data():
     assert roundtrip({"a": [1, 2.5, None, "x"], "b": {"c": np.arange(3)}, "d": float("inf")})["d"] == float("inf")
     with pytest.raises(TypeError, match=r"state\.f: function is not plain data"):

@@ -46,6 +46,23 @@ def decode_state(tree: Any, members: dict[str, bytes]) -> Any:
     return tree
 
 
+def plain_data_problems(value: Any, path: str = "state") -> list[str]:
+    """Where a state holds anything but plain data as `core/signals/base.py`
+    defines it (text-keyed dicts, lists, text, Python numbers, booleans, None,
+    numeric numpy arrays, scikit-learn estimators): the contract signals are
+    tested against. `encode_state` also takes tuples and numpy scalars."""
+    if value is None or type(value) in (str, bool, int, float) or _is_estimator(value):
+        return []
+    if isinstance(value, np.ndarray):
+        return [] if value.dtype.kind in "biuf" else [f"{path}: {value.dtype} array"]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in plain_data_problems(v, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        bad = [f"{path}: key {k!r} is not text" for k in value if not isinstance(k, str)]
+        return bad + [p for k, v in value.items() for p in plain_data_problems(v, f"{path}.{k}")]
+    return [f"{path}: {type(value).__name__}"]
+
+
 def roundtrip(state: Any) -> Any:
     """Encode and decode a state (what a stored profile gives back)."""
     tree, members = encode_state(state)
