@@ -76,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from the stored records")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -83,8 +84,9 @@ def main() -> None:
         print(json.dumps(child(mode, int(rows), workdir)))
         return
     rows_out = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
+    sizes = [] if args.report_only else [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as workdir:
-        for rows in (int(s) for s in args.sizes.split(",")):
+        for rows in sizes:
             for mode in args.modes.split(","):
                 load = os.getloadavg()[0]
                 record = script_child(__file__, mode, rows, workdir)

@@ -75,7 +75,7 @@ def machine_line() -> str:
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return ""
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's keys, first seen first
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)

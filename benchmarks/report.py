@@ -405,10 +405,23 @@ def render(mode_note: str = "") -> str:
     if ratios:
         lines += ["Wall-time ratio, 20 numeric columns: " + "; ".join(ratios) + ".", ""]
     lines += [f"![{p}](plots/{p})" for p in plots if "by_attack" not in p]
+    lines += profile_sections()
     notes = RESULTS_DIR / "notes.md"  # hand-written analysis of a given run (why a target is missed)
     if notes.exists():
         lines += ["", "## Notes", "", notes.read_text().strip()]
     return "\n".join(lines) + "\n"
+
+
+def profile_sections() -> list[str]:
+    """The fit-once-score-many benchmarks (bench_profile.py, profile_parity.py) and
+    their hand-written target table, each rendered by its own script."""
+    lines = []
+    for path in (RESULTS_DIR / "profile_targets.md", HERE / "results_profile.md", HERE / "results_profile_parity.md"):
+        if path.exists():
+            body = path.read_text().strip().splitlines()
+            title = body[0].lstrip("# ").strip()
+            lines += ["", f"## {title}", "", *body[1:]]
+    return lines
 
 
 def write(mode_note: str = "") -> Path:
