@@ -180,8 +180,7 @@ class Analysis:
             if key not in self._results:
                 if self.progress:
                     self.progress(signal.name)
-                state = self.state_for(signal)
-                result = signal.score(state, self) if self.reference is not None else signal.score_fitted(state, self)
+                result = signal.run(self, self.state_for(signal))
                 result.ids = self.batch.ids
                 self._results[key] = result
             else:

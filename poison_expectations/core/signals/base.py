@@ -93,7 +93,8 @@ class Signal(ABC):
         """Self-check: the fitted rows' result from their out-of-sample quantities."""
 
     def run(self, analysis: "Analysis", state: State | None = None) -> SignalResult:
-        """Fit (unless a stored state is given) and score the batch."""
+        """Fit (unless a fitted state is given) and score the batch: against the
+        reference when there is one, else the fitted rows themselves (self-check)."""
         if analysis.reference is None:
             return self.score_fitted(self.fit(analysis) if state is None else state, analysis)
         return self.score(self.fit(analysis) if state is None else state, analysis)
