@@ -45,10 +45,9 @@ def __getattr__(name: str):
     if name == "__all__":
         return ["__version__", *_registered().__all__]
     if name.startswith("Expect") or name in ("PoisonQuarantineAction", "register_reference"):
-        try:
-            return getattr(_registered(), name)
-        except AttributeError:
-            pass
+        value = getattr(_registered(), name, None)
+        if value is not None:
+            return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
