@@ -146,6 +146,24 @@ def test_sources_runs_once_per_validation(monkeypatch, tmp_path):
         "expect_sources_to_be_allowed"}
 
 
+def test_the_runner_computes_the_inputs_sources_names(tmp_path):
+    """sources may name a signal the config does not run: the runner computes
+    it with its defaults first, as the GX metric does (one mechanism)."""
+    from poison_expectations.core.config import load_config
+    from poison_expectations.gx.runner import run_validation
+
+    frame = attacks.make_tabular(600, n_sources=6, random_state=2)
+    off = {f"expectations.{family}.enabled": False for family in
+           ("label_consistency", "near_duplicates", "influence", "outliers", "spectral_signatures",
+            "feature_clustering", "trigger_patterns", "clean_label_collision")}
+    config = load_config(None, {"data.label_column": "label", "data.id_column": "row_id",
+                                "data.source_column": "source", "expectations.sources.signals": ["label_consistency"],
+                                "expectations.sources.ledger": str(tmp_path / "ledger.db"), **off})
+    outcome = run_validation(frame, config)
+    assert set(outcome.analysis.results()[i].signal for i in range(2)) == {"label_consistency", "sources"}
+    assert "label_consistency" in outcome.results["sources"].summary["signals"]
+
+
 def test_a_state_fitted_on_the_trusted_table_alone_scores_like_a_reference_run(embedded, tabular):
     """What a profile stores (fit in a self-check of the trusted table) scores
     a batch exactly as fitting on that table as the reference does."""

@@ -141,5 +141,5 @@ def _findings(frame, configs):
         kwargs = expectation.metric_kwargs()
         analysis = analysis_for(frame, kwargs)
         signal = expectation.signal()
-        results.setdefault(signal.name, analysis.result(signal))
+        results.setdefault(signal.name, expectation.metric_class.result(analysis, signal))
     return build_findings(analysis, list(results.values()))

@@ -238,14 +238,14 @@ def compute_signals(analysis: Analysis, expectations: list, progress: Callable |
     """Each distinct signal of `expectations` once, before GX runs (so input
     errors surface as InputError, and GX's metrics reuse the cached results).
     A name used with two parameter sets keeps the first result."""
-    signals = ordered_by_inputs(list({signal.cache_key(): signal
-                                      for signal in (e.signal() for e in expectations)}.values()))
+    metrics = {e.signal().cache_key(): (e.signal(), e.metric_class) for e in expectations}
+    signals = ordered_by_inputs([signal for signal, _ in metrics.values()])
     total = len(signals) + 2  # prepare, each signal, the GX checkpoint
     results: dict[str, SignalResult] = {}
     for index, signal in enumerate(signals, start=1):
         t0 = time.perf_counter()
         notify(progress, signal.name, index, total)
-        results.setdefault(signal.name, analysis.result(signal))
+        results.setdefault(signal.name, metrics[signal.cache_key()][1].result(analysis, signal))
         if timings is not None:
             timings[signal.name] = timings.get(signal.name, 0.0) + time.perf_counter() - t0
     return results

@@ -22,7 +22,7 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 from poison_expectations.core.analysis import Analysis, Options, Roles, build_analysis
 from poison_expectations.core.context import matching, remember
 from poison_expectations.core.params import EXPECTATION_KEYS
-from poison_expectations.core.signals.base import Signal
+from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.stores.references import load_trusted
 
 # Keys every poison expectation passes to its metric (and so lists in success_keys).
@@ -127,8 +127,13 @@ class PoisonSignalMetric(TableMetricProvider):
             PoisonAnalysisMetric.metric_name, metric.metric_domain_kwargs, shared)
         return dependencies
 
+    @classmethod
+    def result(cls, analysis: Analysis, signal: Signal) -> SignalResult:
+        """The signal's result on the run's analysis (computed once). Metrics
+        whose signal reads other results compute those first (see sources)."""
+        return analysis.result(signal)
+
     @metric_value(engine=PandasExecutionEngine)
     def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
                 runtime_configuration):
-        analysis: Analysis = metrics[PoisonAnalysisMetric.metric_name]
-        return analysis.result(cls.make_signal(metric_value_kwargs))
+        return cls.result(metrics[PoisonAnalysisMetric.metric_name], cls.make_signal(metric_value_kwargs))

@@ -10,31 +10,22 @@ imported), never by importing a signal module for its side effect.
 
 from __future__ import annotations
 
-from great_expectations.execution_engine import PandasExecutionEngine
-from great_expectations.expectations.metrics.metric_provider import metric_value
-
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.signals.sources import SourceStatistics
-from poison_expectations.gx.metrics.base import PoisonAnalysisMetric, PoisonSignalMetric
+from poison_expectations.gx.metrics.base import PoisonSignalMetric
 
 
 class SourceStatisticsMetric(PoisonSignalMetric):
     metric_name = "poison.sources"
     signal_class = SourceStatistics
 
-    @metric_value(engine=PandasExecutionEngine)
-    def _pandas(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics,
-                runtime_configuration):
-        """Compute the named inputs (defaults), then the per-source statistics."""
-        return with_inputs(metrics[PoisonAnalysisMetric.metric_name], cls.make_signal(metric_value_kwargs))
-
-
-def with_inputs(analysis, signal: SourceStatistics) -> SignalResult:
-    """The inputs `signal` names, computed with their defaults, then its result."""
-    for name in signal.required_inputs(analysis):
-        analysis.result(default_signal(name, analysis))
-    return analysis.result(signal)
+    @classmethod
+    def result(cls, analysis, signal: SourceStatistics) -> SignalResult:
+        """The inputs `signal` names, computed with their defaults, then its result."""
+        for name in signal.required_inputs(analysis):
+            analysis.result(default_signal(name, analysis))
+        return analysis.result(signal)
 
 
 def metric_classes() -> dict[str, type[PoisonSignalMetric]]:
