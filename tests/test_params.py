@@ -212,3 +212,13 @@ def test_named_signals_of_the_sources_family_get_the_runs_k_and_seed():
 
     signal = default_signal("label_consistency", SimpleNamespace(options=Options(k=5, random_state=7)))
     assert signal.params["k"] == 5 and signal.params["random_state"] == 7
+
+
+def test_a_size_alpha_the_size_model_cannot_sum_to_is_refused():
+    """A size_alpha far below 1e-12 ran the size model's tail sum out of memory
+    (24 GB on an 80-row table, found by the config fuzz test); the config refuses it."""
+    from poison_expectations.core.config import validate
+    from poison_expectations.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="size_alpha': 3e-46 is below the minimum 1e-12"):
+        validate({"expectations": {"near_duplicates": {"size_alpha": 3e-46}}})
