@@ -22,8 +22,9 @@ NEAR_DUPLICATES = FamilyParams(
                                       "shrink it)"),
         "size_alpha": Param(0.001, float, "A cluster size is improbable when the clean cluster-size model expects "
                             "fewer than this many clusters that large in the batch (at least 1e-12: the size "
-                            "model's tail is summed out to that level).", low=1e-12, high=0.5, note="a cluster size is improbable when fewer than 0.001 such clusters are "
-                                           "expected without copies"),
+                            "model's tail is summed out to that level).", low=1e-12, high=0.5,
+                            note="a cluster size is improbable when fewer than 0.001 such clusters are "
+                                 "expected without copies"),
         "max_cluster_size": Param(None, int, "Absolute limit on a cluster's rows; null: the largest size the model "
                                   "does not call improbable.", nullable=True, low=1,
                                   note="absolute limit on a cluster's rows; null: the largest size the model allows"),
