@@ -37,6 +37,14 @@ class SignalResult:
     summary: dict[str, Any] = field(default_factory=dict)  # JSON-able
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # extra findings columns
     ids: np.ndarray | None = None  # batch row ids, set by Analysis.result
+    # one p-value per batch row under "this row is exchangeable with the trusted rows" (small =
+    # suspicious); a signal may set its own, else core/verdicts/evidence.py ranks the batch
+    # scores among the state's `reference_scores` (conformal)
+    pvalues: np.ndarray | None = None
+    # a signal's own batch-level test of the same null, used instead of Higher Criticism over
+    # `pvalues` when set: {"method": str, "p_value": float, "lower_bound": int (rows
+    # contaminated with confidence 1 - alpha, or None), ...JSON-able extras}
+    batch_test: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -71,6 +79,10 @@ class Signal(ABC):
     inputs: ClassVar[tuple[str, ...]] = ()
     # the family's parameter declaration (core/params): defaults and checks of every parameter
     declaration: ClassVar["FamilyParams | None"] = None
+    # how batch scores are ranked among `reference_scores` for conformal p-values: "marginal"
+    # (all trusted rows), "class" (the trusted rows of the row's own label) or None (the signal
+    # has no per-row reference scores; it sets `pvalues`/`batch_test` itself or gives none)
+    calibration: ClassVar[str | None] = "marginal"
 
     def __init__(self, **params: Any) -> None:
         """Every declared parameter: the given value (checked against its
@@ -91,6 +103,11 @@ class Signal(ABC):
     @abstractmethod
     def score_fitted(self, state: State, analysis: "Analysis") -> SignalResult:
         """Self-check: the fitted rows' result from their out-of-sample quantities."""
+
+    def batch_scores(self, state: State, analysis: "Analysis", result: SignalResult) -> np.ndarray:
+        """The batch rows' scores on the scale of `state["reference_scores"]` (what
+        conformal p-values rank); by default the result's scores."""
+        return result.scores
 
     def run(self, analysis: "Analysis", state: State | None = None) -> SignalResult:
         """Fit (unless a fitted state is given) and score the batch: against the
