@@ -56,6 +56,7 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.near_duplicates import NEAR_DUPLICATES
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.near_duplicates_clusters import ClusterReport, console_lines, describe
+from poison_expectations.core.signals.near_duplicates_density import density_test, resolution
 from poison_expectations.core.signals.near_duplicates_graph import (
     components, observed_decimals, reference_matches, row_keys)
 from poison_expectations.core.signals.near_duplicates_model import (
@@ -123,7 +124,14 @@ class NearDuplicates(Signal):
         matches = reference_matches(batch, ref, keys, state["keys"], analysis.neighbors("reference", p["k"]), radius)
         report = describe(groups, batch, matches, model, p["max_cluster_size"], analysis.classes)
         reference_view = (ClusterReport.from_state(state["report"]), matches)
-        return self._result(analysis, report, model, radius, radius_info, reference_view, state["disagreement"])
+        result = self._result(analysis, report, model, radius, radius_info, reference_view, state["disagreement"])
+        result.pvalues, result.batch_test = density_test(
+            analysis.neighbors("self", p["k"]), analysis.neighbors("reference", p["k"]),
+            analysis.reference_neighbors(p["k"]), keys, state["keys"], quantile=p["radius_quantile"],
+            configured=p["radius"], rho0=resolution(analysis.encoder, state["decimals"], ref.X),
+            dimension=radius_info.get("intrinsic_dimension"), seed=p["random_state"])
+        result.summary["density_test"] = result.batch_test
+        return result
 
     def score_fitted(self, state: State, analysis) -> SignalResult:
         """Self-check: the fitted table's own clusters, as fit judged them."""
