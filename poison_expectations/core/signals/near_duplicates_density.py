@@ -47,6 +47,7 @@ from scipy import stats
 from poison_expectations.core.signals.near_duplicates_model import default_radius
 
 N_SIMS = 9999  # Monte Carlo p-values resolve down to 1e-4
+MIN_SIMS = 999
 SIM_BUDGET = 5e7  # permuted label entries per test (a few seconds); beyond: Cantelli (see permutation_test)
 COPY_BETA = 1e-6  # error allowed to the upper bound of the pooled pair rate in the copy test
 BOUND_CONFIDENCE = 0.999  # the copy bound is reported when it holds with at least this confidence
@@ -221,9 +222,10 @@ def _simulate(g: PairGraph, sims: int, rng: np.random.Generator) -> np.ndarray:
 
 def permutation_test(g: PairGraph, observed: float, rng: np.random.Generator, n_sims: int = N_SIMS) -> dict:
     """p-value of S = batch-batch close pairs under label permutation. Monte Carlo
-    when the involved rows allow `n_sims` draws within SIM_BUDGET, else Cantelli's
-    inequality on the exact mean and variance (also valid, more conservative);
-    the choice depends on the graph only, never on the labels."""
+    with as many draws (up to `n_sims`) as SIM_BUDGET allows for the involved rows;
+    below MIN_SIMS draws, Cantelli's inequality on the exact mean and variance
+    (also valid, more conservative). The choice depends on the graph only, never
+    on the labels, so either way P(p <= a) <= a under H0."""
     mean, variance = null_moments(g)
     rows = int((g.group >= 0).sum()) + 2 * len(g.near_u)
     excess = observed - mean
@@ -232,7 +234,8 @@ def permutation_test(g: PairGraph, observed: float, rng: np.random.Generator, n_
            "cantelli_p_value": cantelli}
     if rows == 0:
         return {**out, "method": "permutation", "p_value": 1.0, "n_sims": 0}
-    if n_sims * rows <= SIM_BUDGET:
+    n_sims = int(min(n_sims, SIM_BUDGET // rows))
+    if n_sims >= MIN_SIMS:
         sims = _simulate(g, n_sims, rng)
         p = (1.0 + float((sims >= observed).sum())) / (n_sims + 1.0)
         return {**out, "method": "permutation", "p_value": p, "n_sims": n_sims}
