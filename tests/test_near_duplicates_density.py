@@ -222,3 +222,18 @@ def test_self_check_keeps_its_behaviour():
     frame = testing.make_tabular(600, random_state=5)
     result = build_analysis(frame, Roles(label_column="label", id_column="row_id"), Options()).result(NearDuplicates())
     assert result.batch_test is None and result.pvalues is None
+
+
+def test_self_check_reports_exact_copies_of_continuous_rows():
+    """Case (b) in self-check: reported as a continuity test in the summary (not gated:
+    with no reference nothing can tell legitimate repeats from a flood)."""
+    half = continuous_table(1500, seed=2)
+    frame = pd.concat([half, with_ids(half, "copy")], ignore_index=True)
+    roles = Roles(label_column="label", id_column="row_id")
+    copied = build_analysis(frame, roles, Options()).result(NearDuplicates()).summary["exact_copy_test"]
+    assert copied["active"] and copied["p_value"] < 1e-3
+    assert copied["exact_pairs"] == 1500 and copied["copied_rows_lower_bound"] == 1500
+    clean = build_analysis(continuous_table(3000, seed=2), roles, Options()).result(NearDuplicates())
+    assert clean.summary["exact_copy_test"]["p_value"] == 1.0
+    coarse = build_analysis(testing.make_tabular(600, random_state=5), roles, Options()).result(NearDuplicates())
+    assert not coarse.summary["exact_copy_test"]["active"]

@@ -56,7 +56,8 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.near_duplicates import NEAR_DUPLICATES
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.near_duplicates_clusters import ClusterReport, console_lines, describe
-from poison_expectations.core.signals.near_duplicates_density import density_test, resolution
+from poison_expectations.core.signals.near_duplicates_density import (
+    density_test, resolution, self_copy_test, table_copies)
 from poison_expectations.core.signals.near_duplicates_graph import (
     components, observed_decimals, reference_matches, row_keys)
 from poison_expectations.core.signals.near_duplicates_model import (
@@ -94,7 +95,9 @@ class NearDuplicates(Signal):
         groups = components(table.n, nb, radius, keys)
         model = SizeModel.fit(groups.n_clusters, table.n, p["size_alpha"], radius, radius_info)
         report = describe(groups, table, None, model, p["max_cluster_size"], analysis.classes)
-        return {"radius": radius, "radius_info": radius_info, "decimals": decimals, "keys": keys,
+        copies = table_copies(nb, keys, p["radius_quantile"], p["radius"])
+        copies["resolution"] = resolution(analysis.encoder, decimals, table.X)
+        return {"radius": radius, "radius_info": radius_info, "decimals": decimals, "keys": keys, "copies": copies,
                 "clusters": groups.n_clusters, "rows": int(table.n),
                 "disagreement": nearest_label_disagreement(table, nb),
                 "report": report.as_state(), "reference_scores": report.row_scores}
@@ -128,7 +131,7 @@ class NearDuplicates(Signal):
         result.pvalues, result.batch_test = density_test(
             analysis.neighbors("self", p["k"]), analysis.neighbors("reference", p["k"]),
             analysis.reference_neighbors(p["k"]), keys, state["keys"], quantile=p["radius_quantile"],
-            configured=p["radius"], rho0=resolution(analysis.encoder, state["decimals"], ref.X),
+            configured=p["radius"], rho0=state["copies"]["resolution"],
             dimension=radius_info.get("intrinsic_dimension"), seed=p["random_state"])
         result.summary["density_test"] = result.batch_test
         return result
@@ -138,7 +141,12 @@ class NearDuplicates(Signal):
         radius, radius_info = state["radius"], dict(state["radius_info"])
         model = SizeModel.fit(state["clusters"], state["rows"], self.params["size_alpha"], radius, radius_info)
         report = ClusterReport.from_state(state["report"])
-        return self._result(analysis, report, model, radius, radius_info, None, state["disagreement"])
+        result = self._result(analysis, report, model, radius, radius_info, None, state["disagreement"])
+        c = state["copies"]
+        result.summary["exact_copy_test"] = self_copy_test(
+            state["rows"], c["near_pairs"], c["exact_pairs"], c["copied_rows"], c["radius"], c["radius_info"],
+            c["resolution"], c["radius_info"].get("intrinsic_dimension"))
+        return result
 
     # -- output -------------------------------------------------------------------
     def _result(self, analysis, report: "ClusterReport", model: "SizeModel", radius, radius_info,

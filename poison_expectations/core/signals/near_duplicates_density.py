@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from poison_expectations.core.signals.near_duplicates_model import default_radius
+from poison_expectations.core.signals.near_duplicates_model import default_radius, intrinsic_dimension
 
 N_SIMS = 9999  # Monte Carlo p-values resolve down to 1e-4
 MIN_SIMS = 999
@@ -264,26 +264,33 @@ def resolution(encoder, decimals: dict, X: np.ndarray) -> float:
     return float(np.sqrt(np.sum(np.concatenate(steps) ** 2))) if steps else 0.0
 
 
+def continuity_rate(near_pairs: int, n: int, radius: float, radius_info: dict, rho0: float,
+                    dimension: float | None) -> tuple[float | None, str | None]:
+    """Upper bound (at 1 - COPY_BETA) on the chance that two rows are exact copies under
+    the continuity model: the rate of pairs within r (non-exact pairs among n rows)
+    scaled by (rho0 / r)^(m / 2); or None and why the model does not apply."""
+    if radius_info.get("method") != "quantile" or radius <= 0:
+        return None, "the radius does not come from a continuous distance distribution"
+    if not dimension or dimension <= 0:
+        return None, "no intrinsic dimension"
+    if rho0 >= radius:
+        return None, "the recording resolution is not below the radius"
+    upper = stats.chi2.ppf(1.0 - COPY_BETA, 2 * (near_pairs + 1)) / 2.0
+    return float(upper / (n * (n - 1) / 2.0) * (rho0 / radius) ** (dimension / 2.0)), None
+
+
 def copy_test(g: PairGraph, totals: dict, radius: float, radius_info: dict, rho0: float,
               dimension: float | None) -> dict:
     """Exact copies touching the batch against the number a continuous law allows
     (module docstring); {"active": False, why} where the model does not apply."""
     copies = totals["exact_batch_batch"] + totals["exact_batch_reference"]
     out = {"exact_pairs_touching_batch": copies, "resolution": rho0, "dimension": dimension}
-    why = None
-    if radius_info.get("method") != "quantile" or radius <= 0:
-        why = "the radius does not come from a continuous distance distribution"
-    elif not dimension or dimension <= 0:
-        why = "no intrinsic dimension"
-    elif rho0 >= radius:
-        why = "the recording resolution is not below the radius"
-    elif totals["exact_reference_reference"] > 0:
+    rate, why = continuity_rate(len(g.near_u), g.n, radius, radius_info, rho0, dimension)
+    if why is None and totals["exact_reference_reference"] > 0:
         why = "the reference holds exact copies of its own"
     if why is not None:
         return {**out, "active": False, "why_inactive": why, "p_value": 1.0}
-    n, n_b, n_r = g.n, g.n_batch, g.n_ref
-    upper = stats.chi2.ppf(1.0 - COPY_BETA, 2 * (len(g.near_u) + 1)) / 2.0
-    rate = upper / (n * (n - 1) / 2.0) * (rho0 / radius) ** (dimension / 2.0)  # per pair, exact copies
+    n_b, n_r = g.n_batch, g.n_ref
     expected = rate * (n_b * (n_b - 1) / 2.0 + n_b * n_r)
     p = 1.0 if copies == 0 else min(1.0, COPY_BETA + expected / copies)
     gb, gr = g.group_batch, g.group_ref
@@ -291,8 +298,47 @@ def copy_test(g: PairGraph, totals: dict, radius: float, radius_info: dict, rho0
     # holds at most one clean batch row, none when it holds a (trusted) reference row
     bound = int(np.where(gr > 0, gb, np.maximum(gb - 1, 0)).sum())
     return {**out, "active": True, "expected_upper": float(expected), "p_value": float(p),
-            "pair_rate_upper": float(rate), "copied_rows_lower_bound": bound,
+            "pair_rate_upper": rate, "copied_rows_lower_bound": bound,
             "bound_confidence": float(max(0.0, 1.0 - expected - COPY_BETA))}
+
+
+def self_copy_test(n: int, near_pairs: int, exact_pairs: int, copied_rows: int, radius: float, radius_info: dict,
+                   rho0: float, dimension: float | None) -> dict:
+    """Self-check: one table's exact copies against the continuity model alone. No
+    reference can refute the model here, so legitimately repeated records in
+    continuous data fail it too: reported, not gated."""
+    out = {"exact_pairs": int(exact_pairs), "copied_rows": int(copied_rows), "resolution": rho0,
+           "dimension": dimension}
+    rate, why = continuity_rate(near_pairs, n, radius, radius_info, rho0, dimension)
+    if why is not None:
+        return {**out, "active": False, "why_inactive": why, "p_value": 1.0}
+    expected = rate * n * (n - 1) / 2.0
+    p = 1.0 if exact_pairs == 0 else min(1.0, COPY_BETA + expected / exact_pairs)
+    return {**out, "active": True, "expected_upper": float(expected), "p_value": float(p),
+            "copied_rows_lower_bound": int(copied_rows) if expected + COPY_BETA <= 1 - BOUND_CONFIDENCE else None}
+
+
+def table_copies(nb, keys: np.ndarray, quantile: float, configured: float | None) -> dict:
+    """What the self-check's copy test needs from one table, with exact copies left
+    out of every k-NN list first (a table whose rows all have copies still has a
+    distance distribution): radius and intrinsic dimension from the distances to
+    rows with another hash, non-exact pairs within that radius, exact-copy pairs
+    and the rows beyond the first of each exact-copy group."""
+    codes, _ = pd.factorize(keys)
+    sizes = np.bincount(codes).astype(np.float64)
+    valid = nb.indices >= 0
+    other = valid & (codes[np.where(valid, nb.indices, 0)] != codes[:, None])
+    distinct = np.sort(np.where(other, nb.distances.astype(np.float64), np.inf), axis=1)
+    radius, info = pooled_radius(distinct[:, 0], quantile, configured)
+    head = distinct[:, :max(3, nb.k // 2)]
+    full_rows = np.isfinite(head).all(axis=1)
+    info["intrinsic_dimension"] = intrinsic_dimension(head[full_rows], info.get("fence"))
+    near = other & (nb.distances <= radius)
+    src, pos = np.nonzero(near)
+    dst = nb.indices[src, pos]
+    lo, hi = np.minimum(src, dst).astype(np.int64), np.maximum(src, dst).astype(np.int64)
+    return {"radius": float(radius), "radius_info": info, "near_pairs": int(len(np.unique(lo * len(keys) + hi))),
+            "exact_pairs": int((sizes * (sizes - 1) / 2).sum()), "copied_rows": int((sizes[sizes >= 2] - 1).sum())}
 
 
 def row_copy_pvalues(g: PairGraph, copy: dict) -> np.ndarray:
