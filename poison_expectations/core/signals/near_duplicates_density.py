@@ -152,11 +152,14 @@ def row_pvalues(a: np.ndarray, b: np.ndarray, n_b: int, n_r: int, rng: np.random
     """Randomised hypergeometric p-values (module docstring): uniform under H0."""
     u = rng.random(len(a))
     p = u.copy()
-    t = a + b
-    has = t > 0
+    has = (a + b) > 0
     if has.any():
-        dist = stats.hypergeom(n_b + n_r - 1, n_b - 1, t[has])
-        p[has] = dist.sf(a[has]) + u[has] * dist.pmf(a[has])
+        # few distinct (a, t) pairs: evaluate the tails once per pair (scipy's pmf is slow at large N)
+        pairs, inverse = np.unique(np.stack([a[has], a[has] + b[has]]), axis=1, return_inverse=True)
+        dist = stats.hypergeom(n_b + n_r - 1, n_b - 1, pairs[1])
+        above, at = dist.sf(pairs[0]), np.exp(dist.logpmf(pairs[0]))
+        inverse = inverse.ravel()
+        p[has] = above[inverse] + u[has] * at[inverse]
     return np.clip(p, 0.0, 1.0)
 
 
