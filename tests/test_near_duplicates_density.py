@@ -3,6 +3,8 @@ the batch test and row p-values of core/signals/near_duplicates_density.py."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -218,6 +220,8 @@ def test_a_profile_gives_the_same_test_as_the_reference():
     assert one.batch_test["p_value"] == two.batch_test["p_value"] < 0.001
     np.testing.assert_allclose(one.pvalues, two.pvalues)
     assert len(one.pvalues) == len(poisoned) and "suspicious_share" in one.summary
+    json.dumps(one.batch_test)
+    json.dumps(one.summary["density_test"])
 
 
 def test_self_check_keeps_its_behaviour():
@@ -237,5 +241,6 @@ def test_self_check_reports_exact_copies_of_continuous_rows():
     assert copied["exact_pairs"] == 1500 and copied["copied_rows_lower_bound"] == 1500
     clean = build_analysis(continuous_table(3000, seed=2), roles, Options()).result(NearDuplicates())
     assert clean.summary["exact_copy_test"]["p_value"] == 1.0
+    json.dumps(clean.summary["exact_copy_test"])
     coarse = build_analysis(testing.make_tabular(600, random_state=5), roles, Options()).result(NearDuplicates())
     assert not coarse.summary["exact_copy_test"]["active"]
