@@ -42,9 +42,10 @@ own clusters, whose row scores are `reference_scores`. `score` clusters a
 batch and matches it against the reference with that state;
 `score_fitted` (the self-check) reports the fitted table's own clusters.
 Against a reference, `score` also sets `batch_test` and `pvalues`: batch and
-reference density compared at one pooled radius by a label-permutation test,
-plus a continuity test for exact copies (near_duplicates_density); a
-self-check reports that copy test in `summary["exact_copy_test"]`.
+reference density compared at one pooled radius by a label-permutation test
+(near_duplicates_density), with a model-based test for exact copies of
+continuous values reported beside it; a self-check reports that copy test
+in `summary["exact_copy_test"]`.
 Modules: near_duplicates_graph (hashes, clusters, reference matches),
 near_duplicates_model (radius, size model), near_duplicates_clusters
 (per-cluster verdicts and reports), near_duplicates_density (the density test).

@@ -20,20 +20,24 @@ whatever the two sizes.
   a_j + b_j): given t_j, a_j ~ Hypergeometric(N - 1, n_b - 1, t_j) under H0;
   p_j = P(X > a_j) + U P(X = a_j): exactly Uniform(0, 1) marginally (rows
   without partners get U). Rows sharing a dense spot get dependent p-values.
-* Copy test (continuous data only): a permutation cannot call a few exact
-  copies remarkable when the reference is small (three groups of 4 identical
-  rows all in an 80% batch: p ~ 0.8^12 ~ 0.07 whatever the data). But exact
-  float copies are themselves improbable: if the recorded values are rounded
-  from a continuous law, two rows with one hash lie within rho0 =
-  ||resolution||_2 of each other, and near-pair rates scale like rho^m below r
-  (m the intrinsic dimension), so the expected number of exact pairs touching
-  the batch is mu = pairs * pi(r) * (rho0 / r)^m', pi(r) the pooled rate of
-  pairs within r (Poisson upper bound at 1 - COPY_BETA), m' = m / 2 (a safety
-  factor on the estimated dimension). Markov: p_copy = COPY_BETA + mu / D.
-  Valid under that model, not distribution-free; it runs only when the
-  radius comes from a continuous distance distribution (quantile rule) and
-  the reference holds no exact copies of its own (atoms refute the model).
-  The batch p-value is then Bonferroni: min(1, 2 min(p_perm, p_copy)).
+* Copy test (reported, not in `p_value`): a permutation cannot call a few
+  exact copies remarkable when the reference is small (three groups of 5
+  identical rows all in an 80% batch: p ~ 0.8^15 ~ 0.035 whatever the data),
+  and a duplicate-free reference of 360 rows cannot exclude a duplicate rate
+  that explains them. Exact float copies are improbable only under a model:
+  if the recorded values are rounded from a continuous law, two rows with one
+  hash lie within rho0 = ||resolution||_2 of each other, and near-pair rates
+  scale like rho^m below r (m the intrinsic dimension), so the expected number
+  of exact pairs touching the batch is mu = pairs * pi(r) * (rho0 / r)^m', pi(r)
+  the pooled rate of pairs within r (Poisson upper bound at 1 - COPY_BETA),
+  m' = m / 2 (a safety factor on the estimated dimension). Markov: p_copy =
+  COPY_BETA + mu / D. It runs only when the radius comes from a continuous
+  distance distribution (quantile rule) and the reference holds no exact
+  copies of its own. It is NOT distribution-free: legitimately repeated
+  records the reference happens not to show fail it (measured: 0.5% of rows
+  resubmitted once, 80/20 splits: 31 of 40 clean splits below 0.05), so it is
+  reported in `copies` and `p_value_assuming_continuous` (Bonferroni with
+  the permutation test) and left out of `p_value`.
 """
 
 from __future__ import annotations
@@ -344,17 +348,6 @@ def table_copies(nb, keys: np.ndarray, quantile: float, configured: float | None
             "exact_pairs": int((sizes * (sizes - 1) / 2).sum()), "copied_rows": int((sizes[sizes >= 2] - 1).sum())}
 
 
-def row_copy_pvalues(g: PairGraph, copy: dict) -> np.ndarray:
-    """Per batch row, under the continuity model: P(some exact copy among the N - 1
-    other rows) <= COPY_BETA + (N - 1) * pair rate; 1 for rows without one."""
-    p = np.ones(g.n_batch)
-    if not copy["active"]:
-        return p
-    has = g.group[:g.n_batch] >= 0
-    p[has] = min(1.0, COPY_BETA + (g.n - 1) * copy["pair_rate_upper"])
-    return p
-
-
 # -- entry point ------------------------------------------------------------------
 
 def density_test(self_nb, ref_nb, refself_nb, keys_b, keys_r, *, quantile: float, configured: float | None,
@@ -370,15 +363,13 @@ def density_test(self_nb, ref_nb, refself_nb, keys_b, keys_r, *, quantile: float
     totals = pair_totals(g)
     perm = permutation_test(g, totals["batch_batch"], rng)
     copy = copy_test(g, totals, radius, radius_info, rho0, dimension)
-    pvalues = np.minimum(pvalues, row_copy_pvalues(g, copy))
-    p = min(1.0, 2.0 * min(perm["p_value"], copy["p_value"])) if copy["active"] else perm["p_value"]
-    method = perm["method"] + ("+continuous_copies(bonferroni)" if copy["active"] else "")
-    bound = copy["copied_rows_lower_bound"] if copy["active"] and copy["bound_confidence"] >= BOUND_CONFIDENCE \
-        else None
-    test = {"method": method, "p_value": float(p), "lower_bound": bound, "statistic": perm["statistic"],
+    assuming = min(1.0, 2.0 * min(perm["p_value"], copy["p_value"])) if copy["active"] else perm["p_value"]
+    if copy["active"] and copy["bound_confidence"] < BOUND_CONFIDENCE:
+        copy["copied_rows_lower_bound"] = None
+    test = {"method": perm["method"], "p_value": perm["p_value"], "lower_bound": None, "statistic": perm["statistic"],
+            "lower_bound_note": "none: the permutation test gives no bound (copies.copied_rows_lower_bound is "
+                                "one under the continuity model)",
             "radius": float(radius), "radius_rule": radius_info, "batch_rows": n_b, "reference_rows": n_r,
             "close_pairs": totals, "permutation": perm, "copies": copy, "saturated_rows": g.saturated,
-            "rows_with_batch_partners": int((a > 0).sum()),
-            "lower_bound_note": "exact copies beyond one per group, under the continuity model"
-            if bound is not None else "no bound: the permutation test alone gives none"}
+            "rows_with_batch_partners": int((a > 0).sum()), "p_value_assuming_continuous": float(assuming)}
     return pvalues, test
