@@ -16,7 +16,8 @@ from poison_expectations.core.analysis import Options, Roles, build_analysis
 from poison_expectations.core.fitting import fit_profile
 from poison_expectations.core.signals.near_duplicates import NearDuplicates
 from poison_expectations.core.signals.near_duplicates_density import (
-    PairGraph, _simulate, null_moments, pair_totals, partner_counts, permutation_test, row_pvalues)
+    PairGraph, _simulate, null_moments, pair_totals, partner_counts, permutation_test, removal_lower_bound,
+    row_pvalues)
 
 ROLES = Roles(label_column="label", id_column="row_id")
 ALPHA = 0.05
@@ -91,7 +92,7 @@ def test_three_clusters_of_four_exact_copies_against_a_small_reference(table):
     batch, reference = split(full, seed=3)
     poisoned, _ = copy_clusters(batch, 3, 4, seed=5)
     test = result_against(poisoned, reference).batch_test
-    assert test["p_value"] > 0.01 and test["lower_bound"] is None
+    assert test["p_value"] > 0.01 and test["lower_bound"] == 0
     assert test["close_pairs"]["exact_batch_batch"] == 3 * 10
     assert test["copies"]["active"] and test["copies"]["p_value"] < 1e-5
     assert test["p_value_assuming_continuous"] < 1e-4
@@ -121,6 +122,7 @@ def test_half_of_the_batch_copied_with_new_ids_against_a_reference():
     assert not test["copies"]["active"]
     assert test["p_value"] <= 1e-4 and test["method"] == "permutation"
     assert test["close_pairs"]["exact_batch_batch"] >= 1500
+    assert 0 < test["lower_bound"] <= 1500 and test["lower_bound_alpha"] == 0.01
     # one batch partner is no evidence for a single row (its partner is in the batch with
     # chance ~ n_b / N = 0.8): only the count over all rows is; the row p-values stay valid
     assert (result.pvalues >= 0.0).all() and (result.pvalues <= 1.0).all()
@@ -213,6 +215,30 @@ def test_null_moments_match_simulation_and_row_p_values_are_uniform():
                         for _ in range(300)])
     for level in (0.01, 0.05, 0.2):
         assert np.mean(p <= level) == pytest.approx(level, abs=0.01)
+
+
+def with_planted_copies(g: PairGraph, planted: int) -> PairGraph:
+    """`planted` extra batch rows that are exact copies of each other (a new group)."""
+    n_b = g.n_batch
+    move = lambda i: np.where(i >= n_b, i + planted, i)  # noqa: E731 - reference rows shift up
+    n_g = int(g.group.max()) + 1
+    group = np.concatenate([g.group[:n_b], np.full(planted, n_g), g.group[n_b:]])
+    return PairGraph(n_b + planted, g.n_ref, move(g.near_u), move(g.near_v), group,
+                     np.append(g.group_batch, planted), np.append(g.group_ref, 0), 0)
+
+
+def test_removal_lower_bound_exceeds_the_contaminated_rows_at_most_alpha_of_the_time():
+    base = random_graph(5)
+    rng = np.random.default_rng(6)
+    for planted in (0, 12):
+        over = 0
+        for _ in range(300):
+            g = with_planted_copies(relabel(base, rng.permutation(base.n)), planted)
+            a, _ = partner_counts(g)
+            over += removal_lower_bound(g, pair_totals(g)["batch_batch"], a, 0.1) > planted
+        assert over / 300 <= 0.1 + 2.5 * np.sqrt(0.09 / 300)
+    g = with_planted_copies(relabel(base, rng.permutation(base.n)), 60)
+    assert 0 < removal_lower_bound(g, pair_totals(g)["batch_batch"], partner_counts(g)[0], 0.1) <= 60
 
 
 # -- interface --------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ N_SIMS = 9999  # Monte Carlo p-values resolve down to 1e-4
 MIN_SIMS = 999
 SIM_BUDGET = 5e7  # permuted label entries per test (a few seconds); beyond: Cantelli (see permutation_test)
 COPY_BETA = 1e-6  # error allowed to the upper bound of the pooled pair rate in the copy test
+BOUND_ALPHAS = (0.001, 0.01, 0.05, 0.1)  # levels of the reported removal lower bounds
+BOUND_ALPHA = 0.01  # the level of `lower_bound` (the others are in `lower_bounds`)
 BOUND_CONFIDENCE = 0.999  # the copy bound is reported when it holds with at least this confidence
 
 
@@ -173,21 +175,46 @@ def _falling(x: int, k: int) -> float:
     return float(np.prod([x - i for i in range(k)], dtype=np.float64))
 
 
+def _edges_and_sharing(g: PairGraph) -> tuple[float, float]:
+    """Close pairs, and ordered pairs of close pairs with one common row."""
+    sizes = (g.group_batch + g.group_ref).astype(np.float64)
+    edges = len(g.near_u) + float((sizes * (sizes - 1) / 2).sum())
+    degree = (np.bincount(g.near_u, minlength=g.n) + np.bincount(g.near_v, minlength=g.n)).astype(np.float64)
+    ing = g.group >= 0
+    degree[ing] += sizes[g.group[ing]] - 1
+    return edges, float((degree * (degree - 1)).sum())
+
+
 def null_moments(g: PairGraph) -> tuple[float, float]:
     """Exact mean and variance of S (batch-batch pairs) under label permutation:
     an edge is batch-batch with p2 = (n_b)_2 / (N)_2; two edges sharing a row with
     p3, disjoint ones with p4 ((x)_k the falling factorial)."""
     n, n_b = g.n, g.n_batch
-    sizes = (g.group_batch + g.group_ref).astype(np.float64)
-    edges = len(g.near_u) + float((sizes * (sizes - 1) / 2).sum())
-    degree = np.bincount(g.near_u, minlength=n) + np.bincount(g.near_v, minlength=n)
-    degree = degree.astype(np.float64)
-    ing = g.group >= 0
-    degree[ing] += sizes[g.group[ing]] - 1
-    sharing = float((degree * (degree - 1)).sum())  # ordered pairs of edges with one common row
+    edges, sharing = _edges_and_sharing(g)
     p2, p3, p4 = (_falling(n_b, j) / _falling(n, j) if n >= j else 0.0 for j in (2, 3, 4))
     variance = edges * p2 * (1 - p2) + sharing * (p3 - p2 ** 2) + (edges * (edges - 1) - sharing) * (p4 - p2 ** 2)
     return edges * p2, max(variance, 0.0)
+
+
+def removal_lower_bound(g: PairGraph, observed: float, batch_degree: np.ndarray, alpha: float) -> int:
+    """Fewest batch rows whose removal could make a level-alpha Cantelli test of the
+    rest accept, bounded from below: removing f rows removes at most the f largest
+    batch-batch degrees from S, and the remaining graph's null mean and variance are
+    at most E p2_f and E p2_f (1 - p2_f) + sharing max(0, p3_f - p2_f^2) (the
+    disjoint-pairs term is negative). If F* (the contaminated rows) is not a set
+    whose removal is so certified, the test on the clean rows rejects, which has
+    chance <= alpha: P(bound > |F*|) <= alpha, given a radius that does not
+    depend on F* (configured; the fenced pooled quantile only approximately)."""
+    f = np.arange(g.n_batch + 1, dtype=np.float64)
+    nb_f, n_f = g.n_batch - f, g.n - f
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p2 = np.where(n_f >= 2, nb_f * (nb_f - 1) / (n_f * (n_f - 1)), 0.0)
+        p3 = np.where(n_f >= 3, p2 * (nb_f - 2) / (n_f - 2), 0.0)
+    edges, sharing = _edges_and_sharing(g)
+    variance = edges * p2 * (1 - p2) + sharing * np.maximum(0.0, p3 - p2 ** 2)
+    left = observed - np.concatenate([[0.0], np.cumsum(np.sort(batch_degree)[::-1])])[:len(f)] - edges * p2
+    certified = (left > 0) & (left ** 2 >= variance * (1 - alpha) / alpha)
+    return g.n_batch if certified.all() else int(np.argmin(certified))
 
 
 def _involved(g: PairGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -366,9 +393,10 @@ def density_test(self_nb, ref_nb, refself_nb, keys_b, keys_r, *, quantile: float
     assuming = min(1.0, 2.0 * min(perm["p_value"], copy["p_value"])) if copy["active"] else perm["p_value"]
     if copy["active"] and copy["bound_confidence"] < BOUND_CONFIDENCE:
         copy["copied_rows_lower_bound"] = None
-    test = {"method": perm["method"], "p_value": perm["p_value"], "lower_bound": None, "statistic": perm["statistic"],
-            "lower_bound_note": "none: the permutation test gives no bound (copies.copied_rows_lower_bound is "
-                                "one under the continuity model)",
+    bounds = {str(level): removal_lower_bound(g, perm["statistic"], a, level) for level in BOUND_ALPHAS}
+    test = {"method": perm["method"], "p_value": perm["p_value"], "statistic": perm["statistic"],
+            "lower_bound": bounds[str(BOUND_ALPHA)], "lower_bound_alpha": BOUND_ALPHA, "lower_bounds": bounds,
+            "lower_bound_note": "rows to remove before a Cantelli test of the rest could accept (removal_lower_bound)",
             "radius": float(radius), "radius_rule": radius_info, "batch_rows": n_b, "reference_rows": n_r,
             "close_pairs": totals, "permutation": perm, "copies": copy, "saturated_rows": g.saturated,
             "rows_with_batch_partners": int((a > 0).sum()), "p_value_assuming_continuous": float(assuming)}
