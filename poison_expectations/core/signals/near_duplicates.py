@@ -48,7 +48,8 @@ continuous values reported beside it; a self-check reports that copy test
 in `summary["exact_copy_test"]`.
 Modules: near_duplicates_graph (hashes, clusters, reference matches),
 near_duplicates_model (radius, size model), near_duplicates_clusters
-(per-cluster verdicts and reports), near_duplicates_density (the density test).
+(per-cluster verdicts and reports), near_duplicates_density (the density test),
+near_duplicates_copies (the exact-copy test).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.near_duplicates import NEAR_DUPLICATES
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.near_duplicates_clusters import ClusterReport, console_lines, describe
-from poison_expectations.core.signals.near_duplicates_density import (
-    density_test, resolution, self_copy_test, table_copies)
+from poison_expectations.core.signals.near_duplicates_copies import resolution, self_copy_test, table_copies
+from poison_expectations.core.signals.near_duplicates_density import density_test
 from poison_expectations.core.signals.near_duplicates_graph import (
     components, observed_decimals, reference_matches, row_keys)
 from poison_expectations.core.signals.near_duplicates_model import (

@@ -20,24 +20,8 @@ whatever the two sizes.
   a_j + b_j): given t_j, a_j ~ Hypergeometric(N - 1, n_b - 1, t_j) under H0;
   p_j = P(X > a_j) + U P(X = a_j): exactly Uniform(0, 1) marginally (rows
   without partners get U). Rows sharing a dense spot get dependent p-values.
-* Copy test (reported, not in `p_value`): a permutation cannot call a few
-  exact copies remarkable when the reference is small (three groups of 5
-  identical rows all in an 80% batch: p ~ 0.8^15 ~ 0.035 whatever the data),
-  and a duplicate-free reference of 360 rows cannot exclude a duplicate rate
-  that explains them. Exact float copies are improbable only under a model:
-  if the recorded values are rounded from a continuous law, two rows with one
-  hash lie within rho0 = ||resolution||_2 of each other, and near-pair rates
-  scale like rho^m below r (m the intrinsic dimension), so the expected number
-  of exact pairs touching the batch is mu = pairs * pi(r) * (rho0 / r)^m', pi(r)
-  the pooled rate of pairs within r (Poisson upper bound at 1 - COPY_BETA),
-  m' = m / 2 (a safety factor on the estimated dimension). Markov: p_copy =
-  COPY_BETA + mu / D. It runs only when the radius comes from a continuous
-  distance distribution (quantile rule) and the reference holds no exact
-  copies of its own. It is NOT distribution-free: legitimately repeated
-  records the reference happens not to show fail it (measured: 0.5% of rows
-  resubmitted once, 80/20 splits: 31 of 40 clean splits below 0.05), so it is
-  reported in `copies` and `p_value_assuming_continuous` (Bonferroni with
-  the permutation test) and left out of `p_value`.
+* Exact copies of continuous values: a model-based test reported beside the
+  permutation test, not in `p_value` (near_duplicates_copies has why).
 """
 
 from __future__ import annotations
@@ -48,15 +32,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from poison_expectations.core.signals.near_duplicates_model import default_radius, intrinsic_dimension
+from poison_expectations.core.signals.near_duplicates_copies import copy_test
+from poison_expectations.core.signals.near_duplicates_model import default_radius
 
 N_SIMS = 9999  # Monte Carlo p-values resolve down to 1e-4
 MIN_SIMS = 999
 SIM_BUDGET = 5e7  # permuted label entries per test (a few seconds); beyond: Cantelli (see permutation_test)
-COPY_BETA = 1e-6  # error allowed to the upper bound of the pooled pair rate in the copy test
 BOUND_ALPHAS = (0.001, 0.01, 0.05, 0.1)  # levels of the reported removal lower bounds
 BOUND_ALPHA = 0.01  # the level of `lower_bound` (the others are in `lower_bounds`)
-BOUND_CONFIDENCE = 0.999  # the copy bound is reported when it holds with at least this confidence
 
 
 @dataclass
@@ -276,105 +259,6 @@ def permutation_test(g: PairGraph, observed: float, rng: np.random.Generator, n_
     return {**out, "method": "permutation_cantelli", "p_value": cantelli, "n_sims": 0}
 
 
-# -- exact copies in continuous data ----------------------------------------------
-
-def resolution(encoder, decimals: dict, X: np.ndarray) -> float:
-    """rho0: the encoded distance two rows with one hash can at most be apart when
-    their values were rounded from continuous ones: per numeric column its
-    recording step 10^-d over the encoder's scale, per other encoded dimension
-    the float32 spacing (the hash compares float32 encodings there)."""
-    steps = []
-    at = 0
-    for plan in encoder.plans:
-        width = plan.width()
-        block = X[:, at:at + width]
-        top = np.abs(block).max(axis=0) if len(block) else np.zeros(width, dtype=np.float32)
-        step = np.spacing(top.astype(np.float32)).astype(np.float64)
-        d = decimals.get(plan.name)
-        if plan.kind == "numeric" and d is not None:
-            step[0] = 10.0 ** -d / plan.scale
-        steps.append(step)
-        at += width
-    return float(np.sqrt(np.sum(np.concatenate(steps) ** 2))) if steps else 0.0
-
-
-def continuity_rate(near_pairs: int, n: int, radius: float, radius_info: dict, rho0: float,
-                    dimension: float | None) -> tuple[float | None, str | None]:
-    """Upper bound (at 1 - COPY_BETA) on the chance that two rows are exact copies under
-    the continuity model: the rate of pairs within r (non-exact pairs among n rows)
-    scaled by (rho0 / r)^(m / 2); or None and why the model does not apply."""
-    if radius_info.get("method") != "quantile" or radius <= 0:
-        return None, "the radius does not come from a continuous distance distribution"
-    if not dimension or dimension <= 0:
-        return None, "no intrinsic dimension"
-    if rho0 >= radius:
-        return None, "the recording resolution is not below the radius"
-    upper = stats.chi2.ppf(1.0 - COPY_BETA, 2 * (near_pairs + 1)) / 2.0
-    return float(upper / (n * (n - 1) / 2.0) * (rho0 / radius) ** (dimension / 2.0)), None
-
-
-def copy_test(g: PairGraph, totals: dict, radius: float, radius_info: dict, rho0: float,
-              dimension: float | None) -> dict:
-    """Exact copies touching the batch against the number a continuous law allows
-    (module docstring); {"active": False, why} where the model does not apply."""
-    copies = totals["exact_batch_batch"] + totals["exact_batch_reference"]
-    out = {"exact_pairs_touching_batch": copies, "resolution": rho0, "dimension": dimension}
-    rate, why = continuity_rate(len(g.near_u), g.n, radius, radius_info, rho0, dimension)
-    if why is None and totals["exact_reference_reference"] > 0:
-        why = "the reference holds exact copies of its own"
-    if why is not None:
-        return {**out, "active": False, "why_inactive": why, "p_value": 1.0}
-    n_b, n_r = g.n_batch, g.n_ref
-    expected = rate * (n_b * (n_b - 1) / 2.0 + n_b * n_r)
-    p = 1.0 if copies == 0 else min(1.0, COPY_BETA + expected / copies)
-    gb, gr = g.group_batch, g.group_ref
-    # with probability >= 1 - (expected + COPY_BETA) no two clean rows are exact copies: every group
-    # holds at most one clean batch row, none when it holds a (trusted) reference row
-    bound = int(np.where(gr > 0, gb, np.maximum(gb - 1, 0)).sum())
-    return {**out, "active": True, "expected_upper": float(expected), "p_value": float(p),
-            "pair_rate_upper": rate, "copied_rows_lower_bound": bound,
-            "bound_confidence": float(max(0.0, 1.0 - expected - COPY_BETA))}
-
-
-def self_copy_test(n: int, near_pairs: int, exact_pairs: int, copied_rows: int, radius: float, radius_info: dict,
-                   rho0: float, dimension: float | None) -> dict:
-    """Self-check: one table's exact copies against the continuity model alone. No
-    reference can refute the model here, so legitimately repeated records in
-    continuous data fail it too: reported, not gated."""
-    out = {"exact_pairs": int(exact_pairs), "copied_rows": int(copied_rows), "resolution": rho0,
-           "dimension": dimension}
-    rate, why = continuity_rate(near_pairs, n, radius, radius_info, rho0, dimension)
-    if why is not None:
-        return {**out, "active": False, "why_inactive": why, "p_value": 1.0}
-    expected = rate * n * (n - 1) / 2.0
-    p = 1.0 if exact_pairs == 0 else min(1.0, COPY_BETA + expected / exact_pairs)
-    return {**out, "active": True, "expected_upper": float(expected), "p_value": float(p),
-            "copied_rows_lower_bound": int(copied_rows) if expected + COPY_BETA <= 1 - BOUND_CONFIDENCE else None}
-
-
-def table_copies(nb, keys: np.ndarray, quantile: float, configured: float | None) -> dict:
-    """What the self-check's copy test needs from one table, with exact copies left
-    out of every k-NN list first (a table whose rows all have copies still has a
-    distance distribution): radius and intrinsic dimension from the distances to
-    rows with another hash, non-exact pairs within that radius, exact-copy pairs
-    and the rows beyond the first of each exact-copy group."""
-    codes, _ = pd.factorize(keys)
-    sizes = np.bincount(codes).astype(np.float64)
-    valid = nb.indices >= 0
-    other = valid & (codes[np.where(valid, nb.indices, 0)] != codes[:, None])
-    distinct = np.sort(np.where(other, nb.distances.astype(np.float64), np.inf), axis=1)
-    radius, info = pooled_radius(distinct[:, 0], quantile, configured)
-    head = distinct[:, :max(3, nb.k // 2)]
-    full_rows = np.isfinite(head).all(axis=1)
-    info["intrinsic_dimension"] = intrinsic_dimension(head[full_rows], info.get("fence"))
-    near = other & (nb.distances <= radius)
-    src, pos = np.nonzero(near)
-    dst = nb.indices[src, pos]
-    lo, hi = np.minimum(src, dst).astype(np.int64), np.maximum(src, dst).astype(np.int64)
-    return {"radius": float(radius), "radius_info": info, "near_pairs": int(len(np.unique(lo * len(keys) + hi))),
-            "exact_pairs": int((sizes * (sizes - 1) / 2).sum()), "copied_rows": int((sizes[sizes >= 2] - 1).sum())}
-
-
 # -- entry point ------------------------------------------------------------------
 
 def density_test(self_nb, ref_nb, refself_nb, keys_b, keys_r, *, quantile: float, configured: float | None,
@@ -389,10 +273,9 @@ def density_test(self_nb, ref_nb, refself_nb, keys_b, keys_r, *, quantile: float
     pvalues = row_pvalues(a, b, n_b, n_r, rng)
     totals = pair_totals(g)
     perm = permutation_test(g, totals["batch_batch"], rng)
-    copy = copy_test(g, totals, radius, radius_info, rho0, dimension)
+    copy = copy_test(len(g.near_u), n_b, n_r, g.group_batch, g.group_ref, totals, radius, radius_info, rho0,
+                     dimension)
     assuming = min(1.0, 2.0 * min(perm["p_value"], copy["p_value"])) if copy["active"] else perm["p_value"]
-    if copy["active"] and copy["bound_confidence"] < BOUND_CONFIDENCE:
-        copy["copied_rows_lower_bound"] = None
     bounds = {str(level): removal_lower_bound(g, perm["statistic"], a, level) for level in BOUND_ALPHAS}
     test = {"method": perm["method"], "p_value": perm["p_value"], "statistic": perm["statistic"],
             "lower_bound": bounds[str(BOUND_ALPHA)], "lower_bound_alpha": BOUND_ALPHA, "lower_bounds": bounds,
