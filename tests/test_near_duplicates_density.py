@@ -92,7 +92,7 @@ def test_three_clusters_of_four_exact_copies_against_a_small_reference(table):
     batch, reference = split(full, seed=3)
     poisoned, _ = copy_clusters(batch, 3, 4, seed=5)
     test = result_against(poisoned, reference).batch_test
-    assert test["p_value"] > 0.01 and test["lower_bound"] == 0
+    assert test["p_value"] > 0.01 and test["removal_bounds"]["0.01"] == 0
     assert test["close_pairs"]["exact_batch_batch"] == 3 * 10
     assert test["copies"]["active"] and test["copies"]["p_value"] < 1e-5
     assert test["p_value_assuming_continuous"] < 1e-4
@@ -122,7 +122,7 @@ def test_half_of_the_batch_copied_with_new_ids_against_a_reference():
     assert not test["copies"]["active"]
     assert test["p_value"] <= 1e-4 and test["method"] == "permutation"
     assert test["close_pairs"]["exact_batch_batch"] >= 1500
-    assert 0 < test["lower_bound"] <= 1500 and test["lower_bound_alpha"] == 0.01
+    assert 0 < test["removal_bounds"]["0.01"] <= 1500
     # one batch partner is no evidence for a single row (its partner is in the batch with
     # chance ~ n_b / N = 0.8): only the count over all rows is; the row p-values stay valid
     assert (result.pvalues >= 0.0).all() and (result.pvalues <= 1.0).all()

@@ -39,7 +39,6 @@ N_SIMS = 9999  # Monte Carlo p-values resolve down to 1e-4
 MIN_SIMS = 999
 SIM_BUDGET = 5e7  # permuted label entries per test (a few seconds); beyond: Cantelli (see permutation_test)
 BOUND_ALPHAS = (0.001, 0.01, 0.05, 0.1)  # levels of the reported removal lower bounds
-BOUND_ALPHA = 0.01  # the level of `lower_bound` (the others are in `lower_bounds`)
 
 
 @dataclass
@@ -278,8 +277,11 @@ def density_test(self_nb, ref_nb, refself_nb, keys_b, keys_r, *, quantile: float
     assuming = min(1.0, 2.0 * min(perm["p_value"], copy["p_value"])) if copy["active"] else perm["p_value"]
     bounds = {str(level): removal_lower_bound(g, perm["statistic"], a, level) for level in BOUND_ALPHAS}
     test = {"method": perm["method"], "p_value": perm["p_value"], "statistic": perm["statistic"],
-            "lower_bound": bounds[str(BOUND_ALPHA)], "lower_bound_alpha": BOUND_ALPHA, "lower_bounds": bounds,
-            "lower_bound_note": "rows to remove before a Cantelli test of the rest could accept (removal_lower_bound)",
+            # the gate's bound: closed testing (Simes) over the row p-values, at the gate's level
+            "bound_from_row_pvalues": True,
+            "removal_bounds": bounds,
+            "removal_bound_note": "rows to remove before a Cantelli test of the rest could accept "
+                                  "(removal_lower_bound): distribution-free, weaker",
             "radius": float(radius), "radius_rule": radius_info, "batch_rows": n_b, "reference_rows": n_r,
             "close_pairs": totals, "permutation": perm, "copies": copy, "saturated_rows": g.saturated,
             "rows_with_batch_partners": int((a > 0).sum()), "p_value_assuming_continuous": float(assuming)}
