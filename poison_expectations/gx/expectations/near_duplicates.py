@@ -21,7 +21,8 @@ from scipy import stats
 from poison_expectations.core.gates import clopper_pearson_upper
 from poison_expectations.core.params import NEAR_DUPLICATES
 from poison_expectations.core.registry import ExpectationFamily, register_family
-from poison_expectations.gx.expectations.base import PoisonBatchExpectation, shared_success_keys
+from poison_expectations.gx.expectations.base import (GATE_PARAMS, GATE_SENTENCE, PoisonBatchExpectation,
+                                                      shared_success_keys)
 from poison_expectations.gx.expectations.fields import family_fields
 from poison_expectations.gx.expectations.rate_gate import judge_rate
 from poison_expectations.gx.metrics.near_duplicates import NearDuplicateMetric
@@ -66,8 +67,10 @@ class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation,
     renderer_template = ("Share of rows inside suspicious near-duplicate clusters (improbable size at "
                          "$size_alpha, conflicting labels, or over $max_cluster_size rows) must be at most "
                          "$max_share; against a reference, at most $max_excess_over_reference above the "
-                         "reference's share (alpha $alpha).")
-    renderer_params = ("size_alpha", "max_cluster_size", "max_share", "max_excess_over_reference", "alpha")
+                         "reference's share (alpha $alpha)."
+                         + GATE_SENTENCE)
+    renderer_params = ("size_alpha", "max_cluster_size", "max_share", "max_excess_over_reference", "alpha",
+                       *GATE_PARAMS)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
