@@ -21,7 +21,8 @@ import pandas as pd
 from poison_expectations.core.analysis import Analysis, build_analysis, ordered_by_inputs
 from poison_expectations.core.context import active
 from poison_expectations.core.errors import ConfigError, InputError, PoisonCheckError
-from poison_expectations.core.findings import FINDINGS_COLUMNS, build_findings, top_rows  # noqa: F401
+from poison_expectations.core.findings import (FINDINGS_COLUMNS, build_findings, flagging_summary,  # noqa: F401
+                                               top_rows)
 from poison_expectations.gx.expectations.base import jsonable
 from poison_expectations.stores.io import read_table
 from poison_expectations.stores.references import load_trusted, register_reference, unregister_reference
@@ -83,6 +84,7 @@ class RunOutcome:
             "reference_lacks": list(self.analysis.reference_lacks),  # roles without a column in the reference
             "rows": int(len(self.findings)),
             "flagged_rows": self.flagged_count,
+            "flagging": flagging_summary(self.findings, self.config["verdicts"]["q"]),
             "failed_expectations": self.failed_expectations(),
             "skipped_families": self.skipped,
             "dropped_feature_columns": list(self.analysis.encoder.dropped),  # empty in the fitted table
