@@ -131,6 +131,23 @@ class Signal(ABC):
         return self.score(self.fit(analysis) if state is None else state, analysis)
 
 
+def row_draws(X: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """A fold in 0..k-1 for each row, drawn by hashing the row's encoded values
+    with the seed: as good as a random draw, independent of the row's position,
+    so a row gets the same fold wherever it is scored (one batch, or one chunk
+    of a Spark partition), and copies of a row get the same one."""
+    rows = np.ascontiguousarray(X, dtype=np.float32)
+    if rows.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    mix = np.random.default_rng([seed, 7]).integers(1, 2 ** 31, size=rows.shape[1], dtype=np.uint64)
+    keys = rows.view(np.uint32).astype(np.uint64) * mix  # wraps around: a cheap universal-style hash
+    h = np.bitwise_xor.reduce(keys, axis=1) if rows.shape[1] else np.zeros(rows.shape[0], dtype=np.uint64)
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
+    return (h % np.uint64(k)).astype(np.int64)
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))

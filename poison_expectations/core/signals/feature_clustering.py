@@ -56,7 +56,7 @@ from sklearn.metrics import silhouette_score
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.feature_clustering import FEATURE_CLUSTERING
-from poison_expectations.core.signals.base import Signal, SignalResult, State
+from poison_expectations.core.signals.base import row_draws, Signal, SignalResult, State
 from poison_expectations.core.signals.split_pvalues import split_pvalues
 from poison_expectations.core.signals.representation import (
     Reclassifier,
@@ -175,7 +175,7 @@ class FeatureClustering(Signal):
         X = apply_representation(state["representation"], analysis.batch.X)
         y = analysis.require_labels()
         out = np.zeros(analysis.batch.n)
-        half = np.random.default_rng([self.params["random_state"], 7]).integers(2, size=analysis.batch.n)
+        half = row_draws(analysis.batch.X, 2, self.params["random_state"])
         for i, code in class_codes(analysis, state["classes"]).items():
             info = state["per_class"][i]
             if info is None:

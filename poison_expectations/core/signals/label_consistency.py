@@ -57,7 +57,7 @@ from threadpoolctl import threadpool_limits
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.label_consistency import LABEL_CONSISTENCY
-from poison_expectations.core.signals.base import Signal, SignalResult, State, per_class, plain
+from poison_expectations.core.signals.base import row_draws, Signal, SignalResult, State, per_class, plain
 from poison_expectations.core.signals.confident_learning import (
     class_thresholds, confident_issues, knn_probabilities, margin_scores)
 
@@ -150,7 +150,7 @@ class LabelConsistency(Signal):
         if state["model"] is not None:
             return _full_proba(state["model"], X, n_classes)
         models = state["fold_models"]
-        fold = np.random.default_rng([self.params["random_state"], 7]).integers(len(models), size=X.shape[0])
+        fold = row_draws(X, len(models), self.params["random_state"])
         probs = np.zeros((X.shape[0], n_classes))
         for f, model in enumerate(models):
             rows = np.flatnonzero(fold == f)

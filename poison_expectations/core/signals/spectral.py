@@ -47,7 +47,7 @@ from sklearn.mixture import GaussianMixture
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.spectral_signatures import SPECTRAL_SIGNATURES
-from poison_expectations.core.signals.base import Signal, SignalResult, State
+from poison_expectations.core.signals.base import row_draws, Signal, SignalResult, State
 from poison_expectations.core.signals.split_pvalues import split_pvalues
 from poison_expectations.core.signals.representation import (
     apply_representation,
@@ -159,7 +159,7 @@ class SpectralSignatures(Signal):
         X = apply_representation(state["representation"], analysis.batch.X)
         out = np.zeros(analysis.batch.n)
         y = analysis.require_labels()
-        draw = np.random.default_rng([self.params["random_state"], 7]).integers(FOLDS, size=analysis.batch.n)
+        draw = row_draws(analysis.batch.X, FOLDS, self.params["random_state"])
         for i, code in class_codes(analysis, state["classes"]).items():
             info = state["per_class"][i]
             if info is None:
