@@ -120,6 +120,13 @@ def test_a_section_that_is_not_a_mapping_is_refused(tmp_path, section, value):
     ("random_state: -1\n", "random_state"),
     ("random_state: 99999999999\n", "random_state"),
     ("neighbors:\n  k: true\n", "neighbors.k"),
+    ("neighbors:\n  k: .inf\n", "'neighbors.k': expected int, got inf"),
+    ("neighbors:\n  k: 2.0\n", "'neighbors.k': expected int, got 2.0"),
+    ("expectations:\n  influence:\n    l2: .nan\n", "'expectations.influence.l2': must be a finite number, got nan"),
+    # accepted before, then "cannot convert float infinity to integer" (the Poisson allowance at level 0)
+    ("expectations:\n  near_duplicates:\n    alpha: 0.0\n", "'expectations.near_duplicates.alpha': 0.0"),
+    # accepted before, then "cannot read csv file (Python int too large to convert to C long)"
+    ("limits:\n  max_rows: 9223372036854775807\n", "'limits.max_rows': 9223372036854775807"),
     ("features: [a, b]\n", "features"),
     ("1: 2\n", "'1' is unknown"),
     ("- a\n- b\n", "mapping"),
@@ -195,7 +202,9 @@ def small_table(tmp_path_factory):
     return path
 
 
-@settings(max_examples=25, deadline=None, database=None,
+# derandomize: the same 25 configs on every run and machine, so a failure replays
+# (random draws once found a 24 GB config only in a fresh venv)
+@settings(max_examples=25, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(config=valid_configs())
 def test_any_valid_config_runs_to_a_verdict_or_a_one_line_error(small_table, config):

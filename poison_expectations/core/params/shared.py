@@ -10,6 +10,8 @@ from typing import Any
 from poison_expectations.core.params.base import Param
 
 RANDOM_STATE = Param(0, int, "Seed for every random choice (folds, sampling, indexes).", low=0, high=2 ** 32 - 1)
+# above any real table, below what pandas' row counter (a C long) takes as max_rows + 1
+MAX_ROWS_CAP = 10 ** 12
 K = Param(10, int, "Neighbours per row for every neighbour-based signal.", low=1, high=200)
 
 SHARED_SPEC: dict[str, Any] = {
@@ -55,7 +57,7 @@ SHARED_SPEC: dict[str, Any] = {
     },
     "limits": {
         "max_rows": Param(5_000_000, int, "Refuse a batch or reference with more rows than this, before loading "
-                          "it whole (Parquet: from the footer; CSV: reads at most max_rows + 1 rows).", low=1,
+                          "it whole (Parquet: from the footer; CSV: counts the lines first).", low=1, high=MAX_ROWS_CAP,
                           note="refuse larger batches or references (checked before loading)"),
         "max_memory_mb": Param(None, int, "Memory budget (MiB) for each large allocation (loading a table, the "
                                "encoded feature matrix, a neighbour graph), estimated beforehand; larger work is "
