@@ -64,6 +64,13 @@ SHARED_SPEC: dict[str, Any] = {
                                "refused with exit 2. null: 75% of the memory free at that moment.", low=1,
                                nullable=True,
                                note="null: 75% of free memory; larger allocations are refused, never OOM-killed"),
+        "max_seconds": Param(None, float, "Time budget (seconds) of a validation run or a profile fit. Before "
+                             "the signals start, the run's time is estimated from its shapes (rows, encoded "
+                             "features, classes, enabled families; docs/hardening.md) and a run over the budget is "
+                             "refused with exit 2; during the run, the clock is checked between signals. null: no "
+                             "budget.",
+                             low=0.0, low_open=True, nullable=True,
+                             note="null: no budget; else refuse (exit 2) a run estimated or found to take longer"),
     },
 }
 
