@@ -35,6 +35,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from poison_expectations.core.errors import InputError
+from poison_expectations.core.params import FAMILIES
 from poison_expectations.core.signals.label_consistency import MAX_MODEL_FEATURES, fold_count
 
 MODEL_ROUNDS = 100  # label consistency's HistGradientBoosting max_iter
@@ -149,16 +150,15 @@ def estimate(shape: Shape, signals: Iterable[Any]) -> dict[str, float]:
     return parts
 
 
-# what lowers each step's work, for the refusal message
-HINTS = {
-    "neighbours": "fewer --features or rows",
-    "label_consistency": "expectations.label_consistency.method: knn (no model), or a lower max_train_rows or "
-                         "n_folds",
-    "influence": "a lower expectations.influence.max_train_rows",
-    "feature_clustering": "a lower expectations.feature_clustering.max_fit_rows",
-    "spectral": "a lower expectations.spectral_signatures.max_fit_rows",
-    "trigger": "a lower expectations.trigger_patterns.max_train_rows",
-}
+def _hint(step: str) -> str:
+    """What lowers a step's work, for the refusal message."""
+    family = next((f for f in FAMILIES if f.signal_name == step), None)
+    if family is None:
+        return "select fewer --features or split the batch"
+    caps = [key for key in ("max_train_rows", "max_fit_rows", "n_folds") if key in family.signal]
+    lower = f", lower its {' or '.join(caps)}" if caps else ""
+    knn = " or set method: knn" if "method" in family.signal else ""
+    return f"disable expectations.{family.section}{lower}{knn}, select fewer --features, or split the batch"
 
 
 def ensure_time(parts: dict[str, float], elapsed: float, max_seconds: float | None) -> None:
@@ -170,9 +170,8 @@ def ensure_time(parts: dict[str, float], elapsed: float, max_seconds: float | No
     if total <= max_seconds:
         return
     worst = max(parts, key=parts.__getitem__)
-    hint = HINTS.get(worst, f"disabling or narrowing {worst}")
     raise InputError(f"this run is estimated at about {total:.0f} s ({worst} {parts[worst]:.0f} s), over "
-                     f"limits.max_seconds={max_seconds:g}; lower the work ({hint}; or split the batch) or raise "
+                     f"limits.max_seconds={max_seconds:g}; lower the work ({_hint(worst)}) or raise "
                      "limits.max_seconds")
 
 
