@@ -99,7 +99,8 @@ def _columns(step: str, shape: cost.Shape, params: dict) -> list[float]:
         del cost.SIGNAL_COST[step]
     else:
         cost.SIGNAL_COST[step] = saved_cost
-    return [1.0, shape.classes, cells, cells * shape.classes, cells * shape.width]
+    fits = 1.0 if shape.fitted_rows else 0.0  # as in cost.signal_seconds: no set-up without fits
+    return [fits, fits * shape.classes, cells, cells * shape.classes, cells * shape.width]
 
 
 def fit(path: str) -> None:

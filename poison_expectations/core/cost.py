@@ -16,7 +16,8 @@ The cost model (docs/hardening.md, "Time budget") sums, in seconds:
 - every signal's own work: `c0 + c1 * classes + c2 * cells + c3 * cells *
   classes + c4 * cells * width` (`SIGNAL_COST`), cells = rows x width, rows
   = the rows it fits on plus the rows it scores, at most its
-  `max_fit_rows` / `max_train_rows`.
+  `max_fit_rows` / `max_train_rows`; c0 and c1 (the set-up of fits) only
+  when the signal fits.
 
 The constants are non-negative least-squares fits to per-step timings of
 synthetic runs on this project's 2-core machine at load 1.4-7
@@ -135,7 +136,8 @@ def signal_seconds(name: str, shape: Shape, params: dict[str, Any]) -> float:
     if caps and name != "label_consistency":  # its model's rows are in label_model_seconds
         rows = min(rows, max(caps))
     cells = rows * shape.width
-    return c0 + c1 * shape.classes + c2 * cells + c3 * cells * shape.classes + c4 * cells * shape.width
+    fixed = c0 + c1 * shape.classes if shape.fitted_rows else 0.0  # a profile skips the fits and their set-up
+    return fixed + c2 * cells + c3 * cells * shape.classes + c4 * cells * shape.width
 
 
 def estimate(shape: Shape, signals: Iterable[Any]) -> dict[str, float]:
