@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,7 @@ def test_a_section_that_is_not_a_mapping_is_refused(tmp_path, section, value):
     ("expectations:\n  influence:\n    l2: .nan\n", "'expectations.influence.l2': must be a finite number, got nan"),
     # accepted before, then "cannot convert float infinity to integer" (the Poisson allowance at level 0)
     ("expectations:\n  near_duplicates:\n    alpha: 0.0\n", "'expectations.near_duplicates.alpha': 0.0"),
+    ("expectations:\n  near_duplicates:\n    alpha: 1.0e-300\n", "'expectations.near_duplicates.alpha': 1e-300"),
     # accepted before, then "cannot read csv file (Python int too large to convert to C long)"
     ("limits:\n  max_rows: 9223372036854775807\n", "'limits.max_rows': 9223372036854775807"),
     ("features: [a, b]\n", "features"),
@@ -219,3 +221,49 @@ def test_any_valid_config_runs_to_a_verdict_or_a_one_line_error(small_table, con
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     else:
         assert result.stdout.startswith("poison-check PASSED" if result.exit_code == 0 else "poison-check FAILED")
+
+
+# -- every numeric key at its bounds (a script: about 2 minutes) -----------------------
+
+def bound_values(param: Param) -> list:
+    """The extreme values a key accepts: closed bounds, just inside open ones,
+    2^63 - 1 or 1e300 where unbounded above."""
+    ks = kinds(param)
+    whole = int in ks and float not in ks
+    values = [param.low] if param.low is not None and not param.low_open else []
+    values += [param.high] if param.high is not None and not param.high_open else []
+    if param.high is None:
+        values.append(2 ** 63 - 1 if whole else 1e300)
+    if param.low_open:
+        values.append(param.low + (1 if whole else 1e-300))
+    if param.high_open:
+        values.append(param.high - (1 if whole else 1e-16))
+    return [int(v) if whole else float(v) for v in values]
+
+
+def sweep_bounds(table: str) -> int:
+    """Validate TABLE (columns label, src) once per key at each bound value;
+    print every run that is not a verdict or a clear error. Returns how many."""
+    odd = 0
+    for key, param in params():
+        ks = kinds(param)
+        if key.startswith(SKIP_SECTIONS) or bool in ks or param.choices or not set(ks) & {int, float}:
+            continue
+        for value in bound_values(param):
+            config = nested(key, value)
+            config.setdefault("neighbors", {}).setdefault("k", 5)
+            Path("bounds.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+            result = CliRunner().invoke(main, ["validate", table, "--label", "label", "--source-column", "src",
+                                               "--config", "bounds.yml", "--quiet"])
+            line = (result.stderr.strip().splitlines() or [""])[-1]
+            if result.exit_code not in (0, 1, 2) or (result.exit_code == 2 and key not in line
+                                                        and "limits" not in line and "rows" not in line):
+                odd += 1
+                print(f"{key}={value!r}: exit {result.exit_code}: {line}", flush=True)
+    return odd
+
+
+if __name__ == "__main__":  # python tests/test_config_fuzz.py TABLE.csv (in a scratch folder)
+    import sys
+
+    sys.exit(1 if sweep_bounds(sys.argv[1]) else 0)
