@@ -146,6 +146,20 @@ def test_bad_config_through_the_cli_is_one_line_naming_the_key(tmp_path, body, n
     assert len(lines) == 1 and needle in lines[0], result.stderr
 
 
+def test_the_smallest_verdicts_alpha_runs(tmp_path):
+    """Each gate tests at verdicts.alpha / F: below the key's own minimum at
+    alpha = 1e-6, which the expectations' field refused (exit 3, a pydantic error)."""
+    config = tmp_path / "c.yml"
+    config.write_text("verdicts:\n  alpha: 0.000001\nneighbors:\n  k: 5\n", encoding="utf-8")
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "label": [0, 1] * 30}).to_csv(data, index=False)
+    with contextlib.chdir(tmp_path):
+        result = CliRunner().invoke(main, ["validate", str(data), "--label", "label", "--config", str(config),
+                                           "--quiet"])
+    assert result.exit_code in (0, 1), (result.stderr, result.exception)
+
+
 def test_an_empty_section_is_null_and_flags_still_apply(tmp_path):
     path = tmp_path / "c.yml"
     path.write_text("data:\nneighbors:\n", encoding="utf-8")

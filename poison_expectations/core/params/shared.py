@@ -5,6 +5,7 @@ signals take `k` and `random_state` from here (`signal_shared`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from poison_expectations.core.params.base import Param
@@ -96,10 +97,15 @@ EXPECTATION_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def shared_param(name: str) -> Param:
-    """The declaration of a shared expectation key, by field name (e.g. 'k')."""
+    """The declaration of a shared expectation key, by field name (e.g. 'k').
+    `gate_alpha` holds verdicts.alpha / F (one gate's share), so its field
+    takes any level in (0, the key's maximum]: at verdicts.alpha = 1e-6 the
+    key's own minimum refused the field (a pydantic error, exit 3)."""
     node: Any = SHARED_SPEC
     for part in EXPECTATION_KEYS[name]:
         node = node[part]
+    if name == "gate_alpha":
+        return replace(node, low=0.0, low_open=True)
     return node
 
 
