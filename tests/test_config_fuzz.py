@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,14 @@ def test_a_section_that_is_not_a_mapping_is_refused(tmp_path, section, value):
     ("random_state: -1\n", "random_state"),
     ("random_state: 99999999999\n", "random_state"),
     ("neighbors:\n  k: true\n", "neighbors.k"),
+    ("neighbors:\n  k: .inf\n", "'neighbors.k': expected int, got inf"),
+    ("neighbors:\n  k: 2.0\n", "'neighbors.k': expected int, got 2.0"),
+    ("expectations:\n  influence:\n    l2: .nan\n", "'expectations.influence.l2': must be a finite number, got nan"),
+    # accepted before, then "cannot convert float infinity to integer" (the Poisson allowance at level 0)
+    ("expectations:\n  near_duplicates:\n    alpha: 0.0\n", "'expectations.near_duplicates.alpha': 0.0"),
+    ("expectations:\n  near_duplicates:\n    alpha: 1.0e-300\n", "'expectations.near_duplicates.alpha': 1e-300"),
+    # accepted before, then "cannot read csv file (Python int too large to convert to C long)"
+    ("limits:\n  max_rows: 9223372036854775807\n", "'limits.max_rows': 9223372036854775807"),
     ("features: [a, b]\n", "features"),
     ("1: 2\n", "'1' is unknown"),
     ("- a\n- b\n", "mapping"),
@@ -135,6 +144,20 @@ def test_bad_config_through_the_cli_is_one_line_naming_the_key(tmp_path, body, n
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+def test_the_smallest_verdicts_alpha_runs(tmp_path):
+    """Each gate tests at verdicts.alpha / F: below the key's own minimum at
+    alpha = 1e-6, which the expectations' field refused (exit 3, a pydantic error)."""
+    config = tmp_path / "c.yml"
+    config.write_text("verdicts:\n  alpha: 0.000001\nneighbors:\n  k: 5\n", encoding="utf-8")
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "label": [0, 1] * 30}).to_csv(data, index=False)
+    with contextlib.chdir(tmp_path):
+        result = CliRunner().invoke(main, ["validate", str(data), "--label", "label", "--config", str(config),
+                                           "--quiet"])
+    assert result.exit_code in (0, 1), (result.stderr, result.exception)
 
 
 def test_an_empty_section_is_null_and_flags_still_apply(tmp_path):
@@ -195,7 +218,9 @@ def small_table(tmp_path_factory):
     return path
 
 
-@settings(max_examples=25, deadline=None, database=None,
+# derandomize: the same 25 configs on every run and machine, so a failure replays
+# (random draws once found a 24 GB config only in a fresh venv)
+@settings(max_examples=25, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(config=valid_configs())
 def test_any_valid_config_runs_to_a_verdict_or_a_one_line_error(small_table, config):
@@ -210,3 +235,49 @@ def test_any_valid_config_runs_to_a_verdict_or_a_one_line_error(small_table, con
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     else:
         assert result.stdout.startswith("poison-check PASSED" if result.exit_code == 0 else "poison-check FAILED")
+
+
+# -- every numeric key at its bounds (a script: about 2 minutes) -----------------------
+
+def bound_values(param: Param) -> list:
+    """The extreme values a key accepts: closed bounds, just inside open ones,
+    2^63 - 1 or 1e300 where unbounded above."""
+    ks = kinds(param)
+    whole = int in ks and float not in ks
+    values = [param.low] if param.low is not None and not param.low_open else []
+    values += [param.high] if param.high is not None and not param.high_open else []
+    if param.high is None:
+        values.append(2 ** 63 - 1 if whole else 1e300)
+    if param.low_open:
+        values.append(param.low + (1 if whole else 1e-300))
+    if param.high_open:
+        values.append(param.high - (1 if whole else 1e-16))
+    return [int(v) if whole else float(v) for v in values]
+
+
+def sweep_bounds(table: str) -> int:
+    """Validate TABLE (columns label, src) once per key at each bound value;
+    print every run that is not a verdict or a clear error. Returns how many."""
+    odd = 0
+    for key, param in params():
+        ks = kinds(param)
+        if key.startswith(SKIP_SECTIONS) or bool in ks or param.choices or not set(ks) & {int, float}:
+            continue
+        for value in bound_values(param):
+            config = nested(key, value)
+            config.setdefault("neighbors", {}).setdefault("k", 5)
+            Path("bounds.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+            result = CliRunner().invoke(main, ["validate", table, "--label", "label", "--source-column", "src",
+                                               "--config", "bounds.yml", "--quiet"])
+            line = (result.stderr.strip().splitlines() or [""])[-1]
+            if result.exit_code not in (0, 1, 2) or (result.exit_code == 2 and key not in line
+                                                        and "limits" not in line and "rows" not in line):
+                odd += 1
+                print(f"{key}={value!r}: exit {result.exit_code}: {line}", flush=True)
+    return odd
+
+
+if __name__ == "__main__":  # python tests/test_config_fuzz.py TABLE.csv (in a scratch folder)
+    import sys
+
+    sys.exit(1 if sweep_bounds(sys.argv[1]) else 0)

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Callable
 
+from poison_expectations.core.cost import Deadline
 from poison_expectations.core.fitting import fit_profile
 from poison_expectations.core.profile import Profile
 from poison_expectations.core.version import VERSION
@@ -22,6 +23,7 @@ def fit_job(trusted: str | Path, config: dict, out: str | Path,
     from poison_expectations.gx.runner import build_expectations, shared_kwargs
 
     limits = config["limits"]
+    deadline = Deadline(limits.get("max_seconds"))
     frame = read_table(trusted, max_rows=limits["max_rows"], max_memory_mb=limits["max_memory_mb"])
     stored = copy.deepcopy(config)
     stored["data"]["reference"] = stored["data"]["profile"] = None  # the trusted table IS the fitted side
@@ -30,7 +32,7 @@ def fit_job(trusted: str | Path, config: dict, out: str | Path,
     meta = {"plugin_version": VERSION, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "trusted_file": str(trusted), "config": stored}
     profile = fit_profile(frame, roles_from(shared), options_from(shared), signals, meta=meta,
-                          progress=progress, max_memory_mb=limits["max_memory_mb"])
+                          progress=progress, max_memory_mb=limits["max_memory_mb"], deadline=deadline)
     save_profile(profile, out)
     return profile
 

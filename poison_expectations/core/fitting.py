@@ -7,6 +7,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from poison_expectations.core.analysis import build_analysis, ordered_by_inputs
+from poison_expectations.core.cost import Deadline, ensure_time, estimate, shape_of
 from poison_expectations.core.profile import FORMAT, FORMAT_VERSION, Profile, column_kind, content_hash
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.tables import Options, Roles
@@ -14,15 +15,21 @@ from poison_expectations.core.tables import Options, Roles
 
 def fit_profile(frame: pd.DataFrame, roles: Roles, options: Options, signals: list[Signal], *,
                 meta: dict[str, Any], progress: Callable[[str], Any] | None = None,
-                max_memory_mb: int | None = None) -> Profile:
+                max_memory_mb: int | None = None, deadline: Deadline | None = None) -> Profile:
     """Fit every signal on the trusted table once. The trusted rows are
     cross-fitted exactly as in a self-check (so each row's stored score is
-    out of sample), and each signal's self-check result is summarised."""
+    out of sample), and each signal's self-check result is summarised.
+    `deadline` (limits.max_seconds): the estimate is checked before the
+    first fit, the clock before each."""
     analysis = build_analysis(frame, roles, options, max_memory_mb=max_memory_mb)
     analysis.progress = progress
     analysis.fits_profile = True
+    if deadline is not None and deadline.max_seconds is not None:
+        ensure_time(estimate(shape_of(analysis), signals), deadline.elapsed, deadline.max_seconds)
     results: dict[str, SignalResult] = {}
     for signal in ordered_by_inputs(signals):
+        if deadline is not None:
+            deadline.check(signal.name)
         results.setdefault(signal.name, analysis.result(signal))
     features = analysis.encoder.columns
     meta = {

@@ -20,6 +20,7 @@ import pandas as pd
 
 from poison_expectations.core.analysis import Analysis, build_analysis, ordered_by_inputs
 from poison_expectations.core.context import active
+from poison_expectations.core.cost import Deadline, ensure_time, estimate, shape_of
 from poison_expectations.core.errors import ConfigError, InputError, PoisonCheckError
 from poison_expectations.core.findings import (FINDINGS_COLUMNS, build_findings, flagging_summary,  # noqa: F401
                                                top_rows)
@@ -225,8 +226,12 @@ def _run(data, config: dict, progress, after_run: bool) -> RunOutcome:
     expectations = build_expectations(config, skipped)
     analysis = prepare_analysis(frame, config, expectations)
     timings["prepare"] = time.perf_counter() - start
+    deadline = Deadline(config["limits"].get("max_seconds"), start)
+    if deadline.max_seconds is not None:  # refuse before the costly steps, like the memory guard
+        ensure_time(estimate(shape_of(analysis), distinct_signals(expectations)), deadline.elapsed,
+                    deadline.max_seconds)
     with active(analysis, trusted_name(shared_kwargs(config))):
-        results = compute_signals(analysis, expectations, progress, timings)
+        results = compute_signals(analysis, expectations, progress, timings, deadline)
         total = len(results) + 2
         t0 = time.perf_counter()
         notify(progress, "gx_checkpoint", total - 1, total)
@@ -245,21 +250,32 @@ def _run(data, config: dict, progress, after_run: bool) -> RunOutcome:
     return outcome
 
 
+def distinct_signals(expectations: list) -> list:
+    """The signals of `expectations`, one per parameter set."""
+    return list({s.cache_key(): s for s in (e.signal() for e in expectations)}.values())
+
+
 def compute_signals(analysis: Analysis, expectations: list, progress: Callable | None = None,
-                    timings: dict[str, float] | None = None) -> dict[str, SignalResult]:
+                    timings: dict[str, float] | None = None, deadline: Deadline | None = None,
+                    ) -> dict[str, SignalResult]:
     """Each distinct signal of `expectations` once, before GX runs (so input
     errors surface as InputError, and GX's metrics reuse the cached results).
-    A name used with two parameter sets keeps the first result."""
+    A name used with two parameter sets keeps the first result. `deadline`
+    is checked before each signal and after the last (limits.max_seconds)."""
     metrics = {e.signal().cache_key(): (e.signal(), e.metric_class) for e in expectations}
     signals = ordered_by_inputs([signal for signal, _ in metrics.values()])
     total = len(signals) + 2  # prepare, each signal, the GX checkpoint
     results: dict[str, SignalResult] = {}
     for index, signal in enumerate(signals, start=1):
+        if deadline is not None:
+            deadline.check(signal.name)
         t0 = time.perf_counter()
         notify(progress, signal.name, index, total)
         results.setdefault(signal.name, metrics[signal.cache_key()][1].result(analysis, signal))
         if timings is not None:
             timings[signal.name] = timings.get(signal.name, 0.0) + time.perf_counter() - t0
+    if deadline is not None:
+        deadline.check("the GX checkpoint")
     return results
 
 

@@ -35,9 +35,10 @@ NEAR_DUPLICATES = FamilyParams(
         "max_excess_over_reference": rate(0.005, "With a reference: the largest tolerated excess of the batch's "
                                           "suspicious share over the reference's (absolute, 0-1).",
                                           note="with a reference: at most 0.5 points above the reference's share"),
-        "alpha": rate(0.001, "Significance level of the reference gate and the chance allowance for conflicting "
-                             "clusters.", note="reference gate; chance allowance for conflicting clusters (Poisson "
-                                               "quantile)"),
+        "alpha": Param(0.001, float, "Significance level of the reference gate and the chance allowance for "
+                       "conflicting clusters (at least 1e-12: below, 1 - alpha rounds to 1 and the Poisson "
+                       "allowance is infinite).", low=1e-12, high=1.0,
+                       note="reference gate; chance allowance for conflicting clusters (Poisson quantile)"),
         "max_conflicting_clusters": Param(0, int, "Conflicting-label clusters tolerated beyond those expected by "
                                           "chance.", low=0,
                                           note="conflicting-label clusters tolerated beyond those expected by chance"),

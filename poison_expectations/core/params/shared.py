@@ -5,11 +5,14 @@ signals take `k` and `random_state` from here (`signal_shared`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from poison_expectations.core.params.base import Param
 
 RANDOM_STATE = Param(0, int, "Seed for every random choice (folds, sampling, indexes).", low=0, high=2 ** 32 - 1)
+# above any real table, below what pandas' row counter (a C long) takes as max_rows + 1
+MAX_ROWS_CAP = 10 ** 12
 K = Param(10, int, "Neighbours per row for every neighbour-based signal.", low=1, high=200)
 
 SHARED_SPEC: dict[str, Any] = {
@@ -55,13 +58,20 @@ SHARED_SPEC: dict[str, Any] = {
     },
     "limits": {
         "max_rows": Param(5_000_000, int, "Refuse a batch or reference with more rows than this, before loading "
-                          "it whole (Parquet: from the footer; CSV: reads at most max_rows + 1 rows).", low=1,
+                          "it whole (Parquet: from the footer; CSV: counts the lines first).", low=1, high=MAX_ROWS_CAP,
                           note="refuse larger batches or references (checked before loading)"),
         "max_memory_mb": Param(None, int, "Memory budget (MiB) for each large allocation (loading a table, the "
                                "encoded feature matrix, a neighbour graph), estimated beforehand; larger work is "
                                "refused with exit 2. null: 75% of the memory free at that moment.", low=1,
                                nullable=True,
                                note="null: 75% of free memory; larger allocations are refused, never OOM-killed"),
+        "max_seconds": Param(None, float, "Time budget (seconds) of a validation run or a profile fit. Before "
+                             "the signals start, the run's time is estimated from its shapes (rows, encoded "
+                             "features, classes, enabled families; docs/hardening.md) and a run over the budget is "
+                             "refused with exit 2; during the run, the clock is checked between signals. null: no "
+                             "budget.",
+                             low=0.0, low_open=True, nullable=True,
+                             note="null: no budget; else refuse (exit 2) a run estimated or found to take longer"),
     },
 }
 
@@ -87,10 +97,15 @@ EXPECTATION_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def shared_param(name: str) -> Param:
-    """The declaration of a shared expectation key, by field name (e.g. 'k')."""
+    """The declaration of a shared expectation key, by field name (e.g. 'k').
+    `gate_alpha` holds verdicts.alpha / F (one gate's share), so its field
+    takes any level in (0, the key's maximum]: at verdicts.alpha = 1e-6 the
+    key's own minimum refused the field (a pydantic error, exit 3)."""
     node: Any = SHARED_SPEC
     for part in EXPECTATION_KEYS[name]:
         node = node[part]
+    if name == "gate_alpha":
+        return replace(node, low=0.0, low_open=True)
     return node
 
 
