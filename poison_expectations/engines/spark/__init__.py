@@ -1,0 +1,52 @@
+"""The Spark engine: score a table that outgrows one machine with the same
+signals and the same profile, partition by partition.
+
+How the work is split (see `engine.py`):
+
+* The trusted side is a stored profile (`poison-check fit`), or a profile
+  fitted on the driver from a reference table, or, in a self-check, from a
+  bounded random sample of the batch. Its bytes are captured in the
+  `mapInPandas` closure (no broadcast: Spark Connect has none); each Python
+  worker loads it once (`scoring.py`).
+* Each partition is scored by the core: an `Analysis` against the profile,
+  each per-row signal's `score`, its batch scores on the scale of
+  `reference_scores`, conformal p-values against them (class-conditional
+  for label consistency), and the Cauchy combination of a row's p-values.
+* The driver decides from small aggregates only (`decide.py`): the row
+  count, the p-values <= 0.1 (Higher Criticism and the closed-testing bound
+  per signal, the Benjamini-Hochberg threshold of the combined p-value),
+  group counts and per-source counts from `groupBy`. It never collects the
+  table; it holds O(rows) float64 arrays (the p-values padded with ones) for
+  the batch tests only.
+
+Where the Spark result is an approximation of the pandas one:
+
+1. Signals run: the per-row signals only (label consistency, outliers,
+   influence), whose `score` reads nothing but the row and the trusted side.
+   Near duplicates, spectral signatures, trigger patterns, clean-label
+   collisions, feature clustering and sources need within-batch structure;
+   they are not run (listed as skipped in the report).
+2. Row scores: identical to the pandas engine's `score` against the same
+   profile, except label consistency, whose kNN part is the same but whose
+   per-signal `flags` and `reasons` (confident learning prunes by the noise
+   rate counted over the rows scored together) are per partition; the
+   engine does not use them: rows are flagged from p-values.
+3. Conformal p-values: the same formula; the random tie-break U_j is drawn
+   per partition (seeded by the partition id), so a row's p-value differs
+   from the in-process one by at most 1 / (n_ref + 1); ties inside a
+   partition are shuffled together ("shared"), ties across partitions
+   independently (same marginal law; the joint law differs only with ties).
+4. Self-check: the profile is fitted on a random sample of at most
+   `sample_rows` batch rows; every batch row (the sampled ones included,
+   which are then scored against a trusted side that contains them) is
+   scored against it. The pandas self-check scores each row out of fold
+   instead.
+5. Decisions: the verdict of issue 15 (BH at `fdr` on the Cauchy-combined
+   p-values, a Higher Criticism gate plus the closed-testing lower bound per
+   signal at alpha / number of signals). The pandas engine's expectations
+   decide with their own rate limits until that issue lands in them.
+6. Row ids: without an id column, `row_index` is the row's position in the
+   file order Spark reads (partition offsets from a count per partition),
+   which is the pandas engine's 0-based index for one file or a folder read
+   in name order.
+"""
