@@ -177,10 +177,11 @@ def spark_options(command):
               help="Stored reference profile (`poison-check fit`): score against it without refitting.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Checkpoint config YAML.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the JSON report here.")
-@click.option("--findings", type=click.Path(dir_okay=False), help="Write row-level findings (CSV/Parquet).")
-@click.option("--accepted", type=click.Path(dir_okay=False),
+@click.option("--findings", type=click.Path(),
+              help="Write row-level findings (CSV/Parquet; a parquet dataset folder with --engine spark).")
+@click.option("--accepted", type=click.Path(),
               help="Write the unflagged rows here, unchanged, in the input's format.")
-@click.option("--quarantine", type=click.Path(dir_okay=False),
+@click.option("--quarantine", type=click.Path(),
               help="Write the flagged rows here, unchanged, plus poison_score and reasons.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
 @click.option("--data-docs", "data_docs", type=click.Path(file_okay=False),

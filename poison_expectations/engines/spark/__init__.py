@@ -46,7 +46,15 @@ Where the Spark result is an approximation of the pandas one:
    signal at alpha / number of signals). The pandas engine's expectations
    decide with their own rate limits until that issue lands in them.
 6. Row ids: without an id column, `row_index` is the row's position in the
-   file order Spark reads (partition offsets from a count per partition),
-   which is the pandas engine's 0-based index for one file or a folder read
-   in name order.
+   order Spark reads (partition offsets from a count per partition): the
+   pandas engine's 0-based index for one file, but for a folder Spark orders
+   the files by size, so there it is a numbering that differs from the
+   pandas engine's. Give an id column. Ids are not checked for uniqueness
+   across partitions.
+7. Monte Carlo null of Higher Criticism: simulated for the groups in key
+   order (classes by code, then the pooled group), so its p-value can differ
+   from an in-process run that met the classes in another order by the
+   simulation's own noise (the test stays exactly valid).
+8. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
+   the HTML report; `limits.max_rows` does not apply.
 """
