@@ -150,6 +150,22 @@ def test_cli_input_errors_exit_2_before_scoring(spark, tables, tmp_path):
     assert taken.exit_code == 2 and "is a file" in taken.output
 
 
+def test_an_input_error_inside_a_task_is_one_line_on_the_driver(spark, runs, tables):
+    """A row only a later partition holds (an unseen label) fails in a task; the
+    driver reports it as the task's InputError (exit 2), not a Java stack trace."""
+    from poison_expectations.core.errors import InputError
+    from poison_expectations.engines.spark.engine import score
+    from poison_expectations.engines.spark.run import executor_error
+
+    bad = tables["clean"].copy()
+    bad.loc[N_BATCH - 1, "label"] = 7
+    with pytest.raises(Exception) as info:
+        score(spark.createDataFrame(bad), runs["clean"][0].plan).count()
+    error = executor_error(info.value)
+    assert isinstance(error, InputError) and "value 7 is not among the profile's classes" in str(error)
+    assert "\n" not in str(error)
+
+
 def test_self_check_without_an_id_column_numbers_the_rows_in_file_order(spark, tables):
     """row_index is the position in Spark's reading order: the file's order for one file
     (for a folder Spark orders the files by size: a numbering, not the names' order)."""

@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from poison_expectations.core.errors import InputError
 from poison_expectations.engines.spark import decide
 from poison_expectations.engines.spark.engine import (MAX_SOURCES, SAMPLE_ROWS, SparkOutcome, check_columns,
                                                       partition_offsets, plan_signals, probe, read_data,
                                                       roles_options, score, trusted_bytes)
 from poison_expectations.engines.spark.scoring import (CLASS_CONDITIONAL, ROW_INDEX, ScoringPlan,
-                                                       class_reference_sizes)
+                                                       class_reference_sizes, make_signal)
 
 
 def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS, fdr: float = decide.FDR) -> SparkOutcome:
@@ -35,7 +36,10 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS, fdr:
     probe(sdf, plan)
     scored = score(sdf, plan).persist(StorageLevel.MEMORY_AND_DISK)
     t0 = time.perf_counter()
-    rows = scored.count()  # scores every partition once (persisted for the aggregates and outputs)
+    try:
+        rows = scored.count()  # scores every partition once (persisted for the aggregates and outputs)
+    except Exception as exc:  # noqa: BLE001 - a task's InputError (e.g. an unseen label) stays one line, exit 2
+        raise executor_error(exc) from None
     timings["score"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     gates = signal_gates(scored, plan, config, rows)
@@ -50,6 +54,15 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS, fdr:
                         list(sdf.columns), timings)
 
 
+def executor_error(exc: Exception) -> Exception:
+    """A task's InputError as an InputError on the driver; any other error as it is."""
+    marker = "poison_expectations.core.errors.InputError: "
+    text = str(exc)
+    if marker in text:
+        return InputError(text.split(marker, 1)[1].strip().splitlines()[0])
+    return exc
+
+
 def _column(sdf) -> np.ndarray:
     """One small numeric column on the driver."""
     return np.asarray([row[0] for row in sdf.collect()], dtype=float)
@@ -59,11 +72,11 @@ def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int) -> dict[str
     """Each signal's batch gate from its p-values <= ALPHA0 and its group counts."""
     profile = plan.profile()
     gates = {}
-    for (section, _), name in zip(plan.signals, plan.signal_names, strict=True):
+    for (section, params), name in zip(plan.signals, plan.signal_names, strict=True):
         p_col, g_col = f"{name}_p", f"{name}_group"
         small = scored.where(scored[p_col] <= decide.ALPHA0).select(p_col, g_col).collect()
         counts = {int(r[g_col]): int(r["count"]) for r in scored.groupBy(g_col).count().collect()}
-        state = next(s for key, s in profile.states.items() if key[0] == name)
+        state = profile.states[make_signal(section, params).cache_key()]
         if name in CLASS_CONDITIONAL:
             ref_by_key = class_reference_sizes(np.asarray(profile.table.y))
         else:
