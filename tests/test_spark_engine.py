@@ -114,6 +114,39 @@ def test_same_exit_code_as_the_pandas_engine(runs, tables):
     assert hits >= 0.6 * truth.sum() and hits >= 0.8 * flagged.sum()  # BH at 10%: most flags are flips
 
 
+def test_a_gx_checkpoint_on_a_spark_dataframe_asset_fails_like_the_pandas_one(spark, tables):
+    """The per-row families' metrics have SparkDFExecutionEngine implementations
+    (gx/metrics/spark.py): same successes, and the same flagged counts where no
+    approximation is documented (label consistency's flags are per chunk)."""
+    import great_expectations as gx
+
+    import poison_expectations.gx.register  # noqa: F401
+    from poison_expectations.apps.jobs import job_config
+    from poison_expectations.core.params import FAMILIES
+    from poison_expectations.gx.runner import build_expectations, ephemeral_context, run_checkpoint
+
+    off = {f"expectations.{f.section}.enabled": False for f in FAMILIES
+           if f.section not in ("label_consistency", "outliers", "influence")}
+    config = job_config(None, profile=str(tables["profile"]), overrides=off)
+    for name, passes in (("clean", True), ("flipped", False)):
+        context = ephemeral_context()
+        batch = (context.data_sources.add_spark("spark", persist=False).add_dataframe_asset("batch")
+                 .add_batch_definition_whole_dataframe("whole"))
+        suite = context.suites.add(gx.ExpectationSuite(name="s", expectations=build_expectations(config)))
+        validation = context.validation_definitions.add(gx.ValidationDefinition(name="v", data=batch, suite=suite))
+        checkpoint = context.checkpoints.add(gx.Checkpoint(name="c", validation_definitions=[validation]))
+        on_spark = checkpoint.run(batch_parameters={"dataframe": spark.createDataFrame(tables[name])})
+        on_pandas = run_checkpoint(tables[name], build_expectations(config))
+        counts = [{r.expectation_config.type: (r.success, r.result.get("unexpected_count"))
+                   for r in next(iter(result.run_results.values())).results} for result in (on_spark, on_pandas)]
+        assert on_spark.success == on_pandas.success == passes, counts
+        assert len(counts[0]) == 3
+        for expectation, (success, flagged) in counts[0].items():
+            assert success == counts[1][expectation][0]
+            if "label" not in expectation:
+                assert flagged == counts[1][expectation][1], expectation
+
+
 def _cli(*args):
     from click.testing import CliRunner
 

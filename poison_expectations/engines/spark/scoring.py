@@ -75,7 +75,8 @@ class ScoringPlan:
         """(name, Spark SQL type) of the columns scoring adds to the input's."""
         cols = [] if self.roles.id_column else [(ROW_INDEX, "long")]
         for name in self.signal_names:
-            cols += [(f"{name}_score", "double"), (f"{name}_p", "double"), (f"{name}_group", "long")]
+            cols += [(f"{name}_score", "double"), (f"{name}_p", "double"), (f"{name}_group", "long"),
+                     (f"{name}_flag", "boolean"), (f"{name}_reason", "string")]
         return cols + [("poison_p", "double"), ("poison_score", "double")]
 
     def profile(self):
@@ -109,6 +110,8 @@ def score_frame(plan: ScoringPlan, frame: pd.DataFrame, seed: Any) -> pd.DataFra
         out[f"{signal.name}_score"] = result.scores
         out[f"{signal.name}_p"] = p
         out[f"{signal.name}_group"] = group
+        out[f"{signal.name}_flag"] = result.flags  # the signal's own cut (the GX metrics' rate rule)
+        out[f"{signal.name}_reason"] = result.reasons.astype(str)
         pvalues.append(p)
     combined = combine_pvalues(np.column_stack(pvalues))
     out["poison_p"] = combined
