@@ -29,8 +29,9 @@ Where the Spark result is an approximation of the pandas one:
 2. Row scores: identical to the pandas engine's `score` against the same
    profile, except label consistency, whose kNN part is the same but whose
    per-signal `flags` and `reasons` (confident learning prunes by the noise
-   rate counted over the rows scored together) are per partition; the
-   engine does not use them: rows are flagged from p-values.
+   rate counted over the rows scored together) are per Arrow chunk; the
+   engine flags rows from p-values, but the GX Spark metrics
+   (gx/metrics/spark.py) count those flags (69 vs 68 on a 600-row test batch).
 3. Conformal p-values: the same formula; the random tie-break U_j is drawn
    per partition (seeded by the partition id), so a row's p-value differs
    from the in-process one by at most 1 / (n_ref + 1); ties inside a
