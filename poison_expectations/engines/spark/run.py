@@ -64,8 +64,8 @@ def executor_error(exc: Exception) -> Exception:
 
 
 def _column(sdf) -> np.ndarray:
-    """One small numeric column on the driver."""
-    return np.asarray([row[0] for row in sdf.collect()], dtype=float)
+    """One small numeric column on the driver (through Arrow: 8 bytes a value, no Row objects)."""
+    return sdf.toPandas().iloc[:, 0].to_numpy(dtype=float)
 
 
 def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int) -> dict[str, dict]:
@@ -74,7 +74,7 @@ def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int) -> dict[str
     gates = {}
     for (section, params), name in zip(plan.signals, plan.signal_names, strict=True):
         p_col, g_col = f"{name}_p", f"{name}_group"
-        small = scored.where(scored[p_col] <= decide.ALPHA0).select(p_col, g_col).collect()
+        small = scored.where(scored[p_col] <= decide.ALPHA0).select(p_col, g_col).toPandas()  # via Arrow
         counts = {int(r[g_col]): int(r["count"]) for r in scored.groupBy(g_col).count().collect()}
         state = profile.states[make_signal(section, params).cache_key()]
         if name in CLASS_CONDITIONAL:
@@ -82,8 +82,8 @@ def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int) -> dict[str
         else:
             ref_by_key = {0: len(state["reference_scores"])}
         alpha = float(config["expectations"][section].get("alpha", 0.01))
-        gates[name] = decide.signal_gate([r[0] for r in small], [r[1] for r in small], counts, ref_by_key,
-                                         alpha=alpha, seed=plan.seed)
+        gates[name] = decide.signal_gate(small[p_col].to_numpy(dtype=float), small[g_col].to_numpy(dtype=np.int64),
+                                         counts, ref_by_key, alpha=alpha, seed=plan.seed)
     return gates
 
 
