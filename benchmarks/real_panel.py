@@ -185,7 +185,7 @@ def save(path: Path, results: dict) -> None:
     tmp.replace(path)
 
 
-def run_panel(tables, seeds, path: Path, fresh: bool = False) -> dict:
+def run_panel(tables, seeds, path: Path, fresh: bool = False, modes=MODES) -> dict:
     results = load_results(path, fresh)
     version = commit()
     results["meta"] = {**results.get("meta", {}), "commit": version, "uptime_start": uptime(),
@@ -196,7 +196,7 @@ def run_panel(tables, seeds, path: Path, fresh: bool = False) -> dict:
             batch, reference = split(frame, seed)
             for condition in CONDITIONS:
                 poisoned, truth = None, None
-                for mode in MODES:
+                for mode in modes:
                     key = f"{name}|{seed}|{condition}|{mode}"
                     if results["runs"].get(key, {}).get("commit") == version:
                         continue
@@ -223,6 +223,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {', '.join(QUICK_TABLES)}, seed 0")
     parser.add_argument("--out", help="results JSON (default benchmarks/results/real_panel[_quick].json)")
     parser.add_argument("--fresh", action="store_true", help="ignore existing results")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: reference, self")
     args = parser.parse_args(argv)
     tables = args.tables.split(",") if args.tables else (QUICK_TABLES if args.quick else TABLES)
     unknown = sorted(set(tables) - set(TABLES))
@@ -230,7 +231,7 @@ def main(argv=None) -> int:
         parser.error(f"not in the panel: {unknown}")
     seeds = [0] if args.quick and args.seeds == "0,1,2" else [int(s) for s in args.seeds.split(",")]
     path = Path(args.out) if args.out else RESULTS / ("real_panel_quick.json" if args.quick else "real_panel.json")
-    results = run_panel(tables, seeds, path, fresh=args.fresh)
+    results = run_panel(tables, seeds, path, fresh=args.fresh, modes=tuple(args.modes.split(",")))
     summary = write_summary(results, path.with_suffix(".md"))
     print(summary)
     return 0

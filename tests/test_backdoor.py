@@ -141,7 +141,9 @@ def test_spectral_against_a_reference():
     reference, _ = testing.make_embedding_backdoor(poison=False, sample_seed=9)
     result = analysis_of(frame, reference, embedding=True).result(SpectralSignatures())
     assert result.summary["suspicious_classes"] == [0]
-    assert result.flags[truth].mean() >= 0.9
+    # against a reference the flags are Benjamini-Hochberg at q = 0.1 over split-conformal p-values
+    assert result.flags[truth].mean() >= 0.8
+    assert (result.flags & ~truth).sum() <= 0.15 * result.flags.sum()
     clean, _ = testing.make_embedding_backdoor(poison=False, sample_seed=10)
     assert analysis_of(clean, reference, embedding=True).result(SpectralSignatures()).flagged_count == 0
 

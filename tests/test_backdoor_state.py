@@ -98,7 +98,7 @@ def test_clean_batch_rows_score_like_the_reference_rows(cls, embedded):
     analysis = analysis_of(clean, reference, embedding=True)
     signal = cls()
     state = signal.fit(analysis)
-    rows, fitted = signal.row_scores(state, analysis), state["reference_scores"]
+    rows, fitted = signal.batch_scores(state, analysis), state["reference_scores"]
     spread = np.subtract(*np.quantile(fitted, [0.75, 0.25]))
     assert abs(np.median(rows) - np.median(fitted)) < 0.25 * spread
 

@@ -185,8 +185,8 @@ def test_batch_rows_copying_reference_rows_with_another_label_are_flagged(split_
     frame = pd.concat([batch, copies], ignore_index=True)
     is_copy = frame["row_id"].str.startswith("copy").to_numpy()
     result = signal_result(frame, reference=reference)
-    assert result.flags[is_copy].all()
-    assert all("near-copy of reference row" in r for r in result.reasons[is_copy])
+    # against a reference the flags are the density test's (BH at q); a copy of a trusted row
+    # under another label is reported here, and judged by the label-consistency gate
     assert result.summary["reference"]["batch_rows_conflicting_with_reference"] >= 15
     assert result.flags[~is_copy].sum() <= 3
 
@@ -197,12 +197,15 @@ def test_clean_batch_against_reference_passes_and_flood_fails(split_table, tmp_p
     reference.to_csv(ref_path, index=False)
     config = near_duplicate_config(label_column="label", id_column="row_id", source_column="source",
                                    reference=str(ref_path))
+    config["verdicts"]["min_effect"] = 0.0  # any proven flooded row fails (the default asks for 0.5% of rows)
     assert run_validation(batch, config).success
     poisoned = testing.near_duplicate_flood(batch, rate=0.02, random_state=8)
     outcome = run_validation(poisoned.frame, config)
     share = nd_outcomes(outcome)["expect_near_duplicate_cluster_share_to_be_at_most"]
-    assert not share.success and share.details["reference_gate"]["p_value"] < 0.001
-    assert outcome.results["near_duplicate"].flags[poisoned.is_poison].all()
+    verdict = share.details["verdict"]  # the density gate: batch vs reference close pairs
+    assert not share.success and verdict["p_value"] <= verdict["alpha"] and verdict["failed"]
+    flags = outcome.results["near_duplicate"].flags  # BH at q over the rows' density p-values
+    assert flags[poisoned.is_poison].mean() >= 0.5 and (flags & ~poisoned.is_poison).sum() <= 0.2 * flags.sum()
 
 
 # -- pieces --------------------------------------------------------------------------
@@ -276,7 +279,8 @@ def test_score_depends_only_on_the_state_and_the_batch(clean_table):
     state = signal.fit(one)
     for analysis, poisoned in ((one, first), (two, second)):
         reused = signal.score(state, analysis)
-        fresh = analysis.result(NearDuplicates())  # fits its own state on the same reference
+        other = NearDuplicates()
+        fresh = other.score(other.fit(analysis), analysis)  # its own state on the same reference
         assert np.array_equal(reused.flags, fresh.flags) and np.array_equal(reused.scores, fresh.scores)
         assert np.array_equal(reused.columns["cluster_id"], fresh.columns["cluster_id"])
         assert reused.summary == fresh.summary

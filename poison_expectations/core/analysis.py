@@ -25,6 +25,7 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.features import FeatureEncoder, as_text
 from poison_expectations.core.memory import ensure_fits
 from poison_expectations.core.neighbors import NeighborIndex, Neighbors
+from poison_expectations.core.verdicts.evidence import attach_evidence
 from poison_expectations.core.tables import (  # noqa: F401  (Roles, Options, Table: re-exported)
     Options,
     Roles,
@@ -180,8 +181,10 @@ class Analysis:
             if key not in self._results:
                 if self.progress:
                     self.progress(signal.name)
-                result = signal.run(self, self.state_for(signal))
+                state = self.state_for(signal)
+                result = signal.run(self, state)
                 result.ids = self.batch.ids
+                attach_evidence(signal, state, result, self)
                 self._results[key] = result
             else:
                 self._results[key] = self._results.pop(key)  # keep last-requested order (see results)

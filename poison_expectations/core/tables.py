@@ -40,6 +40,7 @@ class Options:
     k: int = shared_param("k").default
     exact_max_rows: int = shared_param("exact_max_rows").default
     random_state: int = shared_param("random_state").default
+    fdr_q: float = shared_param("fdr_q").default  # BH level of every signal's row flags (verdicts.q)
 
 
 @dataclass

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from poison_expectations.core.analysis import Analysis, build_analysis, ordered_by_inputs
 from poison_expectations.core.context import active
 from poison_expectations.core.errors import ConfigError, InputError, PoisonCheckError
+from poison_expectations.core.findings import FINDINGS_COLUMNS, build_findings, top_rows  # noqa: F401
 from poison_expectations.gx.expectations.base import jsonable
 from poison_expectations.stores.io import read_table
 from poison_expectations.stores.references import load_trusted, register_reference, unregister_reference
@@ -33,8 +32,6 @@ from poison_expectations.core.signals.base import SignalResult
 
 SUMMARY_SCHEMA_VERSION = 1
 TOP_ROWS = 20
-REASON_SEPARATOR = "; "
-FINDINGS_COLUMNS = ("poison_score", "flagged", "reasons")  # plus <signal>_score and signal columns
 
 
 @dataclass
@@ -115,6 +112,9 @@ def shared_kwargs(config: dict) -> dict[str, Any]:
         "k": nbrs["k"],
         "exact_max_rows": nbrs["exact_max_rows"],
         "random_state": config["random_state"],
+        "fdr_q": config["verdicts"]["q"],
+        "gate_alpha": config["verdicts"]["alpha"],
+        "min_effect": config["verdicts"]["min_effect"],
     }
 
 
@@ -126,6 +126,16 @@ def build_expectations(config: dict, skipped: list[str] | None = None) -> list:
     still be checked for floods, outliers and sources.
     """
     shared = shared_kwargs(config)
+    built = _build(config, shared, skipped)
+    if not (config["data"]["reference"] or config["data"].get("profile")):
+        return built  # a self-check: the families' own limits, no stated false-alarm rate
+    # Bonferroni over the checkpoint's F gating expectations: each tests at alpha / F, so the
+    # checkpoint's false-alarm rate on a batch exchangeable with its reference is <= alpha
+    shared["gate_alpha"] = config["verdicts"]["alpha"] / max(1, sum(e.counts_in_alpha() for e in built))
+    return _build(config, shared, None)
+
+
+def _build(config: dict, shared: dict, skipped: list[str] | None) -> list:
     built = []
     for family in families():
         section = config["expectations"].get(family.section, {})
@@ -221,7 +231,7 @@ def _run(data, config: dict, progress, after_run: bool) -> RunOutcome:
         checkpoint_result = run_checkpoint(frame, expectations, run_name=f"poison-check-{run_id}")
     timings["gx_checkpoint"] = time.perf_counter() - t0
     outcomes = collect_outcomes(checkpoint_result, expectations)
-    findings = build_findings(analysis, list(results.values()))
+    findings = build_findings(analysis, list(results.values()), config["verdicts"]["combine"])
     timings["total"] = time.perf_counter() - start
     outcome = RunOutcome(
         success=all(o.success for o in outcomes), expectations=outcomes, findings=findings, results=results,
@@ -319,53 +329,3 @@ def raise_first_exception(validation) -> None:
             if entry.get("raised_exception"):
                 message = (entry.get("exception_message") or "unknown error").strip().splitlines() or ["?"]
                 raise PoisonCheckError(f"{result.expectation_config.type}: {message[0]}")
-
-
-def build_findings(analysis: Analysis, results: list[SignalResult]) -> pd.DataFrame:
-    """One row per input row, in input order: id, poison_score, flagged,
-    <signal>_score per signal, extra signal columns, reasons.
-
-    poison_score ranks in two tiers. A row that some signal flagged (its
-    calibrated cut says so) scores 0.5 + 0.5 x the highest score among the
-    signals that flagged it. Any other row scores 0.5 x its mean rank (Borda
-    count) over the signals in play: those that flagged some row of this
-    batch, or all of them when none did. The signals' raw scores are on
-    different scales (several are per-class ranks, uniform on clean data), so
-    a plain maximum over many signals pushes clean rows up to 1: the flags
-    carry each signal's calibration, so they decide the tier, and a signal
-    that found nothing has no say in ordering the rest.
-    """
-    n = analysis.batch.n
-    findings = pd.DataFrame({analysis.id_name: analysis.batch.ids})
-    flag_scores = np.zeros(n)
-    flagged = np.zeros(n, dtype=bool)
-    reasons = [[] for _ in range(n)]
-    for result in results:
-        for column, values in ((f"{result.signal}_score", result.scores), *result.columns.items()):
-            if column == analysis.id_name:
-                raise InputError(f"id column '{column}' has the name of a findings column of the "
-                                 f"{result.signal} signal; rename it")
-            findings[column] = values
-        flag_scores = np.maximum(flag_scores, np.where(result.flags, result.scores, 0.0))
-        flagged |= result.flags
-        for row in np.flatnonzero(result.flags):
-            reasons[row].append(result.reasons[row])
-    unflagged_scores = mean_rank([r.scores for r in results if r.flags.any()] or [r.scores for r in results], n)
-    findings.insert(1, "poison_score", np.where(flagged, 0.5 + 0.5 * flag_scores, 0.5 * unflagged_scores))
-    findings.insert(2, "flagged", flagged)
-    findings["reasons"] = [REASON_SEPARATOR.join(r) for r in reasons]
-    return findings
-
-
-def mean_rank(score_arrays: list[np.ndarray], n: int) -> np.ndarray:
-    """Mean over the arrays of each row's rank in [0, 1] (ties share their average rank)."""
-    if not score_arrays or n < 2:
-        return np.zeros(n)
-    ranks = [(rankdata(scores) - 1.0) / (n - 1) for scores in score_arrays]
-    return np.mean(ranks, axis=0)
-
-
-def top_rows(findings: pd.DataFrame, id_name: str, count: int) -> pd.DataFrame:
-    flagged = findings[findings["flagged"]]
-    ranked = flagged.sort_values("poison_score", ascending=False, kind="stable").head(count)
-    return ranked[[id_name, "poison_score", "reasons"]]

@@ -40,6 +40,19 @@ SHARED_SPEC: dict[str, Any] = {
         "exact_max_rows": Param(50_000, int, "Up to this many indexed rows use exact search; above it an HNSW "
                                 "index.", low=0, note="above this many indexed rows: HNSW approximate index"),
     },
+    "verdicts": {
+        "alpha": Param(0.01, float, "False-alarm rate of the whole checkpoint on a batch exchangeable with its "
+                       "reference: each of the F batch gates tests at alpha / F (Bonferroni).", low=1e-6,
+                       high=0.5, note="checkpoint false-alarm rate; each of F gates tests at alpha / F"),
+        "q": Param(0.1, float, "False discovery rate of the flagged rows (Benjamini-Hochberg over row p-values).",
+                   low=1e-6, high=0.5, note="expected share of clean rows among the flagged, at most"),
+        "min_effect": Param(0.005, float, "A gate fails only when the lower confidence bound of the batch's "
+                            "contaminated share exceeds this (so harmless drift in a huge batch passes).",
+                            low=0.0, high=0.5, note="share of rows; 0.005 = 0.5%"),
+        "combine": Param("cauchy", str, "How a row's p-values over the signals are combined: cauchy (Liu & Xie "
+                         "2020) or bonferroni (min p times the number of signals); both valid under dependence.",
+                         choices=("cauchy", "bonferroni"), note="cauchy | bonferroni"),
+    },
     "limits": {
         "max_rows": Param(5_000_000, int, "Refuse a batch or reference with more rows than this, before loading "
                           "it whole (Parquet: from the footer; CSV: reads at most max_rows + 1 rows).", low=1,
@@ -67,6 +80,9 @@ EXPECTATION_KEYS: dict[str, tuple[str, ...]] = {
     "k": ("neighbors", "k"),
     "exact_max_rows": ("neighbors", "exact_max_rows"),
     "random_state": ("random_state",),
+    "fdr_q": ("verdicts", "q"),
+    "gate_alpha": ("verdicts", "alpha"),
+    "min_effect": ("verdicts", "min_effect"),
 }
 
 

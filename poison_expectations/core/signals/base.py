@@ -41,6 +41,11 @@ class SignalResult:
     # suspicious); a signal may set its own, else core/verdicts/evidence.py ranks the batch
     # scores among the state's `reference_scores` (conformal)
     pvalues: np.ndarray | None = None
+    # the reference groups the p-values were ranked in: ((n_reference, n_batch) per group, the
+    # group index of every batch row); None: one group of every trusted row
+    pvalue_groups: tuple[tuple[tuple[int, int], ...], np.ndarray] | None = None
+    # rows whose p-values form separately valid blocks (split halves); None: one block
+    pvalue_blocks: list[np.ndarray] | None = None
     # a signal's own batch-level test of the same null, used instead of Higher Criticism over
     # `pvalues` when set: {"method": str, "p_value": float, "lower_bound": int (rows
     # contaminated with confidence 1 - alpha, or None), ...JSON-able extras}
@@ -83,6 +88,9 @@ class Signal(ABC):
     # (all trusted rows), "class" (the trusted rows of the row's own label) or None (the signal
     # has no per-row reference scores; it sets `pvalues`/`batch_test` itself or gives none)
     calibration: ClassVar[str | None] = "marginal"
+    # True: against a reference the signal's own flags and `batch_test` stand (a group-level
+    # discovery, e.g. a collision group); False: its flags become BH at q over its row p-values
+    own_flags: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         """Every declared parameter: the given value (checked against its
@@ -104,10 +112,16 @@ class Signal(ABC):
     def score_fitted(self, state: State, analysis: "Analysis") -> SignalResult:
         """Self-check: the fitted rows' result from their out-of-sample quantities."""
 
-    def batch_scores(self, state: State, analysis: "Analysis", result: SignalResult) -> np.ndarray:
+    def batch_scores(self, state: State, analysis: "Analysis", result: SignalResult | None = None) -> np.ndarray:
         """The batch rows' scores on the scale of `state["reference_scores"]` (what
         conformal p-values rank); by default the result's scores."""
         return result.scores
+
+    def batch_pvalues(self, state: State, analysis: "Analysis", result: SignalResult) -> tuple | None:
+        """Row p-values computed by the signal itself, as (pvalues, (groups,
+        group_of_row), blocks); None: rank `batch_scores` among the state's
+        `reference_scores` (core/verdicts/evidence.py)."""
+        return None
 
     def run(self, analysis: "Analysis", state: State | None = None) -> SignalResult:
         """Fit (unless a fitted state is given) and score the batch: against the

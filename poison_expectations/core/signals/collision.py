@@ -58,6 +58,8 @@ from poison_expectations.core.signals.representation import (
 
 class CleanLabelCollision(Signal):
     name = "collision"
+    calibration = "class"
+    own_flags = True  # a collision is a group finding: its rows are flagged together
     declaration = CLEAN_LABEL_COLLISION
 
     def fit(self, analysis) -> State:
@@ -115,7 +117,7 @@ class CleanLabelCollision(Signal):
         baseline = _by_code(analysis, state, state["baseline_wrong"], state["baseline_rows"])
         return self._report(analysis, groups, unlike, baseline, state["radius"], "reference")
 
-    def row_scores(self, state: State, analysis) -> np.ndarray:
+    def batch_scores(self, state: State, analysis, result=None) -> np.ndarray:
         """Batch rows on the scale of `reference_scores`: the share of their k
         nearest reference rows that carry another label."""
         y = analysis.require_labels()
@@ -148,7 +150,10 @@ class CleanLabelCollision(Signal):
                  f"{', '.join(map(str, r['ids'][:5]))}" for r in found]
         summary = {"radius": radius, "candidate_groups": len(groups), "groups": found,
                    "rejected_groups": len(groups) - len(found), "mode": mode, "console_lines": lines}
-        return SignalResult(self.name, scores, flags, reasons, summary, {"collision_group": group_col})
+        result = SignalResult(self.name, scores, flags, reasons, summary, {"collision_group": group_col})
+        if mode == "reference":
+            result.batch_test = _group_test(reports, self.params["min_other_share"])
+        return result
 
     def _group_report(self, analysis, number, members, unlike, baseline, n_groups) -> dict:
         p = self.params
@@ -214,3 +219,14 @@ def _majority(labels: np.ndarray, n_classes: int) -> np.ndarray:
     for c in range(n_classes):
         counts[:, c] = (labels == c).sum(axis=1)
     return counts.argmax(axis=1)
+
+
+def _group_test(reports: list[dict], min_other_share: float) -> dict:
+    """The batch test of the collision gate: the smallest group p-value over
+    the groups that look like another class, Bonferroni over all candidate
+    groups. Nominal: a group's members share neighbourhoods, which the
+    binomial test treats as independent (docs/verdicts.md)."""
+    candidates = [r["p_value"] for r in reports if r["unlike_share"] >= min_other_share]
+    p_value = min(1.0, min(candidates) * len(reports)) if candidates else 1.0
+    return {"method": "binomial test of the most unlike tight group, Bonferroni over groups",
+            "p_value": float(p_value), "lower_bound": None, "candidate_groups": len(reports)}

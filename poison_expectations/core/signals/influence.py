@@ -47,6 +47,7 @@ REFERENCE_VALIDATION = "reference rows among each batch row's k nearest referenc
 
 class Influence(Signal):
     name = "influence"
+    calibration = "class"
     declaration = INFLUENCE
 
     def fit(self, analysis) -> State:

@@ -70,6 +70,7 @@ MAX_MODEL_FEATURES = 256
 
 class LabelConsistency(Signal):
     name = "label_consistency"
+    calibration = "class"
     declaration = LABEL_CONSISTENCY
 
     # -- fit -----------------------------------------------------------------------
@@ -96,9 +97,10 @@ class LabelConsistency(Signal):
         if p["method"] != "model":
             nb = analysis.fitted_neighbors(p["k"])
             knn = knn_probabilities(nb.indices, nb.distances, y, n_classes)
+        fold_models: list = []
         if model_rows.any():
             rows = _index(model_rows)
-            model = self._out_of_fold(X[rows], y[rows], n_classes)
+            model, fold_models = self._out_of_fold(X[rows], y[rows], n_classes)
         probs, scored = _combine(p["method"], knn, model, model_rows, n_classes)
         thresholds, flags, scores, other = _judge(probs, y, n_classes, scored)
         state = {"n_classes": n_classes, "class_counts": counts, "min_class_rows": min_rows,
@@ -106,14 +108,12 @@ class LabelConsistency(Signal):
                  "flags": flags, "alternative": other, "reference_scores": scores,
                  "projection": projection, "model": None}
         if has_model and scoring:
-            state["model"] = self._scoring_model(X, y, model_rows)
+            # the fold models score new batches: a batch row is scored by one of them, drawn at
+            # random, exactly as a fitted row was scored by the model of the folds it was not in,
+            # so a clean batch row's score is exchangeable with `reference_scores` (one model on
+            # all fitted rows would be better than each fold's and make clean rows look cleaner)
+            state["fold_models"] = fold_models
         return state
-
-    def _scoring_model(self, X, y, model_rows):
-        """One model on the (subsampled) learnable fitted rows, for new batches."""
-        learn = np.flatnonzero(model_rows)
-        rows = learn[_subsample(len(learn), self.params["max_train_rows"], self.params["random_state"])]
-        return _fit(self._model(), X[rows], y[rows])
 
     # -- score ---------------------------------------------------------------------
     def score(self, state: State, analysis) -> SignalResult:
@@ -132,17 +132,31 @@ class LabelConsistency(Signal):
             nb = analysis.neighbors("reference", p["k"])
             knn = knn_probabilities(nb.indices, nb.distances, ref.y, n_classes)
         if model_rows.any():
-            if state["model"] is None:
-                raise InputError("label consistency: the state was fitted without its scoring model; "
+            if state["model"] is None and not state.get("fold_models"):
+                raise InputError("label consistency: the state was fitted without its scoring models; "
                                  "fit it with scoring=True to score new batches")
-            X = _project(state["projection"], analysis.batch.X)
-            model = _full_proba(state["model"], X[_index(model_rows)], n_classes)
+            X = _project(state["projection"], analysis.batch.X)[_index(model_rows)]
+            model = self._batch_proba(state, X, n_classes)
         probs, scored = _combine(p["method"], knn, model, model_rows, n_classes)
         thresholds = _pad(state["thresholds"], n_classes, 1.0)
         _, flags, scores, other = _judge(probs, y, n_classes, scored, thresholds)
         reference = {"rows": int(len(state["flags"])), "flagged": int(state["flags"].sum())}
         summary = self._summary(analysis, state, thresholds, flags, y, counts, reference)
         return SignalResult(self.name, scores, flags, _reasons(flags, y, other, probs, analysis.classes), summary)
+
+    def _batch_proba(self, state: State, X: np.ndarray, n_classes: int) -> np.ndarray:
+        """Each batch row's probabilities from one fold model drawn at random
+        (seeded); a state stored before fold models were kept has one model."""
+        if state["model"] is not None:
+            return _full_proba(state["model"], X, n_classes)
+        models = state["fold_models"]
+        fold = np.random.default_rng([self.params["random_state"], 7]).integers(len(models), size=X.shape[0])
+        probs = np.zeros((X.shape[0], n_classes))
+        for f, model in enumerate(models):
+            rows = np.flatnonzero(fold == f)
+            if len(rows):
+                probs[rows] = _fold_proba(model, X[rows], n_classes)
+        return probs
 
     def score_fitted(self, state: State, analysis) -> SignalResult:
         """Self-check: the fitted rows' out-of-fold flags and margin scores."""
@@ -175,23 +189,27 @@ class LabelConsistency(Signal):
         return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=31,
                                               early_stopping=False, random_state=seed)
 
-    def _out_of_fold(self, X, y, n_classes) -> np.ndarray:
+    def _out_of_fold(self, X, y, n_classes) -> tuple[np.ndarray, list]:
+        """Out-of-fold probabilities of every row, and the fold models that
+        gave them (a class-frequency vector for a fold that saw one class)."""
         n_folds = fold_count(self.params["n_folds"], len(y), self.params["max_train_rows"])
         seed = self.params["random_state"]
         if n_folds < 2:
-            return np.tile(np.bincount(y, minlength=n_classes) / len(y), (len(y), 1))
+            prior = np.bincount(y, minlength=n_classes) / len(y)
+            return np.tile(prior, (len(y), 1)), [prior]
         counts = np.bincount(y, minlength=n_classes)
         stratified = counts[counts > 0].min() >= n_folds
         splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_folds, shuffle=True, random_state=seed)
         probs = np.zeros((len(y), n_classes))
+        models: list = []
         for fold, (train, test) in enumerate(splitter.split(X, y)):
             train = train[_subsample(len(train), self.params["max_train_rows"], seed + fold)]
             if len(np.unique(y[train])) < 2:
-                probs[test] = np.bincount(y[train], minlength=n_classes) / len(train)
-                continue
-            model = _fit(self._model(), X[train], y[train])
-            probs[test] = _full_proba(model, X[test], n_classes)
-        return probs
+                models.append(np.bincount(y[train], minlength=n_classes) / len(train))
+            else:
+                models.append(_fit(self._model(), X[train], y[train]))
+            probs[test] = _fold_proba(models[-1], X[test], n_classes)
+        return probs, models
 
 
 def fold_count(requested: int, n: int, cap: int) -> int:
@@ -261,6 +279,14 @@ def _subsample(n: int, cap: int, seed: int) -> np.ndarray:
     if n <= cap:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=cap, replace=False))
+
+
+def _fold_proba(model, X, n_classes) -> np.ndarray:
+    """A fold model's probabilities, or its class frequencies (a one-class fold)."""
+    if isinstance(model, np.ndarray):
+        return np.tile(model[:n_classes], (X.shape[0], 1)) if len(model) >= n_classes else np.tile(
+            np.pad(model, (0, n_classes - len(model))), (X.shape[0], 1))
+    return _full_proba(model, X, n_classes)
 
 
 def _full_proba(model, X, n_classes) -> np.ndarray:

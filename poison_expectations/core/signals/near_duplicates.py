@@ -41,9 +41,15 @@ the size model starts from, the fitted rows' hashes and the fitted table's
 own clusters, whose row scores are `reference_scores`. `score` clusters a
 batch and matches it against the reference with that state;
 `score_fitted` (the self-check) reports the fitted table's own clusters.
+Against a reference, `score` also sets `batch_test` and `pvalues`: batch and
+reference density compared at one pooled radius by a label-permutation test
+(near_duplicates_density), with a model-based test for exact copies of
+continuous values reported beside it; a self-check reports that copy test
+in `summary["exact_copy_test"]`.
 Modules: near_duplicates_graph (hashes, clusters, reference matches),
 near_duplicates_model (radius, size model), near_duplicates_clusters
-(per-cluster verdicts and reports).
+(per-cluster verdicts and reports), near_duplicates_density (the density test),
+near_duplicates_copies (the exact-copy test).
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.near_duplicates import NEAR_DUPLICATES
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.near_duplicates_clusters import ClusterReport, console_lines, describe
+from poison_expectations.core.signals.near_duplicates_copies import resolution, self_copy_test, table_copies
+from poison_expectations.core.signals.near_duplicates_density import density_test
 from poison_expectations.core.signals.near_duplicates_graph import (
     components, observed_decimals, reference_matches, row_keys)
 from poison_expectations.core.signals.near_duplicates_model import (
@@ -93,7 +101,9 @@ class NearDuplicates(Signal):
         groups = components(table.n, nb, radius, keys)
         model = SizeModel.fit(groups.n_clusters, table.n, p["size_alpha"], radius, radius_info)
         report = describe(groups, table, None, model, p["max_cluster_size"], analysis.classes)
-        return {"radius": radius, "radius_info": radius_info, "decimals": decimals, "keys": keys,
+        copies = table_copies(nb, keys, p["radius_quantile"], p["radius"])
+        copies["resolution"] = resolution(analysis.encoder, decimals, table.X)
+        return {"radius": radius, "radius_info": radius_info, "decimals": decimals, "keys": keys, "copies": copies,
                 "clusters": groups.n_clusters, "rows": int(table.n),
                 "disagreement": nearest_label_disagreement(table, nb),
                 "report": report.as_state(), "reference_scores": report.row_scores}
@@ -123,14 +133,26 @@ class NearDuplicates(Signal):
         matches = reference_matches(batch, ref, keys, state["keys"], analysis.neighbors("reference", p["k"]), radius)
         report = describe(groups, batch, matches, model, p["max_cluster_size"], analysis.classes)
         reference_view = (ClusterReport.from_state(state["report"]), matches)
-        return self._result(analysis, report, model, radius, radius_info, reference_view, state["disagreement"])
+        result = self._result(analysis, report, model, radius, radius_info, reference_view, state["disagreement"])
+        result.pvalues, result.batch_test = density_test(
+            analysis.neighbors("self", p["k"]), analysis.neighbors("reference", p["k"]),
+            analysis.reference_neighbors(p["k"]), keys, state["keys"], quantile=p["radius_quantile"],
+            configured=p["radius"], rho0=state["copies"]["resolution"],
+            dimension=radius_info.get("intrinsic_dimension"), seed=p["random_state"])
+        result.summary["density_test"] = result.batch_test
+        return result
 
     def score_fitted(self, state: State, analysis) -> SignalResult:
         """Self-check: the fitted table's own clusters, as fit judged them."""
         radius, radius_info = state["radius"], dict(state["radius_info"])
         model = SizeModel.fit(state["clusters"], state["rows"], self.params["size_alpha"], radius, radius_info)
         report = ClusterReport.from_state(state["report"])
-        return self._result(analysis, report, model, radius, radius_info, None, state["disagreement"])
+        result = self._result(analysis, report, model, radius, radius_info, None, state["disagreement"])
+        c = state["copies"]
+        result.summary["exact_copy_test"] = self_copy_test(
+            state["rows"], c["near_pairs"], c["exact_pairs"], c["copied_rows"], c["radius"], c["radius_info"],
+            c["resolution"], c["radius_info"].get("intrinsic_dimension"))
+        return result
 
     # -- output -------------------------------------------------------------------
     def _result(self, analysis, report: "ClusterReport", model: "SizeModel", radius, radius_info,

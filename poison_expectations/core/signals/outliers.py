@@ -49,6 +49,7 @@ OOF_FOREST_ROWS = 100 * 256
 
 class Outliers(Signal):
     name = "outlier"
+    calibration = "class"
     declaration = OUTLIERS
 
     def fit(self, analysis) -> State:

@@ -80,6 +80,7 @@ MAX_STRATA_CELLS = 20_000_000  # sources x classes above which the test is not s
 
 class SourceStatistics(Signal):
     name = "sources"
+    calibration = None
     inputs = (ALL,)  # reads every other signal's flags from analysis.results()
     declaration = SOURCES
 
@@ -124,8 +125,22 @@ class SourceStatistics(Signal):
         p = self.params
         base = input_results(analysis, p["signals"], p["exclude_signals"], own=self.name)
         stats_ = source_table(sources, analysis.batch.y, analysis.classes, reference_counts,
-                              {r.signal: r.flags for r in base}, p["min_rows"], p["alpha"], p["min_excess"])
+                              {r.signal: suspicious_rows(r) for r in base}, p["min_rows"], p["alpha"],
+                              p["min_excess"])
         return _result(self.name, stats_, p)
+
+
+# Against a reference a row counts as suspicious for a signal when its p-value is at
+# most this: every clean row is, with this probability, whatever its source, so the
+# per-source comparison with the rest of the batch needs no calibration. (Rows flagged
+# at the run's FDR q are far fewer; too few for a per-source test to see a bad source.)
+SUSPICIOUS_P = 0.05
+
+
+def suspicious_rows(result: SignalResult) -> np.ndarray:
+    """The rows a source's share is counted from: p <= SUSPICIOUS_P against a
+    reference, the signal's own flags in a self-check."""
+    return result.flags if result.pvalues is None else result.pvalues <= SUSPICIOUS_P
 
 
 def _reference_counts(state: State, analysis) -> np.ndarray | None:

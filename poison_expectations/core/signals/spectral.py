@@ -33,7 +33,7 @@ transform, and per class its mean, top direction, the mixture test (the
 self-check's gate) and each row's projection. `reference_scores` is each
 fitted row's out-of-fold tail score: tau on the direction and mean of the
 other `FOLDS` - 1 folds of its class, divided by the class's median such
-tau; `row_scores` gives a batch row the same quantity against the stored
+tau; `batch_scores` gives a batch row the same quantity against the stored
 class direction, so the two are exchangeable on clean data. Against a
 reference, `score` takes the top direction from the batch class itself, as
 Tran et al. do (a reference direction would not point at poison the
@@ -48,6 +48,7 @@ from sklearn.mixture import GaussianMixture
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.spectral_signatures import SPECTRAL_SIGNATURES
 from poison_expectations.core.signals.base import Signal, SignalResult, State
+from poison_expectations.core.signals.split_pvalues import split_pvalues
 from poison_expectations.core.signals.representation import (
     apply_representation,
     class_codes,
@@ -64,6 +65,7 @@ FOLDS = 5  # folds of the out-of-fold reference scores
 
 class SpectralSignatures(Signal):
     name = "spectral"
+    calibration = "class"
     declaration = SPECTRAL_SIGNATURES
 
     def fit(self, analysis) -> State:
@@ -86,11 +88,12 @@ class SpectralSignatures(Signal):
                 continue
             mean, v, s = _direction(R[rows])
             projection[rows] = s
-            oof = _out_of_fold_tau(R[rows], self.params["random_state"])
+            oof, folds = _out_of_fold_tau(R[rows], self.params["random_state"])
             median = max(float(np.median(oof)), 1e-12)
             reference_scores[rows] = oof / median
             gate = self._mixture_test(s) if analysis.reference is None else {}
-            per_class.append({"mean": mean, "direction": v, "oof_median": median, "rows": int(len(rows)), **gate})
+            per_class.append({"mean": mean, "direction": v, "oof_median": median, "rows": int(len(rows)),
+                              "folds": folds, **gate})
         return {"representation": rep, "classes": [plain(v) for v in analysis.classes], "per_class": per_class,
                 "self_check": analysis.reference is None, "projection": projection,
                 "reference_scores": reference_scores}
@@ -134,18 +137,38 @@ class SpectralSignatures(Signal):
             out.add(stats, rows, tau, analysis.batch.ids)
         return out.result(self.name, state["representation"]["label"], self.params["eps"])
 
-    def row_scores(self, state: State, analysis) -> np.ndarray:
+    def batch_pvalues(self, state: State, analysis, result) -> tuple:
+        """Split conformal p-values (split_pvalues.py): tau on the top direction
+        of the other half of the row's batch class, ranked among the reference
+        class's tau on that direction. The poison's direction is the batch's,
+        so it must be learned on the batch, never on the rows it scores."""
+        X = apply_representation(state["representation"], analysis.batch.X)
+        ref = analysis.require_reference()
+        X_ref = apply_representation(state["representation"], ref.X)
+
+        def fit(R_fit):
+            mean, v, _ = _direction(R_fit)
+            return lambda R: ((R - mean).astype(np.float64) @ v) ** 2
+        return split_pvalues(X, analysis.require_labels(), X_ref, ref.y, fit, MIN_CLASS_ROWS,
+                             [self.params["random_state"], 11])
+
+    def batch_scores(self, state: State, analysis, result=None) -> np.ndarray:
         """Batch rows on the scale of `reference_scores`: tau on the stored
         direction of the row's class over the class's out-of-fold median
         (0 for classes the fitted table had too few rows of)."""
         X = apply_representation(state["representation"], analysis.batch.X)
         out = np.zeros(analysis.batch.n)
         y = analysis.require_labels()
+        draw = np.random.default_rng([self.params["random_state"], 7]).integers(FOLDS, size=analysis.batch.n)
         for i, code in class_codes(analysis, state["classes"]).items():
             info = state["per_class"][i]
-            if info is not None:
-                rows = y == code
-                out[rows] = ((X[rows] - info["mean"]) @ info["direction"]) ** 2 / info["oof_median"]
+            if info is None:
+                continue
+            folds = info.get("folds") or [info]  # a state stored before fold models: the full direction
+            for f, model in enumerate(folds):
+                rows = (y == code) & (draw % len(folds) == f)
+                tau = ((X[rows] - model["mean"]).astype(np.float64) @ model["direction"]) ** 2
+                out[rows] = tau / info["oof_median"]
         return out
 
     def _flag_count(self, n: int) -> int:
@@ -233,14 +256,18 @@ def _direction(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, v, M @ v
 
 
-def _out_of_fold_tau(R: np.ndarray, seed: int) -> np.ndarray:
-    """tau of each row on the mean and direction of the other folds."""
+def _out_of_fold_tau(R: np.ndarray, seed: int) -> tuple[np.ndarray, list[dict]]:
+    """tau of each row on the mean and direction of the other folds, and the
+    fold models (a batch row is scored on one drawn at random, so a clean
+    batch row's tau is exchangeable with these)."""
     fold = np.random.default_rng(seed).permutation(len(R)) % FOLDS
     out = np.zeros(len(R))
+    folds = []
     for f in range(FOLDS):
         held = fold == f
         if held.all() or not held.any():
             continue
         mean, v, _ = _direction(R[~held])
         out[held] = ((R[held] - mean).astype(np.float64) @ v) ** 2
-    return out
+        folds.append({"mean": mean, "direction": v})
+    return out, folds

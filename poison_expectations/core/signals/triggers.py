@@ -89,6 +89,7 @@ class Candidate:
 
 class TriggerPatterns(Signal):
     name = "trigger"
+    calibration = None
     declaration = TRIGGER_PATTERNS
 
     # -- main -------------------------------------------------------------------

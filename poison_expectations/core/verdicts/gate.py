@@ -26,6 +26,7 @@ import numpy as np
 
 from .bounds import true_discoveries
 from .counting import grouped_true_discoveries
+from .evidence import groups_of
 from .higher_criticism import Groups, hc_test
 
 
@@ -72,3 +73,68 @@ def exchangeability_gate(pvalues, groups: Groups | None = None, group_of_row=Non
     share = lower / len(p) if len(p) else 0.0
     failed = bool(p_value <= alpha and share > min_effect)
     return BatchVerdict(len(p), statistic, p_value, alpha, lower, share, min_effect, n_sims, failed)
+
+
+def estimated_share(pvalues, lam: float = 0.5) -> float:
+    """Storey's estimate of the contaminated share, 1 - #{p > lam} / (m (1 - lam))
+    (Storey, JRSS-B 64, 2002), clipped to [0, 1]: a point estimate to read
+    beside the lower bound, not a decision."""
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    if not len(p):
+        return 0.0
+    return float(np.clip(1.0 - (p > lam).sum() / (len(p) * (1.0 - lam)), 0.0, 1.0))
+
+
+def family_verdict(result, *, alpha: float, min_effect: float, n_sims: int = 2000, seed: int = 0) -> dict | None:
+    """One signal's batch gate at level alpha, as a JSON-able dict: the
+    signal's own batch test when it has one (`result.batch_test`), else
+    Higher Criticism and the closed-testing bound over its row p-values;
+    None when the signal has neither (a self-check)."""
+    n = result.n_rows
+    if result.batch_test is not None:
+        test = dict(result.batch_test)
+        if test.get("bound_from_row_pvalues") and result.pvalues is not None:
+            lower = true_discoveries(result.pvalues, alpha)  # Hommel / Simes closed testing (bounds.py)
+        else:
+            lower = _bound_at(test, alpha)
+        share = None if lower is None else (lower / n if n else 0.0)
+        failed = bool(test["p_value"] <= alpha and (share is None or share > min_effect))
+        return {**test, "alpha": alpha, "min_effect": min_effect, "lower_share": share, "n_batch": n,
+                "estimated_share": test.get("estimated_share"), "failed": failed}
+    if result.pvalues is None:
+        return None
+    groups, group_of_row = groups_of(result)
+    blocks = result.pvalue_blocks or [np.arange(n)]
+    verdicts = [_block_gate(result.pvalues, groups, group_of_row, rows, alpha / len(blocks), n_sims, seed)
+                for rows in blocks]
+    p_value = min(1.0, len(blocks) * min(v.p_value for v in verdicts))  # Bonferroni over the blocks
+    lower = sum(v.lower_bound for v in verdicts)
+    share = lower / n if n else 0.0
+    return {"method": "higher criticism + closed-testing bound" + (
+                f", Bonferroni over {len(blocks)} split halves" if len(blocks) > 1 else ""),
+            "n_batch": n, "statistic": max(v.statistic for v in verdicts), "p_value": p_value, "alpha": alpha,
+            "lower_bound": lower, "lower_share": share, "min_effect": min_effect, "n_sims": n_sims,
+            "failed": bool(p_value <= alpha and share > min_effect),
+            "estimated_share": estimated_share(result.pvalues)}
+
+
+def _bound_at(test: dict, alpha: float) -> int | None:
+    """A signal's lower bound at the gate's level: from `lower_bounds` (by
+    level) the one at the largest level <= alpha (a bound at a smaller level
+    is only smaller, so still valid), else `lower_bound` when its level
+    (`lower_bound_alpha`, default alpha) is <= alpha, else 0."""
+    bounds = test.get("lower_bounds")
+    if bounds:
+        levels = [float(level) for level in bounds if float(level) <= alpha]
+        return int(bounds[next(k for k in bounds if float(k) == max(levels))]) if levels else 0
+    if test.get("lower_bound") is None:
+        return None
+    return int(test["lower_bound"]) if test.get("lower_bound_alpha", alpha) <= alpha else 0
+
+
+def _block_gate(pvalues, groups, group_of_row, rows, alpha, n_sims, seed) -> BatchVerdict:
+    """The gate on one block of rows, its groups renumbered to the block's."""
+    used, local = np.unique(group_of_row[rows], return_inverse=True)
+    block_groups = tuple((groups[g][0], int((local == i).sum())) for i, g in enumerate(used))
+    return exchangeability_gate(pvalues[rows], block_groups, local, alpha=alpha, min_effect=0.0,
+                                n_sims=n_sims, seed=seed)

@@ -25,6 +25,9 @@ DETAIL_ITEMS = 20  # findings listed in the result details at most
 def _count_result(expectation, result: SignalResult, findings: list[dict], limit: int,
                   runtime_configuration: Optional[dict], extra: Optional[dict] = None) -> dict:
     details = {"findings": findings[:DETAIL_ITEMS], **(extra or {})}
+    verdict = expectation.verdict(result)
+    if verdict is not None:
+        return expectation.verdict_result(result, verdict, runtime_configuration, details)
     return expectation.build_result(success=len(findings) <= limit, observed_value=len(findings),
                                     flags=result.flags, result=result,
                                     runtime_configuration=runtime_configuration, details=details)
@@ -114,9 +117,10 @@ class ExpectTriggerPatternCountToBeAtMost(PoisonBatchExpectation,
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         summary = result.summary
+        level = self.test_level(self.alpha)  # patterns are BH-selected at alpha; the checkpoint's share may be lower
         findings = [{k: p[k] for k in ("text", "label", "rows", "support", "confidence", "lift", "q_value",
                                        "unlike_share", "looks_like", "pattern", "ids")}
-                    for p in summary["patterns"]]
+                    for p in summary["patterns"] if p["q_value"] <= level]
         return _count_result(self, result, findings, self.max_patterns, runtime_configuration,
                              {"candidates_tested": summary["candidates_tested"],
                               "candidates_significant": summary["candidates_significant"],

@@ -21,6 +21,7 @@ from great_expectations.render.util import substitute_none_for_missing
 from poison_expectations.core.details import detail_blocks, fmt, limit_text
 from poison_expectations.core.params import EXPECTATION_KEYS
 from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.core.verdicts.gate import family_verdict
 from poison_expectations.gx.expectations.fields import shared_fields
 
 PARTIAL_LIST_MAX = 20
@@ -157,6 +158,48 @@ class PoisonBatchExpectation(ExplicitParams, PoisonRendering, BatchExpectation, 
 
     def limit(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self.limit_keys}
+
+    # -- the batch gate (against a reference or profile) ----------------------
+    def gates_against_reference(self) -> bool:
+        """Whether this expectation can fail a run against a reference or
+        profile (the runner splits the checkpoint's alpha over those)."""
+        return True
+
+    def counts_in_alpha(self) -> bool:
+        """A statistical gate: one of the F tests the checkpoint's alpha is split
+        over. Policies (allow/deny lists, ledger reputations) fail by rule, not
+        by chance, and do not count."""
+        return self.gates_against_reference()
+
+    def test_level(self, own_alpha: float) -> float:
+        """The level of a test the signal runs itself (trigger patterns,
+        sources): its own alpha, or the checkpoint's share if that is smaller."""
+        return min(own_alpha, self.gate_alpha)
+
+    def judges(self, result: SignalResult) -> bool:
+        """False when this run has a trusted side and the expectation does not
+        gate against one (it then reports, and passes)."""
+        against_reference = result.pvalues is not None or result.batch_test is not None
+        return self.gates_against_reference() or not against_reference
+
+    def verdict(self, result: SignalResult) -> dict | None:
+        """The family's exchangeability gate at this expectation's level
+        (`gate_alpha`: the checkpoint's alpha / F), or None in a self-check
+        (no reference scores to rank the batch against)."""
+        return family_verdict(result, alpha=self.gate_alpha, min_effect=self.min_effect,
+                              seed=self.random_state or 0)
+
+    def verdict_result(self, result: SignalResult, verdict: dict, runtime_configuration: Optional[dict],
+                       details: Optional[dict] = None) -> dict:
+        """The GX result of a gated expectation: observed value = the gate's
+        p-value; flagged rows = the signal's rows at FDR q (Benjamini-Hochberg)."""
+        out = self.build_result(success=not verdict["failed"], observed_value=verdict["p_value"],
+                                flags=result.flags, result=result, runtime_configuration=runtime_configuration,
+                                details={**(details or {}), "verdict": verdict,
+                                         "fdr": result.summary.get("fdr")})
+        out["result"]["details"]["limit"] = {"gate_alpha": self.gate_alpha, "min_effect": self.min_effect,
+                                             "fdr_q": self.fdr_q}
+        return out
 
     # -- result fields -----------------------------------------------------
     def build_result(self, *, success: bool, observed_value: Any, flags: np.ndarray, result: SignalResult,

@@ -76,6 +76,9 @@ class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation,
         details = {**self._base_details(result), "suspicious_clusters": s["suspicious_clusters"],
                    "suspicious_rows": s["suspicious_rows"],
                    "cluster_summaries": self._clusters(result, lambda c: c["suspicious"])}
+        verdict = self.verdict(result)
+        if verdict is not None:
+            return self.verdict_result(result, verdict, runtime_configuration, details)
         ref = s["reference"]
         success, gate = judge_rate(self, s["suspicious_rows"], result.n_rows,
                                    (ref["suspicious_rows"], ref["rows"]) if ref else None, self.max_share)
@@ -98,6 +101,11 @@ class ExpectLargestNearDuplicateClusterToBeAtMost(_NearDuplicateExpectation):
                          "$size_alpha under the clean cluster-size model).")
     renderer_params = ("max_cluster_size", "size_alpha")
 
+    def gates_against_reference(self) -> bool:
+        """With a reference the family's gate is the density test of the share
+        expectation; a configured max_cluster_size is still a hard rule."""
+        return self.max_cluster_size is not None
+
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         s = result.summary
@@ -107,7 +115,8 @@ class ExpectLargestNearDuplicateClusterToBeAtMost(_NearDuplicateExpectation):
         details = {**self._base_details(result), "allowed_cluster_size": int(limit),
                    "clusters_over_limit": int((sizes > limit).sum()),
                    "cluster_summaries": self._clusters(result, lambda c: c["size"] > limit)}
-        out = self.build_result(success=s["largest_cluster"] <= limit, observed_value=s["largest_cluster"],
+        success = s["largest_cluster"] <= limit or not self.judges(result)
+        out = self.build_result(success=success, observed_value=s["largest_cluster"],
                                 flags=flags, result=result, runtime_configuration=runtime_configuration,
                                 details=details)
         # show the limit in force (the model's when max_cluster_size is null)
@@ -132,6 +141,11 @@ class ExpectConflictingNearDuplicateClustersToBeAtMost(_NearDuplicateExpectation
                          "batch rows that near-copy reference rows with another label.")
     renderer_params = ("max_conflicting_clusters", "label_column", "alpha")
 
+    def gates_against_reference(self) -> bool:
+        """With a reference, conflicting labels are the label-consistency gate's
+        (row p-values, stated false-alarm rate); this reports them."""
+        return False
+
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         s = result.summary
@@ -143,7 +157,7 @@ class ExpectConflictingNearDuplicateClustersToBeAtMost(_NearDuplicateExpectation
                    "nearest_label_disagreement": s["nearest_label_disagreement"],
                    "conflicting_rows": s["conflicting_rows"],
                    "cluster_summaries": self._clusters(result, lambda c: c["conflicting_labels"])}
-        return self.build_result(success=s["conflicting_clusters"] <= allowed,
+        return self.build_result(success=s["conflicting_clusters"] <= allowed or not self.judges(result),
                                  observed_value=s["conflicting_clusters"], flags=flags, result=result,
                                  runtime_configuration=runtime_configuration, details=details)
 

@@ -1,10 +1,13 @@
 """Shared success rule of the "share of flagged rows" expectations.
 
-Self-check: the batch's flagged share is at most `max_rate`. Against a
-reference: the batch's share over the reference-calibrated cuts is not
-significantly (one-sided binomial test at `alpha`, against the
-Clopper-Pearson upper bound of the reference's own share over the same
-cuts) AND materially (`max_excess_over_reference`) above the reference's.
+Against a reference or profile: the family's exchangeability gate
+(`PoisonBatchExpectation.verdict`: Higher Criticism over the rows' conformal
+p-values at `gate_alpha`, and a lower confidence bound of the contaminated
+share over `min_effect`). Self-check: the batch's flagged share is at most
+`max_rate` (a tolerance, with no stated false-alarm rate). The older
+reference rule (binomial test of the flagged share against the reference's,
+`alpha` and `max_excess_over_reference`) applies only to a result without
+row p-values.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ def rate_result(expectation, result: SignalResult, runtime_configuration: Option
     summary = result.summary
     details = {**{key: summary[key] for key in ("mode", "per_class", "components") if summary.get(key) is not None},
                **details}
+    verdict = expectation.verdict(result)
+    if verdict is not None:
+        return expectation.verdict_result(result, verdict, runtime_configuration, details)
     reference = summary.get("reference")
     success, gate = judge_rate(expectation, result.flagged_count, result.n_rows,
                                (reference["flagged"], reference["rows"]) if reference else None,

@@ -66,11 +66,14 @@ class ExpectSourceFlaggedRatesToNotExceedRest(SourceExpectationBase):
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         offending, observed = {}, {}
+        level = self.test_level(self.alpha)  # tests are BH-selected at alpha; the checkpoint's share may be lower
         for row in result.summary["sources"]:
             if row["verdict"] != "suspicious":
                 continue
             hits = {name: {k: v[k] for k in ("flagged", "rate", "rest_rate", "q_value")}
-                    for name, v in row["signals"].items() if v["significant"]}
+                    for name, v in row["signals"].items() if v["significant"] and v["q_value"] <= level}
+            if not hits:
+                continue
             offending[row["source"]] = {"share": row["share"], "signals": hits}
             observed[row["source"]] = round(max(v["rate"] for v in hits.values()), 4)
         details = {"signals": result.summary["signals"], "n_judged": result.summary["n_judged"],
@@ -98,6 +101,9 @@ class ExpectSourceReputationsToBeAtLeast(SourceExpectationBase,
                          "of the batch).")
     renderer_params = ("source_column", "min_reputation", "credible_level", "prior_bad", "prior_good",
                        "min_history_rows", "new_source_policy", "new_source_max_share")
+
+    def counts_in_alpha(self) -> bool:
+        return False  # a policy: it fails by rule, not by chance
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
@@ -141,6 +147,9 @@ class ExpectSourcesToBeAllowed(SourceExpectationBase, family_fields(SOURCES, *LI
     renderer_template = ("No source in $source_column may match the denylist $denylist; when an allowlist is "
                          "given ($allowlist), every source must match it.")
     renderer_params = ("source_column", "denylist", "allowlist")
+
+    def counts_in_alpha(self) -> bool:
+        return False  # a policy: it fails by rule, not by chance
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)

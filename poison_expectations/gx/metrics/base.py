@@ -49,6 +49,7 @@ def options_from(kwargs: dict[str, Any]) -> Options:
         exact_max_rows=int(kwargs.get("exact_max_rows") if kwargs.get("exact_max_rows") is not None
                            else defaults.exact_max_rows),
         random_state=int(kwargs.get("random_state") or 0),
+        fdr_q=float(kwargs.get("fdr_q") or defaults.fdr_q),
     )
 
 

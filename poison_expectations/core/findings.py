@@ -1,0 +1,113 @@
+"""The row-level findings table: one row per batch row, in input order.
+
+Against a reference or profile every signal with row p-values (conformal,
+core/verdicts/evidence.py) contributes its `<signal>_p`; a row's p-values
+are combined over the signals (Cauchy, or Bonferroni over the minimum: both
+valid under dependence, core/verdicts/combine.py), `poison_score` is a
+monotone transform of the combined p-value, and `flagged` is
+Benjamini-Hochberg over the rows at the run's FDR q: the expected share of
+clean rows among the flagged is at most q. Rows named by a signal without
+row p-values (trigger patterns, sources: their own FDR-controlled tests) are
+flagged too.
+
+A self-check has no p-values; `poison_score` then ranks in two tiers: a row
+some signal flagged scores 0.5 + 0.5 x its highest flagging score, any
+other row 0.5 x its mean rank over the signals in play (see `tiered_scores`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from poison_expectations.core.errors import InputError
+from poison_expectations.core.verdicts.combine import combine_pvalues, poison_score
+from poison_expectations.core.verdicts.fdr import benjamini_hochberg
+
+if TYPE_CHECKING:
+    from poison_expectations.core.analysis import Analysis
+    from poison_expectations.core.signals.base import SignalResult
+
+REASON_SEPARATOR = "; "
+FINDINGS_COLUMNS = ("poison_score", "flagged", "combined_p", "reasons")  # plus <signal>_score / _p columns
+
+
+def build_findings(analysis: "Analysis", results: list["SignalResult"], combine: str = "cauchy") -> pd.DataFrame:
+    """id, poison_score, flagged, (combined_p,) <signal>_score (and <signal>_p)
+    per signal, extra signal columns, reasons."""
+    n = analysis.batch.n
+    findings = pd.DataFrame({analysis.id_name: analysis.batch.ids})
+    for result in results:
+        columns = [(f"{result.signal}_score", result.scores), *result.columns.items()]
+        if result.pvalues is not None:
+            columns.append((f"{result.signal}_p", result.pvalues))
+        for column, values in columns:
+            if column == analysis.id_name:
+                raise InputError(f"id column '{column}' has the name of a findings column of the "
+                                 f"{result.signal} signal; rename it")
+            findings[column] = values
+    tested = [r for r in results if r.pvalues is not None]
+    if tested:
+        combined = combine_pvalues(np.column_stack([r.pvalues for r in tested]), combine)
+        flagged, _ = benjamini_hochberg(combined, analysis.options.fdr_q)
+        score = poison_score(combined)
+        findings.insert(3, "combined_p", combined)
+    else:
+        score, flagged = tiered_scores(results, n)
+    for result in results:
+        if "fdr" not in result.summary:  # no row p-values, or group-level flags of the signal's own
+            flagged = flagged | result.flags
+    findings.insert(1, "poison_score", score)
+    findings.insert(2, "flagged", flagged)
+    findings["reasons"] = _reasons(results, flagged, n)
+    return findings
+
+
+def _reasons(results: list["SignalResult"], flagged: np.ndarray, n: int) -> list[str]:
+    """For each flagged row: the reasons of the signals that flagged it (at
+    their own FDR q), else its smallest p-value's signal."""
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    for result in results:
+        for row in np.flatnonzero(result.flags & flagged):
+            reasons[row].append(result.reasons[row])
+    tested = [r for r in results if r.pvalues is not None]
+    if tested:
+        p = np.column_stack([r.pvalues for r in tested])
+        best = p.argmin(axis=1)
+        for row in np.flatnonzero(flagged):
+            if not reasons[row]:
+                reasons[row].append(f"{tested[best[row]].signal}: p = {p[row, best[row]]:.2g}")
+    return [REASON_SEPARATOR.join(r) for r in reasons]
+
+
+def tiered_scores(results: list["SignalResult"], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Self-check ranking (no p-values): a row that some signal flagged (its
+    calibrated cut says so) scores 0.5 + 0.5 x the highest score among the
+    signals that flagged it; any other row 0.5 x its mean rank (Borda count)
+    over the signals that flagged some row of this batch, or all of them
+    when none did. The signals' raw scores are on different scales, so a
+    plain maximum over many signals pushes clean rows up to 1."""
+    flag_scores = np.zeros(n)
+    flagged = np.zeros(n, dtype=bool)
+    for result in results:
+        flag_scores = np.maximum(flag_scores, np.where(result.flags, result.scores, 0.0))
+        flagged |= result.flags
+    unflagged = mean_rank([r.scores for r in results if r.flags.any()] or [r.scores for r in results], n)
+    return np.where(flagged, 0.5 + 0.5 * flag_scores, 0.5 * unflagged), flagged
+
+
+def mean_rank(score_arrays: list[np.ndarray], n: int) -> np.ndarray:
+    """Mean over the arrays of each row's rank in [0, 1] (ties share their average rank)."""
+    if not score_arrays or n < 2:
+        return np.zeros(n)
+    ranks = [(rankdata(scores) - 1.0) / (n - 1) for scores in score_arrays]
+    return np.mean(ranks, axis=0)
+
+
+def top_rows(findings: pd.DataFrame, id_name: str, count: int) -> pd.DataFrame:
+    flagged = findings[findings["flagged"]]
+    ranked = flagged.sort_values("poison_score", ascending=False, kind="stable").head(count)
+    return ranked[[id_name, "poison_score", "reasons"]]
