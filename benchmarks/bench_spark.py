@@ -91,7 +91,8 @@ class TreeSampler(threading.Thread):
 def child(engine: str, rows: int, workdir: str) -> dict:
     folder = Path(workdir)
     profile, batch_path = prepare(rows, folder)
-    record = {"engine": engine, "rows": rows, "trusted_rows": TRUSTED_ROWS, "load_1min_before": os.getloadavg()[0]}
+    record = {"engine": engine, "rows": rows, "trusted_rows": TRUSTED_ROWS,
+              "load_1min_before": round(os.getloadavg()[0], 2)}
     sampler = TreeSampler()
     sampler.start()
     start = time.perf_counter()
@@ -111,7 +112,7 @@ def child(engine: str, rows: int, workdir: str) -> dict:
     record["wall_s"] = round(time.perf_counter() - start, 1)
     sampler.stop.set()
     record.update(driver_rss_mb=round(peak_rss_mb()), jvm_rss_mb=round(sampler.jvm),
-                  workers_rss_mb=round(sampler.workers), load_1min_after=os.getloadavg()[0],
+                  workers_rss_mb=round(sampler.workers), load_1min_after=round(os.getloadavg()[0], 2),
                   auroc=_auroc(engine, folder, rows))
     return record
 

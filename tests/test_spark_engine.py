@@ -82,9 +82,13 @@ def test_row_scores_agree_with_the_pandas_engine(runs, name):
     outcome, findings, pandas_run = runs[name]
     merged = pandas_run.findings.merge(findings, on="row_id", suffixes=("_pandas", "_spark"))
     assert len(merged) == N_BATCH == outcome.rows
-    for signal in ("label_consistency", "influence", "outlier"):
+    # label consistency and influence score a batch row with one of their fold models drawn by the
+    # row's position in the scored table: in Spark the position in its Arrow chunk, so another fold
+    # model may score it (documented in engines/spark/__init__.py); outliers are the same computation
+    for signal, floor in (("label_consistency", 0.97), ("influence", 0.99), ("outlier", 0.99)):
         rho = spearmanr(merged[f"{signal}_score_pandas"], merged[f"{signal}_score_spark"]).statistic
-        assert rho >= 0.99, (signal, rho)
+        assert rho >= floor, (signal, rho)
+    assert np.allclose(merged["outlier_score_pandas"], merged["outlier_score_spark"])
 
 
 def test_pvalues_are_the_conformal_ranks_of_the_scores(runs, tables):
@@ -95,12 +99,16 @@ def test_pvalues_are_the_conformal_ranks_of_the_scores(runs, tables):
     profile = outcome.plan.profile()
     codes = pd.Index(list(profile.classes)).get_indexer(tables["flipped"].set_index("row_id")
                                                         .loc[findings["row_id"], "label"])
-    for signal in ("label_consistency", "influence", "outlier"):
-        ref = next(st for key, st in profile.states.items() if key[0] == signal)["reference_scores"]
-        for row, (score, p) in enumerate(zip(findings[f"{signal}_score"], findings[f"{signal}_p"], strict=True)):
-            mine = ref[profile.table.y == codes[row]] if signal == "label_consistency" else ref
+    from poison_expectations.engines.spark.scoring import class_conditional, make_signal
+
+    for section, params in outcome.plan.signals:
+        signal = make_signal(section, params)
+        ref = profile.states[signal.cache_key()]["reference_scores"]
+        name, by_class = signal.name, class_conditional(signal, labelled=True)
+        for row, (score, p) in enumerate(zip(findings[f"{name}_score"], findings[f"{name}_p"], strict=True)):
+            mine = ref[profile.table.y == codes[row]] if by_class else ref
             above, equal = int((mine > score).sum()), int((mine == score).sum())
-            assert above / (len(mine) + 1) <= p <= (above + equal + 1) / (len(mine) + 1), (signal, row)
+            assert above / (len(mine) + 1) <= p <= (above + equal + 1) / (len(mine) + 1), (name, row)
 
 
 def test_same_exit_code_as_the_pandas_engine(runs, tables):
@@ -116,8 +124,8 @@ def test_same_exit_code_as_the_pandas_engine(runs, tables):
 
 def test_a_gx_checkpoint_on_a_spark_dataframe_asset_fails_like_the_pandas_one(spark, tables):
     """The per-row families' metrics have SparkDFExecutionEngine implementations
-    (gx/metrics/spark.py): same successes, and the same flagged counts where no
-    approximation is documented (label consistency's flags are per chunk)."""
+    (gx/metrics/spark.py): the same successes, and about the same rows flagged
+    (BH over p-values whose tie-breaks are other draws)."""
     import great_expectations as gx
 
     import poison_expectations.gx.register  # noqa: F401
@@ -143,8 +151,7 @@ def test_a_gx_checkpoint_on_a_spark_dataframe_asset_fails_like_the_pandas_one(sp
         assert len(counts[0]) == 3
         for expectation, (success, flagged) in counts[0].items():
             assert success == counts[1][expectation][0]
-            if "label" not in expectation:
-                assert flagged == counts[1][expectation][1], expectation
+            assert abs(flagged - counts[1][expectation][1]) <= max(3, 0.1 * counts[1][expectation][1]), counts
 
 
 def _cli(*args):

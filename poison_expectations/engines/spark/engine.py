@@ -53,7 +53,8 @@ def roles_options(config: dict) -> tuple[Roles, Options]:
                   source_column=shared["source_column"], feature_columns=tuple(features) if features else None,
                   embedding_columns=tuple(shared["embedding_columns"] or ()))
     options = Options(nan_policy=shared["nan_policy"], max_onehot_categories=shared["max_onehot_categories"],
-                      k=shared["k"], exact_max_rows=shared["exact_max_rows"], random_state=shared["random_state"])
+                      k=shared["k"], exact_max_rows=shared["exact_max_rows"], random_state=shared["random_state"],
+                      fdr_q=shared["fdr_q"])
     return roles, options
 
 

@@ -14,12 +14,13 @@ from poison_expectations.engines.spark import decide
 from poison_expectations.engines.spark.engine import (MAX_SOURCES, SAMPLE_ROWS, SparkOutcome, check_columns,
                                                       partition_offsets, plan_signals, probe, read_data,
                                                       roles_options, score, trusted_bytes)
-from poison_expectations.engines.spark.scoring import (CLASS_CONDITIONAL, ROW_INDEX, ScoringPlan,
+from poison_expectations.engines.spark.scoring import (ROW_INDEX, ScoringPlan, class_conditional,
                                                        class_reference_sizes, make_signal)
 
 
-def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS, fdr: float = decide.FDR) -> SparkOutcome:
-    """Validate DATA (a path Spark reads) with the config's per-row families."""
+def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> SparkOutcome:
+    """Validate DATA (a path Spark reads) with the config's per-row families, at
+    the config's `verdicts` levels (q, alpha split over the signals, min_effect)."""
     from pyspark import StorageLevel
 
     timings: dict[str, float] = {}
@@ -32,7 +33,9 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS, fdr:
                                         seed=options.random_state)
     timings["trusted_side"] = time.perf_counter() - start
     offsets = None if roles.id_column else partition_offsets(sdf)
-    plan = ScoringPlan(profile_bytes, roles, options, signals, seed=options.random_state, offsets=offsets)
+    fdr = config["verdicts"]["q"]
+    plan = ScoringPlan(profile_bytes, roles, options, signals, seed=options.random_state, offsets=offsets,
+                       combine=config["verdicts"]["combine"])
     probe(sdf, plan)
     scored = score(sdf, plan).persist(StorageLevel.MEMORY_AND_DISK)
     t0 = time.perf_counter()
@@ -76,14 +79,16 @@ def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int) -> dict[str
         p_col, g_col = f"{name}_p", f"{name}_group"
         small = scored.where(scored[p_col] <= decide.ALPHA0).select(p_col, g_col).toPandas()  # via Arrow
         counts = {int(r[g_col]): int(r["count"]) for r in scored.groupBy(g_col).count().collect()}
-        state = profile.states[make_signal(section, params).cache_key()]
-        if name in CLASS_CONDITIONAL:
+        signal = make_signal(section, params)
+        state = profile.states[signal.cache_key()]
+        if class_conditional(signal, plan.roles.label_column is not None and profile.table.y is not None):
             ref_by_key = class_reference_sizes(np.asarray(profile.table.y))
         else:
             ref_by_key = {0: len(state["reference_scores"])}
-        alpha = float(config["expectations"][section].get("alpha", 0.01))
+        alpha = config["verdicts"]["alpha"] / len(plan.signals)  # as the pandas checkpoint: alpha / F
         gates[name] = decide.signal_gate(small[p_col].to_numpy(dtype=float), small[g_col].to_numpy(dtype=np.int64),
-                                         counts, ref_by_key, alpha=alpha, seed=plan.seed)
+                                         counts, ref_by_key, alpha=alpha, min_effect=config["verdicts"]["min_effect"],
+                                         seed=plan.seed)
     return gates
 
 

@@ -33,12 +33,19 @@ PER_ROW_SIGNALS = {
     "influence": ("influence", "poison_expectations.core.signals.influence", "Influence"),
 }
 # signals ranked among the trusted rows of their own class (label-conditional conformal p-values)
+# besides those whose `calibration` says "class"
 CLASS_CONDITIONAL = frozenset({"label_consistency"})
 # a class with fewer trusted rows is ranked in one pooled group (core.verdicts.conformal's default)
 MIN_CLASS_ROWS = 50
 ROW_INDEX = "row_index"
 
 _PROFILES: dict[str, Any] = {}  # digest -> Profile, per Python worker
+
+
+def class_conditional(signal: Signal, labelled: bool) -> bool:
+    """Ranked within the trusted rows of the row's class (else among all of
+    them); unlabelled tables are ranked marginally (as core.verdicts.evidence)."""
+    return labelled and (signal.name in CLASS_CONDITIONAL or getattr(signal, "calibration", None) == "class")
 
 
 def make_signal(section: str, params: dict[str, Any]) -> Signal:
@@ -58,6 +65,7 @@ class ScoringPlan:
     signals: list[tuple[str, dict[str, Any]]]  # (config section, signal parameters)
     seed: int = 0
     offsets: dict[int, int] | None = None  # partition -> first row_index, when the table has no id column
+    combine: str = "cauchy"  # verdicts.combine: how a row's p-values over the signals are combined
     digest: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +84,7 @@ class ScoringPlan:
         cols = [] if self.roles.id_column else [(ROW_INDEX, "long")]
         for name in self.signal_names:
             cols += [(f"{name}_score", "double"), (f"{name}_p", "double"), (f"{name}_group", "long"),
-                     (f"{name}_flag", "boolean"), (f"{name}_reason", "string")]
+                     (f"{name}_reason", "string")]
         return cols + [("poison_p", "double"), ("poison_score", "double")]
 
     def profile(self):
@@ -110,10 +118,9 @@ def score_frame(plan: ScoringPlan, frame: pd.DataFrame, seed: Any) -> pd.DataFra
         out[f"{signal.name}_score"] = result.scores
         out[f"{signal.name}_p"] = p
         out[f"{signal.name}_group"] = group
-        out[f"{signal.name}_flag"] = result.flags  # the signal's own cut (the GX metrics' rate rule)
-        out[f"{signal.name}_reason"] = result.reasons.astype(str)
+        out[f"{signal.name}_reason"] = result.reasons.astype(str)  # the signal's own words, where it has them
         pvalues.append(p)
-    combined = combine_pvalues(np.column_stack(pvalues))
+    combined = combine_pvalues(np.column_stack(pvalues), plan.combine)
     out["poison_p"] = combined
     out["poison_score"] = poison_score(combined)
     added = pd.DataFrame(out, index=frame.index)
@@ -124,12 +131,12 @@ def signal_pvalues(signal: Signal, state: dict, result, analysis, rng) -> tuple[
     """(p-value, reference group key) per batch row. The key is the class code
     for a class-conditional signal's large classes, -1 for the pooled small
     classes, 0 for a marginal signal: the driver counts rows per key."""
+    # ranked here, not taken from `result.pvalues`: core.verdicts.evidence ranks each chunk with
+    # one seed per signal (the same draws in every chunk) and numbers the class groups per chunk
     n = analysis.batch.n
-    if result.pvalues is not None:  # the signal's own p-values (issue 15)
-        return np.asarray(result.pvalues, dtype=float), np.zeros(n, dtype=np.int64)
     scores = signal.batch_scores(state, analysis, result)
     reference = np.asarray(state["reference_scores"], dtype=float)
-    if signal.name in CLASS_CONDITIONAL or getattr(signal, "calibration", None) == "class":
+    if class_conditional(signal, analysis.batch.y is not None and analysis.reference.y is not None):
         ref_y, y = np.asarray(analysis.reference.y), np.asarray(analysis.batch.y)
         cc = class_conditional_pvalues(scores, y, reference, ref_y, min_class_rows=MIN_CLASS_ROWS, seed=rng)
         return cc.pvalues, class_keys(ref_y, y)
