@@ -10,8 +10,9 @@ How the work is split (see `engine.py`):
   worker loads it once (`scoring.py`).
 * Each partition is scored by the core: an `Analysis` against the profile,
   each per-row signal's `score`, its batch scores on the scale of
-  `reference_scores`, conformal p-values against them (class-conditional
-  for label consistency), and the Cauchy combination of a row's p-values.
+  `reference_scores`, conformal p-values against them (within the row's
+  class where the signal's `calibration` is "class"), and the combination
+  (`verdicts.combine`) of a row's p-values.
 * The driver decides from small aggregates only (`decide.py`): the row
   count, the p-values <= 0.1 (Higher Criticism and the closed-testing bound
   per signal, the Benjamini-Hochberg threshold of the combined p-value),
@@ -45,10 +46,10 @@ Where the Spark result is an approximation of the pandas one:
    which are then scored against a trusted side that contains them) is
    scored against it. The pandas self-check scores each row out of fold
    instead.
-5. Decisions: the verdict of issue 15 (BH at `fdr` on the Cauchy-combined
-   p-values, a Higher Criticism gate plus the closed-testing lower bound per
-   signal at alpha / number of signals). The pandas engine's expectations
-   decide with their own rate limits until that issue lands in them.
+5. Decisions: the config's `verdicts` levels as in the pandas checkpoint
+   (BH at q on the combined p-values; per signal a Higher Criticism gate and
+   the closed-testing lower bound at alpha / F over min_effect), where F
+   counts only the signals this engine runs.
 6. Row ids: without an id column, `row_index` is the row's position in the
    order Spark reads (partition offsets from a count per partition): the
    pandas engine's 0-based index for one file, but for a folder Spark orders
