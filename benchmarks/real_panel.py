@@ -145,6 +145,9 @@ def run_one(batch: pd.DataFrame, truth: np.ndarray, reference: pd.DataFrame | No
         "flagged_recall": round(float(flagged[truth].mean()), 4) if truth.any() else None,
         "poison_score": ranking_metrics(truth, findings["poison_score"].to_numpy()),
         "signals": {c[: -len("_score")]: ranking_metrics(truth, findings[c].to_numpy()) for c in signals},
+        # the same signals ranked by their conformal p-values (1 - p), where the run has them
+        "signal_pvalues": {c[: -len("_p")]: ranking_metrics(truth, 1.0 - findings[c].to_numpy())
+                           for c in findings.columns if c.endswith("_p") and c != "combined_p"},
         "wall_s": round(wall, 2),
         "load_1m": round(os.getloadavg()[0], 2),
     }

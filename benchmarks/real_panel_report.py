@@ -82,6 +82,51 @@ def _per_table(runs: list[dict]) -> list[str]:
     return lines + _table(["table", "clean", *ATTACKS], rows) + [""]
 
 
+ALPHA, Q = 0.01, 0.1  # the packaged defaults the panel runs with (verdicts.alpha, verdicts.q)
+
+
+def _fdp(run: dict) -> float:
+    """Clean share among the flagged rows (0 when nothing is flagged: no false discovery)."""
+    return 0.0 if run["flagged_precision"] is None else 1.0 - run["flagged_precision"]
+
+
+def _targets(runs: list[dict]) -> list[str]:
+    """The issue-15 targets, each with what was measured."""
+    ref = [r for r in runs if r["mode"] == "reference"]
+    clean_ref = [r for r in ref if r["condition"] == "clean"]
+    clean_self = [r for r in runs if r["mode"] == "self" and r["condition"] == "clean"]
+    flip5 = [r for r in ref if r["condition"] == "flip5"]
+    flip3_big = [r for r in ref if r["condition"] == "flip3" and r["n_rows"] >= 0.8 * 2000]  # batch = 80% of the table
+    poisoned = [r for r in ref if r["condition"] != "clean"]
+
+    def failed(sub):
+        return sum(not r["success"] for r in sub)
+
+    def share(sub):
+        return f"{failed(sub)}/{len(sub)}" if sub else "no runs"
+    rows = [["clean, with a reference: false alarms <= alpha x runs",
+             f"<= {ALPHA * len(clean_ref):.2f}", share(clean_ref), failed(clean_ref) <= ALPHA * len(clean_ref)],
+            ["5% random flips, with a reference: >= 95% failed", ">= 95%", share(flip5),
+             bool(flip5) and failed(flip5) >= 0.95 * len(flip5)],
+            ["3% random flips, tables >= 2,000 rows: >= 90% failed", ">= 90%", share(flip3_big),
+             bool(flip3_big) and failed(flip3_big) >= 0.9 * len(flip3_big)],
+            ["self-check, clean: <= 1 false alarm in 10", "<= 10%", share(clean_self),
+             failed(clean_self) <= 0.1 * len(clean_self)],
+            ["share of clean rows among flagged, averaged over poisoned runs (ref): <= q + 0.05",
+             f"<= {Q + 0.05:.2f}", _mean(_fdp(r) for r in poisoned),
+             bool(poisoned) and float(np.mean([_fdp(r) for r in poisoned])) <= Q + 0.05]]
+    for condition in ATTACKS:
+        sub = [r for r in ref if r["condition"] == condition]
+        if not sub:
+            continue
+        ours = float(np.mean([r["poison_score"]["auroc"] for r in sub]))
+        best_name, best = max(((name, float(np.mean([r["signals"][name]["auroc"] for r in sub])))
+                               for name in sub[0]["signals"]), key=lambda t: t[1])
+        rows.append([f"poison_score AUROC >= best single signal - 0.01 ({condition}, ref)", f">= {best - 0.01:.3f} "
+                     f"({best_name})", f"{ours:.3f}", ours >= best - 0.01])
+    return ["## Targets (issue 15)", ""] + _table(["target", "needed", "measured", "met"], rows) + [""]
+
+
 def summary(results: dict) -> str:
     meta, runs = results.get("meta", {}), _runs(results)
     errors = [k for k, r in results["runs"].items() if "error" in r]
@@ -91,7 +136,8 @@ def summary(results: dict) -> str:
              f"- runs: {len(runs)} completed, {len(errors)} errors",
              f"- load at start: `{meta.get('uptime_start', '')}`",
              f"- load at end: `{meta.get('uptime_end', '')}`", ""]
-    lines += _false_alarms(runs) + _detection(runs) + _auroc(runs, "reference") + _auroc(runs, "self")
+    lines += _targets(runs) + _false_alarms(runs) + _detection(runs)
+    lines += _auroc(runs, "reference") + _auroc(runs, "self")
     lines += _per_table(runs)
     if errors:
         lines += ["## Errors", ""] + [f"- {k}: {results['runs'][k]['error']}" for k in errors] + [""]

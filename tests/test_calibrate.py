@@ -3,6 +3,7 @@ clean batches at or below 1%, and make the check sharper on clean data."""
 
 from __future__ import annotations
 
+import re
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,7 +93,7 @@ def test_cli_writes_every_key_and_the_config_catches_what_the_default_misses(cli
     run = cli("calibrate", "sample_data/reference.csv", "--label", "label", "--id-column", "row_id",
               "--source-column", "source", "--config", start, "--out", out)
     assert run.returncode == 0, run.stderr
-    assert "expectations.label_consistency.max_rate: 0.1 ->" in run.stdout
+    assert re.search(r"expectations\.label_consistency\.max_rate: \S+ ->", run.stdout)  # the default: null
     text = out.read_text()
     assert text.startswith("# Calibrated by `poison-check calibrate`") and "label_consistency:" in text
 
@@ -104,7 +105,7 @@ def test_cli_writes_every_key_and_the_config_catches_what_the_default_misses(cli
     calibrated = load_config(out)
     assert calibrated["data"]["label_column"] == "label" and calibrated["data"]["reference"] is None
     assert calibrated["expectations"]["label_consistency"]["max_rate"] < 0.06
-    # self-check of the flipped sample: the default 10% passes it, the calibrated limit does not
+    # self-check of the flipped sample: the default (no limit: report only) passes it, the calibrated limit does not
     poisoned = "sample_data/train_poisoned_flips.csv"
     default, _ = run_job(poisoned, job_config(start, label_column="label", id_column="row_id"))
     sharpened, _ = run_job(poisoned, calibrated)

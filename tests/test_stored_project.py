@@ -74,7 +74,8 @@ def test_relative_stored_paths_resolve_against_the_project_and_outputs_are_print
     for path in written.values():
         assert path.startswith(str(project.resolve() / "out")) and os.path.isfile(path)
     (label,) = [line for line in run.stdout.splitlines() if "expect_label_inconsistency_rate" in line]
-    assert "limit " in label and "max_rate=0.1" in label and "unexpected " in label and "rows r0" in label
+    # against its reference the label gate is a test (its limit: level, minimum effect, FDR of the flags)
+    assert "limit " in label and "gate_alpha=" in label and "fdr_q=" in label and "unexpected " in label
     for number in re.findall(r"\d+\.\d+", run.stdout):  # rounded: 0.01367, not 0.013666666666666667
         assert len(number.replace(".", "").lstrip("0")) <= 4, number
     (rows,) = [line for line in run.stdout.splitlines() if "expect_row_labels_to_be_consistent" in line]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from poison_expectations.gx.runner import RunOutcome, top_rows
+from poison_expectations.gx.runner import RunOutcome, flagging_summary, top_rows
 
 SHOW_ROWS = 10
 
@@ -17,6 +17,12 @@ def verdict_text(outcome: RunOutcome, show_rows: int = SHOW_ROWS) -> str:
     verdict = "PASSED" if outcome.success else "FAILED"
     lines = [f"poison-check {verdict}: {outcome.data_path or 'batch'} — {len(outcome.findings)} rows, "
              f"{outcome.flagged_count} flagged"]
+    flagging = flagging_summary(outcome.findings, outcome.config["verdicts"]["q"])
+    if "q" in flagging:
+        lines.append(f"  flagged at FDR q={flagging['q']:g}: {flagging['by_fdr']} rows (expected share of clean rows "
+                     f"among them at most {flagging['expected_clean_share_among_fdr_flags_at_most']:.1%}); "
+                     f"{flagging['by_group_tests']} more named by group tests (trigger patterns, collision groups, "
+                     "suspicious sources)")
     roles = outcome.analysis.roles
     for role in outcome.analysis.reference_lacks:
         column = roles.source_column if role == "source" else roles.id_column
@@ -26,8 +32,11 @@ def verdict_text(outcome: RunOutcome, show_rows: int = SHOW_ROWS) -> str:
     for e in outcome.expectations:
         status = "PASS" if e.success else "FAIL"
         limit = ", ".join(f"{k}={_fmt(v)}" for k, v in e.limit.items())
-        gate = e.details.get("reference_gate")
+        gate, test = e.details.get("reference_gate"), e.details.get("verdict")
         extra = f"  (reference rate {gate['reference_rate']:.4g}, p={gate['p_value']:.2g})" if gate else ""
+        if test and test.get("lower_bound") is not None:
+            extra = (f"  (p={test['p_value']:.2g}; at least {test['lower_bound']} rows poisoned with confidence "
+                     f"{1 - test['alpha']:.4g})")
         lines.append(f"  {status}  {e.expectation:<{width}}  observed {_fmt(e.observed_value)}  limit {limit}{extra}")
     if outcome.skipped:
         lines.append(f"  SKIP  {', '.join(outcome.skipped)} (no label column: pass --label)")

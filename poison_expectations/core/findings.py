@@ -26,6 +26,7 @@ from scipy.stats import rankdata
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.verdicts.combine import combine_pvalues, poison_score
 from poison_expectations.core.verdicts.fdr import benjamini_hochberg
+from poison_expectations.core.verdicts.gate import estimated_share
 
 if TYPE_CHECKING:
     from poison_expectations.core.analysis import Analysis
@@ -64,6 +65,21 @@ def build_findings(analysis: "Analysis", results: list["SignalResult"], combine:
     findings.insert(2, "flagged", flagged)
     findings["reasons"] = _reasons(results, flagged, n)
     return findings
+
+
+def flagging_summary(findings: pd.DataFrame, q: float) -> dict:
+    """What `flagged` promises: how many rows BH named at FDR q, the bound on
+    the expected share of clean rows among them (q times Storey's estimate of
+    the clean share, at most q), and how many rows group-level tests added."""
+    if "combined_p" not in findings:
+        return {"method": "self-check: the signals' own cuts (no stated error rate)",
+                "flagged": int(findings["flagged"].sum())}
+    by_fdr, _ = benjamini_hochberg(findings["combined_p"].to_numpy(), q)
+    clean_share = 1.0 - estimated_share(findings["combined_p"].to_numpy())
+    flagged = findings["flagged"].to_numpy(dtype=bool)
+    return {"method": "benjamini-hochberg", "q": q, "flagged": int(flagged.sum()), "by_fdr": int(by_fdr.sum()),
+            "by_group_tests": int((flagged & ~by_fdr).sum()),
+            "expected_clean_share_among_fdr_flags_at_most": round(q * clean_share, 4)}
 
 
 def _reasons(results: list["SignalResult"], flagged: np.ndarray, n: int) -> list[str]:

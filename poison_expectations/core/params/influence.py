@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from poison_expectations.core.params.base import FamilyParams, Param, rate, switch
+from poison_expectations.core.params.base import FamilyParams, Param, switch
 from poison_expectations.core.params.common import BINOMIAL_ALPHA, EXCESS, REFERENCE_QUANTILE, Z_LIMIT
 from poison_expectations.core.params.shared import signal_shared
 
@@ -29,9 +29,10 @@ INFLUENCE = FamilyParams(
         "reference_quantile": REFERENCE_QUANTILE,
     },
     limits={
-        "max_rate": rate(0.05, "Self-check: the largest share of rows over the cut (0-1); a tolerance, not a bound: "
-                               "clean tables flagged up to 2.1% in our runs.",
-                         note="self-check: at most 5% of rows over the cut (a tolerance: clean tables reached 2.1%)"),
+        "max_rate": Param(None, float, "Self-check only: the largest share of rows over the cut (0-1), a "
+                          "tolerance, not a bound (clean real tables exceed 5%). null: report the rate, do not gate "
+                          "on it.", low=0.0, high=1.0, nullable=True,
+                          note="self-check: null = report only (no stated error rate)"),
         "max_excess_over_reference": EXCESS,
         "alpha": BINOMIAL_ALPHA,
     },

@@ -25,8 +25,10 @@ LABEL_CONSISTENCY = FamilyParams(
         "max_train_rows": Param(100_000, int, "Rows each fold's model trains on at most (sampled).", low=100),
     },
     limits={
-        "max_rate": rate(0.1, "Self-check: the most rows that may be flagged (share, 0-1).",
-                         note="self-check: at most 10% of rows flagged"),
+        "max_rate": Param(None, float, "Self-check only: the most rows that may be flagged (share, 0-1). A "
+                          "tolerance you set from what you know of your labels' noise: a lone batch cannot tell "
+                          "flips from natural label noise. null: report the rate, do not gate on it.", low=0.0,
+                          high=1.0, nullable=True, note="self-check: null = report only (no stated error rate)"),
         "max_excess_over_reference": rate(0.02, "With a reference: the largest tolerated excess of the batch's "
                                                 "flagged share over the reference's (absolute, 0-1)."),
         "alpha": BINOMIAL_ALPHA,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from poison_expectations.core.params.base import FamilyParams, Param, rate, switch
+from poison_expectations.core.params.base import FamilyParams, Param, switch
 from poison_expectations.core.params.common import BINOMIAL_ALPHA, EXCESS, REFERENCE_QUANTILE, Z_LIMIT
 from poison_expectations.core.params.shared import signal_shared
 
@@ -22,8 +22,10 @@ OUTLIERS = FamilyParams(
         "reference_quantile": REFERENCE_QUANTILE,
     },
     limits={
-        "max_rate": rate(0.05, "Self-check: the largest share of rows over the cut (0-1).",
-                         note="self-check: at most 5% of rows are class outliers (real features have heavy tails)"),
+        "max_rate": Param(None, float, "Self-check only: the largest share of rows over the cut (0-1), a "
+                          "tolerance you set for your features' tails (real tables exceed 5%). null: report the "
+                          "rate, do not gate on it.", low=0.0, high=1.0, nullable=True,
+                          note="self-check: null = report only (no stated error rate)"),
         "max_excess_over_reference": EXCESS,
         "alpha": BINOMIAL_ALPHA,
     },

@@ -132,9 +132,22 @@ def _bound_at(test: dict, alpha: float) -> int | None:
     return int(test["lower_bound"]) if test.get("lower_bound_alpha", alpha) <= alpha else 0
 
 
+# Higher Criticism searches the p-values up to alpha0 (Donoho & Jin use 0.1 or 0.5): each null
+# draw simulates the reference values below it, so the cost grows with alpha0 x n_ref. Above
+# TAIL_REFERENCE_ROWS / 0.1 reference rows alpha0 shrinks to keep that many per draw (never
+# below 0.001): the observed statistic and its null use the same alpha0, so the test stays exact;
+# it looks only at the tail where sparse contamination lives. 2,000 draws at 1M x 1M rows: 100 s -> 1.7 s (load 5).
+TAIL_REFERENCE_ROWS = 2_000
+
+
+def hc_alpha0(groups) -> float:
+    n_ref = sum(r for r, _ in groups)
+    return float(min(0.1, max(0.001, TAIL_REFERENCE_ROWS / max(n_ref, 1))))
+
+
 def _block_gate(pvalues, groups, group_of_row, rows, alpha, n_sims, seed) -> BatchVerdict:
     """The gate on one block of rows, its groups renumbered to the block's."""
     used, local = np.unique(group_of_row[rows], return_inverse=True)
     block_groups = tuple((groups[g][0], int((local == i).sum())) for i, g in enumerate(used))
     return exchangeability_gate(pvalues[rows], block_groups, local, alpha=alpha, min_effect=0.0,
-                                n_sims=n_sims, seed=seed)
+                                n_sims=n_sims, alpha0=hc_alpha0(block_groups), seed=seed)

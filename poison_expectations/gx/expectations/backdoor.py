@@ -10,7 +10,8 @@ from poison_expectations.core.params import (CLEAN_LABEL_COLLISION, FEATURE_CLUS
                                              TRIGGER_PATTERNS)
 from poison_expectations.core.registry import ExpectationFamily, register_family
 from poison_expectations.core.signals.base import SignalResult
-from poison_expectations.gx.expectations.base import PoisonBatchExpectation, shared_success_keys
+from poison_expectations.gx.expectations.base import (GATE_PARAMS, GATE_SENTENCE, PoisonBatchExpectation,
+                                                      shared_success_keys)
 from poison_expectations.gx.expectations.fields import family_fields
 from poison_expectations.gx.metrics.backdoor import (
     CollisionMetric,
@@ -47,9 +48,10 @@ class ExpectSpectralSignatureClassCountToBeAtMost(PoisonBatchExpectation,
     renderer_template = ("At most $max_classes classes of $label_column may show a spectral signature: a "
                          "separated tail on the top singular direction of the class (poison share bound "
                          "eps $eps; mixture delta BIC >= $min_delta_bic and separation >= $min_separation, or "
-                         "against a reference the tail above its $tail_quantile quantile, alpha $alpha).")
+                         "against a reference the tail above its $tail_quantile quantile, alpha $alpha)."
+                         + GATE_SENTENCE)
     renderer_params = ("label_column", "max_classes", "eps", "min_delta_bic", "min_separation", "tail_quantile",
-                       "alpha")
+                       "alpha", *GATE_PARAMS)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
@@ -74,9 +76,10 @@ class ExpectFeatureClusteringClassCountToBeAtMost(PoisonBatchExpectation,
     renderer_template = ("At most $max_classes classes of $label_column may split off a separate cluster holding "
                          "$min_share to $max_share of the class (2-means on $n_components components, silhouette "
                          "at least $min_silhouette_gain above one Gaussian blob's), confirmed by reclassification "
-                         "(at least $min_other_share to other classes) or the reference (alpha $alpha).")
+                         "(at least $min_other_share to other classes) or the reference (alpha $alpha)."
+                         + GATE_SENTENCE)
     renderer_params = ("label_column", "max_classes", "min_share", "max_share", "n_components",
-                       "min_silhouette_gain", "min_other_share", "alpha")
+                       "min_silhouette_gain", "min_other_share", "alpha", *GATE_PARAMS)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
@@ -140,8 +143,10 @@ class ExpectCleanLabelCollisionGroupCountToBeAtMost(PoisonBatchExpectation,
     success_keys = shared_success_keys(*CLEAN_LABEL_COLLISION.signal_keys, "max_groups")
     renderer_template = ("At most $max_groups groups of $min_group_size or more rows of one $label_column, packed "
                          "within $radius_factor x the median nearest-neighbour distance, may sit where at least "
-                         "$min_other_share of them look like another class (alpha $alpha).")
-    renderer_params = ("label_column", "max_groups", "min_group_size", "radius_factor", "min_other_share", "alpha")
+                         "$min_other_share of them look like another class (alpha $alpha)."
+                         + GATE_SENTENCE)
+    renderer_params = ("label_column", "max_groups", "min_group_size", "radius_factor", "min_other_share", "alpha",
+                       *GATE_PARAMS)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)

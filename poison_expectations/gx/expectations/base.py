@@ -25,6 +25,11 @@ from poison_expectations.core.verdicts.gate import family_verdict
 from poison_expectations.gx.expectations.fields import shared_fields
 
 PARTIAL_LIST_MAX = 20
+# The Data Docs sentence of every expectation that gates against a reference or profile
+GATE_SENTENCE = (" Against a reference or profile the batch fails when Higher Criticism over its rows' conformal "
+                 "p-values rejects exchangeability with the reference at $gate_alpha and the lower confidence "
+                 "bound of its poisoned share exceeds $min_effect; rows are flagged at FDR $fdr_q.")
+GATE_PARAMS = ("gate_alpha", "min_effect", "fdr_q")
 
 
 def jsonable(value: Any) -> Any:

@@ -7,7 +7,8 @@ from typing import ClassVar
 from poison_expectations.core.gates import clopper_pearson_upper
 from poison_expectations.core.params import INFLUENCE
 from poison_expectations.core.registry import ExpectationFamily, register_family
-from poison_expectations.gx.expectations.base import PoisonBatchExpectation, shared_success_keys
+from poison_expectations.gx.expectations.base import (GATE_PARAMS, GATE_SENTENCE, PoisonBatchExpectation,
+                                                      shared_success_keys)
 from poison_expectations.gx.expectations.fields import family_fields
 from poison_expectations.gx.metrics.influence import InfluenceMetric
 from poison_expectations.gx.expectations.rate_gate import rate_result
@@ -29,11 +30,9 @@ class ExpectHighInfluenceRateToBeAtMost(PoisonBatchExpectation, family_fields(IN
     success_keys = shared_success_keys(*INFLUENCE.signal_keys, *LIMITS)
     renderer_template = ("Share of rows with outsized influence on a logistic model of $label_column "
                          "(self-influence) or a negative KNN-Shapley value, per class beyond $z_limit robust z "
-                         "(or the reference's $reference_quantile quantile), must be at most $max_rate; against "
-                         "a reference, at most $max_excess_over_reference above the reference's share "
-                         "(alpha $alpha).")
-    renderer_params = ("label_column", "z_limit", "reference_quantile", "max_rate", "max_excess_over_reference",
-                       "alpha")
+                         "(or the reference's $reference_quantile quantile), must be at most $max_rate in a "
+                         "self-check." + GATE_SENTENCE)
+    renderer_params = ("label_column", "z_limit", "reference_quantile", "max_rate", *GATE_PARAMS)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)

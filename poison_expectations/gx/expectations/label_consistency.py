@@ -19,8 +19,8 @@ from poison_expectations.core.gates import calibrated_rate_limit, dispersion_ind
 from poison_expectations.core.params import LABEL_CONSISTENCY
 from poison_expectations.core.registry import ExpectationFamily, register_family
 from poison_expectations.core.signals.label_consistency import LabelConsistency
-from poison_expectations.gx.expectations.base import (ExplicitParams, PoisonBatchExpectation, PoisonRendering,
-                                                      shared_success_keys)
+from poison_expectations.gx.expectations.base import (GATE_PARAMS, GATE_SENTENCE, ExplicitParams,
+                                                      PoisonBatchExpectation, PoisonRendering, shared_success_keys)
 from poison_expectations.gx.expectations.fields import declared_fields, family_fields, shared_fields
 from poison_expectations.gx.metrics.label_consistency import LabelConsistencyMetric
 from poison_expectations.gx.expectations.rate_gate import rate_result
@@ -40,10 +40,9 @@ class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation, family_fiel
     limit_keys: ClassVar[tuple[str, ...]] = LIMITS
     success_keys = shared_success_keys(*LABEL_CONSISTENCY.signal_keys, *LIMITS)
     renderer_template = ("Share of rows whose label (column $label_column) disagrees with its $k nearest neighbours "
-                         "and an out-of-fold model (method $method) must be at most $max_rate; against a "
-                         "reference, at most $max_excess_over_reference above the reference's rate "
-                         "(alpha $alpha).")
-    renderer_params = ("label_column", "k", "method", "max_rate", "max_excess_over_reference", "alpha")
+                         "and an out-of-fold model (method $method) must be at most $max_rate in a self-check."
+                         + GATE_SENTENCE)
+    renderer_params = ("label_column", "k", "method", "max_rate", *GATE_PARAMS)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         return rate_result(self, self.signal_result(metrics), runtime_configuration, {"method": self.method})

@@ -21,7 +21,8 @@ from scipy import stats
 from poison_expectations.core.gates import clopper_pearson_upper
 from poison_expectations.core.params import NEAR_DUPLICATES
 from poison_expectations.core.registry import ExpectationFamily, register_family
-from poison_expectations.gx.expectations.base import PoisonBatchExpectation, shared_success_keys
+from poison_expectations.gx.expectations.base import (GATE_PARAMS, GATE_SENTENCE, PoisonBatchExpectation,
+                                                      shared_success_keys)
 from poison_expectations.gx.expectations.fields import family_fields
 from poison_expectations.gx.expectations.rate_gate import judge_rate
 from poison_expectations.gx.metrics.near_duplicates import NearDuplicateMetric
@@ -47,6 +48,17 @@ class _NearDuplicateExpectation(PoisonBatchExpectation, family_fields(NEAR_DUPLI
         rows[inside] = cluster_mask[cid[inside]]
         return rows
 
+    def judges(self, result) -> bool:
+        """Besides the reference rule of the base class: in a self-check of
+        data recorded coarser than the near-duplicate radius (the exact-copy
+        test is inactive: lattice or rounded values, `docs/near_duplicates.md`)
+        near duplicates are the grain of the data, the cluster-size model (a
+        sparse random geometric graph) does not hold, and a lone batch cannot
+        tell a flood from its own values: report, do not gate."""
+        against_reference = result.pvalues is not None or result.batch_test is not None
+        continuous = (result.summary.get("exact_copy_test") or {}).get("active", True)
+        return super().judges(result) and (against_reference or continuous)
+
     def _base_details(self, result) -> dict:
         s = result.summary
         return {"radius": s["radius"], "radius_rule": s["radius_rule"], "clusters": s["clusters"],
@@ -66,8 +78,10 @@ class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation,
     renderer_template = ("Share of rows inside suspicious near-duplicate clusters (improbable size at "
                          "$size_alpha, conflicting labels, or over $max_cluster_size rows) must be at most "
                          "$max_share; against a reference, at most $max_excess_over_reference above the "
-                         "reference's share (alpha $alpha).")
-    renderer_params = ("size_alpha", "max_cluster_size", "max_share", "max_excess_over_reference", "alpha")
+                         "reference's share (alpha $alpha)."
+                         + GATE_SENTENCE)
+    renderer_params = ("size_alpha", "max_cluster_size", "max_share", "max_excess_over_reference", "alpha",
+                       *GATE_PARAMS)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
@@ -82,6 +96,7 @@ class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation,
         ref = s["reference"]
         success, gate = judge_rate(self, s["suspicious_rows"], result.n_rows,
                                    (ref["suspicious_rows"], ref["rows"]) if ref else None, self.max_share)
+        success = success or not self.judges(result)
         if gate is not None:
             details["reference_gate"] = gate
         return self.build_result(success=success, observed_value=share, flags=result.flags, result=result,

@@ -6,7 +6,8 @@ from typing import ClassVar
 
 from poison_expectations.core.params import OUTLIERS
 from poison_expectations.core.registry import ExpectationFamily, register_family
-from poison_expectations.gx.expectations.base import PoisonBatchExpectation, shared_success_keys
+from poison_expectations.gx.expectations.base import (GATE_PARAMS, GATE_SENTENCE, PoisonBatchExpectation,
+                                                      shared_success_keys)
 from poison_expectations.gx.expectations.fields import family_fields
 from poison_expectations.gx.metrics.outliers import OutlierMetric
 from poison_expectations.gx.expectations.influence import calibrate_rate
@@ -30,10 +31,8 @@ class ExpectClassOutlierRateToBeAtMost(PoisonBatchExpectation, family_fields(OUT
     renderer_template = ("Share of rows that are outliers within their class of $label_column (distance to the "
                          "class centroid or toward another class, or $detector feature score), per class beyond "
                          "$z_limit robust z (or the reference's $reference_quantile quantile), must be at most "
-                         "$max_rate; against a reference, at most $max_excess_over_reference above the "
-                         "reference's share (alpha $alpha).")
-    renderer_params = ("label_column", "detector", "z_limit", "reference_quantile", "max_rate",
-                       "max_excess_over_reference", "alpha")
+                         "$max_rate in a self-check." + GATE_SENTENCE)
+    renderer_params = ("label_column", "detector", "z_limit", "reference_quantile", "max_rate", *GATE_PARAMS)
 
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)

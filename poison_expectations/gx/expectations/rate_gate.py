@@ -4,7 +4,8 @@ Against a reference or profile: the family's exchangeability gate
 (`PoisonBatchExpectation.verdict`: Higher Criticism over the rows' conformal
 p-values at `gate_alpha`, and a lower confidence bound of the contaminated
 share over `min_effect`). Self-check: the batch's flagged share is at most
-`max_rate` (a tolerance, with no stated false-alarm rate). The older
+`max_rate` when one is set (a tolerance, with no stated false-alarm rate;
+null, the default, reports the share without gating on it). The older
 reference rule (binomial test of the flagged share against the reference's,
 `alpha` and `max_excess_over_reference`) applies only to a result without
 row p-values.
@@ -22,8 +23,8 @@ def judge_rate(expectation, flagged: int, rows: int, reference: tuple[int, int] 
                max_rate: float) -> tuple[bool, dict | None]:
     """(success, reference-gate details or None) for `flagged` of `rows`;
     `reference` is the reference's (flagged, rows) when there is one."""
-    if reference is None:
-        return (flagged / rows if rows else 0.0) <= max_rate, None
+    if reference is None:  # a self-check: the tolerance, when one is set (null: report only)
+        return max_rate is None or (flagged / rows if rows else 0.0) <= max_rate, None
     gate = reference_gate(flagged, rows, reference[0], reference[1], alpha=expectation.alpha,
                           min_excess=expectation.max_excess_over_reference)
     return gate.passed, gate.as_dict()
