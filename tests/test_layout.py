@@ -195,9 +195,10 @@ def test_importing_the_core_does_not_import_great_expectations():
 # -- (d) imports point down ------------------------------------------------------------------------
 
 LAYER_RULES = [
-    ("core", ("gx", "apps", "stores", "testing")),
+    ("core", ("gx", "apps", "stores", "testing", "engines")),
     ("gx", ("apps",)),
-    ("stores", ("gx", "apps")),
+    ("stores", ("gx", "apps", "engines")),
+    ("engines", ("gx", "apps", "testing")),  # the Spark engine: core and stores only, GX-free
 ]
 
 

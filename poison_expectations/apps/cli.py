@@ -154,18 +154,34 @@ def data_role_options(command):
     return command
 
 
+SPARK_OPTIONS = (
+    click.option("--engine", type=click.Choice(["pandas", "spark"]), default="pandas", show_default=True,
+                 help="spark: score partitions on a Spark cluster (DATA: parquet file or folder, or CSV); "
+                      "per-row families only, outputs are parquet datasets (see docs/spark.md)."),
+    click.option("--spark-master", help="Spark master URL (default: the active session, else local[*])."),
+    click.option("--spark-conf", multiple=True, metavar="KEY=VALUE", help="Spark configuration (repeatable)."),
+)
+
+
+def spark_options(command):
+    for option in reversed(SPARK_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
 @data_role_options
 @click.option("--reference", type=click.Path(dir_okay=False), help="Trusted reference table (CSV/Parquet).")
 @click.option("--profile", "profile_path", type=click.Path(dir_okay=False),
               help="Stored reference profile (`poison-check fit`): score against it without refitting.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Checkpoint config YAML.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the JSON report here.")
-@click.option("--findings", type=click.Path(dir_okay=False), help="Write row-level findings (CSV/Parquet).")
-@click.option("--accepted", type=click.Path(dir_okay=False),
+@click.option("--findings", type=click.Path(),
+              help="Write row-level findings (CSV/Parquet; a parquet dataset folder with --engine spark).")
+@click.option("--accepted", type=click.Path(),
               help="Write the unflagged rows here, unchanged, in the input's format.")
-@click.option("--quarantine", type=click.Path(dir_okay=False),
+@click.option("--quarantine", type=click.Path(),
               help="Write the flagged rows here, unchanged, plus poison_score and reasons.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
 @click.option("--data-docs", "data_docs", type=click.Path(file_okay=False),
@@ -173,14 +189,23 @@ def data_role_options(command):
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="stdout format.")
 @click.option("--quiet", is_flag=True, help="No progress output on stderr.")
+@spark_options
 @guarded
 def validate(data, label_column, id_column, source_column, features, reference, profile_path, config_path,
-             report, findings, accepted, quarantine, html_path, data_docs, output_format, quiet):
+             report, findings, accepted, quarantine, html_path, data_docs, output_format, quiet, engine,
+             spark_master, spark_conf):
     """Validate DATA (CSV or Parquet) against the poisoning checkpoint."""
     from poison_expectations.apps.jobs import check_inputs, job_config, run_job
 
     flags = {"label_column": label_column, "id_column": id_column, "source_column": source_column,
              "feature_columns": _split_columns(features), "reference": reference}
+    if engine == "spark":
+        from poison_expectations.apps.spark_validate import validate_command
+
+        sys.exit(validate_command(data, flags, profile_path, config_path,
+                                  {"findings": findings, "report": report, "accepted": accepted,
+                                   "quarantine": quarantine, "html": html_path, "data_docs": data_docs},
+                                  master=spark_master, conf_pairs=spark_conf, output_format=output_format))
     check_inputs(data, flags)  # the paths and columns given here, before the config and GX are loaded
     config = job_config(config_path, **flags, profile=profile_path)
     outputs = {"findings": findings, "report": report, "accepted": accepted, "quarantine": quarantine,

@@ -15,5 +15,6 @@ from poison_expectations.stores.references import register_reference
 from poison_expectations.gx import expectations as _expectations
 from poison_expectations.gx.actions import PoisonQuarantineAction
 from poison_expectations.gx.expectations import *  # noqa: F401,F403  (registers with GX)
+from poison_expectations.gx.metrics import spark as _spark_metrics  # noqa: F401,E402  (Spark implementations)
 
 __all__ = ["register_reference", "PoisonQuarantineAction", *_expectations.__all__]

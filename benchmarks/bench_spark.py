@@ -1,0 +1,159 @@
+"""The Spark engine on local[2] beside the pandas engine: wall time, driver
+peak memory and the load, at 100k and 1M rows x 20 features, with a profile.
+
+The trusted table (100k rows) and the batch are two samples of one
+distribution (``make_tabular``, 20 numeric features, distribution_seed 7);
+the batch has 3% random label flips. The profile is fitted once on the
+trusted table with the per-row families only (label consistency, outliers,
+influence: what the Spark engine runs), and both engines run exactly those.
+Each measurement is its own process: `driver_rss_mb` is the Python driver's
+peak RSS; `jvm_rss_mb` and `workers_rss_mb` are the peaks of the Spark JVM
+(driver and local executors) and of the sum of its Python workers, sampled
+every 0.5 s. The Spark run writes the findings as a parquet dataset.
+
+    python benchmarks/bench_spark.py --sizes 100000,1000000
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import machine_line, markdown_table, peak_rss_mb, script_child  # noqa: E402
+
+TRUSTED_ROWS = 100_000
+ENGINES = ("spark", "pandas")
+PER_ROW = ("label_consistency", "outliers", "influence")
+RESULTS = Path(__file__).with_name("results") / "spark.md"
+RECORDS = Path(__file__).with_name("results") / "spark.json"
+
+
+def config(**data):
+    from poison_expectations.apps.jobs import job_config
+    from poison_expectations.core.params import FAMILIES
+
+    off = {f"expectations.{f.section}.enabled": False for f in FAMILIES if f.section not in PER_ROW}
+    return job_config(None, label_column="label", id_column="row_id", source_column="source", overrides=off, **data)
+
+
+def prepare(rows: int, folder: Path) -> tuple[Path, Path]:
+    from poison_expectations.apps.fit import fit_job
+    from poison_expectations.testing import make_tabular, random_flips
+
+    profile, batch_path = folder / "trusted.profile", folder / f"batch_{rows}.parquet"
+    if not profile.exists():
+        trusted = make_tabular(TRUSTED_ROWS, n_numeric=20, n_categorical=0, random_state=11, distribution_seed=7)
+        trusted.to_parquet(folder / "trusted.parquet", index=False)
+        fit_job(folder / "trusted.parquet", config(), profile)
+    if not batch_path.exists():
+        batch = make_tabular(rows, n_numeric=20, n_categorical=0, random_state=12, distribution_seed=7)
+        poisoned = random_flips(batch, label_column="label", rate=0.03, random_state=5, id_column="row_id",
+                                feature_columns=[])
+        poisoned.frame.to_parquet(batch_path, index=False)
+        poisoned.frame[["row_id"]].assign(truth=poisoned.is_poison).to_parquet(folder / f"truth_{rows}.parquet")
+    return profile, batch_path
+
+
+class TreeSampler(threading.Thread):
+    """Peak RSS of the JVM children and of the Python workers under them."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.jvm = self.workers = 0.0
+        self.stop = threading.Event()
+
+    def run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self.stop.wait(0.5):
+            jvm = workers = 0.0
+            for child in me.children(recursive=True):
+                try:
+                    rss = child.memory_info().rss / 2**20
+                    name = child.name()
+                except psutil.Error:
+                    continue
+                if name == "java":
+                    jvm += rss
+                elif name.startswith("python"):
+                    workers += rss
+            self.jvm, self.workers = max(self.jvm, jvm), max(self.workers, workers)
+
+
+def child(engine: str, rows: int, workdir: str) -> dict:
+    folder = Path(workdir)
+    profile, batch_path = prepare(rows, folder)
+    record = {"engine": engine, "rows": rows, "trusted_rows": TRUSTED_ROWS,
+              "load_1min_before": round(os.getloadavg()[0], 2)}
+    sampler = TreeSampler()
+    sampler.start()
+    start = time.perf_counter()
+    if engine == "spark":
+        from poison_expectations.apps.spark_validate import run_spark_job
+
+        outcome, _ = run_spark_job(str(batch_path), config(profile=str(profile)),
+                                   {"findings": str(folder / f"findings_{rows}")}, master="local[2]",
+                                   conf={"spark.driver.memory": "4g", "spark.ui.enabled": "false"})
+        record.update(verdict="pass" if outcome.success else "FAIL", flagged=outcome.flagged,
+                      steps=", ".join(f"{k} {v:.0f}s" for k, v in outcome.timings.items()))
+    else:
+        from poison_expectations.apps.jobs import run_job
+
+        outcome, _ = run_job(str(batch_path), config(profile=str(profile)), {"findings": str(folder / "f.parquet")})
+        record.update(verdict="pass" if outcome.success else "FAIL", flagged=outcome.flagged_count)
+    record["wall_s"] = round(time.perf_counter() - start, 1)
+    sampler.stop.set()
+    record.update(driver_rss_mb=round(peak_rss_mb()), jvm_rss_mb=round(sampler.jvm),
+                  workers_rss_mb=round(sampler.workers), load_1min_after=round(os.getloadavg()[0], 2),
+                  auroc=_auroc(engine, folder, rows))
+    return record
+
+
+def _auroc(engine: str, folder: Path, rows: int) -> float:
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    path = folder / (f"findings_{rows}" if engine == "spark" else "f.parquet")
+    scores = pd.read_parquet(path, columns=["row_id", "poison_score"])
+    truth = pd.read_parquet(folder / f"truth_{rows}.parquet").merge(scores, on="row_id")
+    return round(float(roc_auc_score(truth["truth"], truth["poison_score"])), 4)
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        engine, rows, workdir = args.child
+        print(json.dumps(child(engine, int(rows), workdir)))
+        return
+    records = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
+    with tempfile.TemporaryDirectory() as workdir:
+        for rows in (int(s) for s in args.sizes.split(",")):
+            for engine in args.engines.split(","):
+                record = script_child(__file__, engine, rows, workdir)
+                record["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
+                records = [r for r in records if (r["engine"], r["rows"]) != (engine, rows)] + [record]
+                RECORDS.parent.mkdir(exist_ok=True)
+                RECORDS.write_text(json.dumps(records, indent=1))
+                print(json.dumps(record), flush=True)
+    records.sort(key=lambda r: (r["rows"], ENGINES.index(r["engine"])))
+    lines = ["# Spark engine benchmark (local[2]) beside the pandas engine", "", machine_line(), "",
+             __doc__.split("\n\n")[1].replace("\n", " "), "", markdown_table(records)]
+    RESULTS.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

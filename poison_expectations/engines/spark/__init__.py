@@ -1,0 +1,65 @@
+"""The Spark engine: score a table that outgrows one machine with the same
+signals and the same profile, partition by partition.
+
+How the work is split (see `engine.py`):
+
+* The trusted side is a stored profile (`poison-check fit`), or a profile
+  fitted on the driver from a reference table, or, in a self-check, from a
+  bounded random sample of the batch. Its bytes are captured in the
+  `mapInPandas` closure (no broadcast: Spark Connect has none); each Python
+  worker loads it once (`scoring.py`).
+* Each partition is scored by the core: an `Analysis` against the profile,
+  each per-row signal's `score`, its batch scores on the scale of
+  `reference_scores`, conformal p-values against them (within the row's
+  class where the signal's `calibration` is "class"), and the combination
+  (`verdicts.combine`) of a row's p-values.
+* The driver decides from small aggregates only (`decide.py`): the row
+  count, the p-values <= 0.1 (Higher Criticism and the closed-testing bound
+  per signal, the Benjamini-Hochberg threshold of the combined p-value),
+  group counts and per-source counts from `groupBy`. It never collects the
+  table; it holds O(rows) float64 arrays (the p-values padded with ones) for
+  the batch tests only.
+
+Where the Spark result is an approximation of the pandas one:
+
+1. Signals run: the per-row signals only (label consistency, outliers,
+   influence), whose `score` reads nothing but the row and the trusted side.
+   Near duplicates, spectral signatures, trigger patterns, clean-label
+   collisions, feature clustering and sources need within-batch structure;
+   they are not run (listed as skipped in the report).
+2. Row scores: identical to the pandas engine's `score` against the same
+   profile for outliers. Label consistency (its model part) and influence
+   score each batch row with one of the profile's fold models drawn by the
+   row's position in the scored table, which in Spark is its position in
+   its Arrow chunk, so another fold model may score it: the same law, other
+   draws (Spearman with the pandas scores on the 600-row test batch: 0.988
+   for label consistency, >= 0.99 for influence). Label consistency's
+   confident-learning reasons are per chunk too. Rows are flagged from the
+   p-values of the whole batch (BH), never from per-chunk flags.
+3. Conformal p-values: the same formula; the random tie-break U_j is drawn
+   per partition (seeded by the partition id), so a row's p-value differs
+   from the in-process one by at most 1 / (n_ref + 1); ties inside a
+   partition are shuffled together ("shared"), ties across partitions
+   independently (same marginal law; the joint law differs only with ties).
+4. Self-check: the profile is fitted on a random sample of at most
+   `sample_rows` batch rows; every batch row (the sampled ones included,
+   which are then scored against a trusted side that contains them) is
+   scored against it. The pandas self-check scores each row out of fold
+   instead.
+5. Decisions: the config's `verdicts` levels as in the pandas checkpoint
+   (BH at q on the combined p-values; per signal a Higher Criticism gate and
+   the closed-testing lower bound at alpha / F over min_effect), where F
+   counts only the signals this engine runs.
+6. Row ids: without an id column, `row_index` is the row's position in the
+   order Spark reads (partition offsets from a count per partition): the
+   pandas engine's 0-based index for one file, but for a folder Spark orders
+   the files by size, so there it is a numbering that differs from the
+   pandas engine's. Give an id column. Ids are not checked for uniqueness
+   across partitions.
+7. Monte Carlo null of Higher Criticism: simulated for the groups in key
+   order (classes by code, then the pooled group), so its p-value can differ
+   from an in-process run that met the classes in another order by the
+   simulation's own noise (the test stays exactly valid).
+8. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
+   the HTML report; `limits.max_rows` does not apply.
+"""
