@@ -52,7 +52,7 @@ def build_findings(analysis: "Analysis", results: list["SignalResult"], combine:
             findings[column] = values
     tested = [r for r in results if r.pvalues is not None]
     if tested:
-        combined = combine_pvalues(np.column_stack([r.pvalues for r in tested]), combine)
+        combined = combine_pvalues(np.column_stack([np.asarray(r.pvalues) for r in tested]), combine)
         flagged, _ = benjamini_hochberg(combined, analysis.options.fdr_q)
         score = poison_score(combined)
         findings.insert(3, "combined_p", combined)
@@ -91,7 +91,7 @@ def _reasons(results: list["SignalResult"], flagged: np.ndarray, n: int) -> list
             reasons[row].append(result.reasons[row])
     tested = [r for r in results if r.pvalues is not None]
     if tested:
-        p = np.column_stack([r.pvalues for r in tested])
+        p = np.column_stack([np.asarray(r.pvalues) for r in tested])
         best = p.argmin(axis=1)
         for row in np.flatnonzero(flagged):
             if not reasons[row]:

@@ -115,6 +115,8 @@ class Signal(ABC):
     def batch_scores(self, state: State, analysis: "Analysis", result: SignalResult | None = None) -> np.ndarray:
         """The batch rows' scores on the scale of `state["reference_scores"]` (what
         conformal p-values rank); by default the result's scores."""
+        if result is None:
+            raise ValueError(f"{self.name}: batch_scores needs the batch's result")
         return result.scores
 
     def batch_pvalues(self, state: State, analysis: "Analysis", result: SignalResult) -> tuple | None:

@@ -26,6 +26,8 @@ legitimately repeated records from a flood of copies).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -83,7 +85,7 @@ def copy_test(near_pairs: int, n_b: int, n_r: int, group_batch: np.ndarray, grou
         why = "the reference holds exact copies of its own"
     if why is not None:
         return {**out, "active": False, "why_inactive": why, "p_value": 1.0}
-    expected = rate * (n_b * (n_b - 1) / 2.0 + n_b * n_r)
+    expected = float(rate or 0.0) * (n_b * (n_b - 1) / 2.0 + n_b * n_r)
     p = 1.0 if copies == 0 else min(1.0, COPY_BETA + expected / copies)
     # with probability >= 1 - (expected + COPY_BETA) no two clean rows are exact copies: every group
     # holds at most one clean batch row, none when it holds a (trusted) reference row
@@ -104,7 +106,7 @@ def self_copy_test(n: int, near_pairs: int, exact_pairs: int, copied_rows: int, 
     rate, why = continuity_rate(near_pairs, n, radius, radius_info, rho0, dimension)
     if why is not None:
         return {**out, "active": False, "why_inactive": why, "p_value": 1.0}
-    expected = rate * n * (n - 1) / 2.0
+    expected = float(rate or 0.0) * n * (n - 1) / 2.0
     p = 1.0 if exact_pairs == 0 else min(1.0, COPY_BETA + expected / exact_pairs)
     return {**out, "active": True, "expected_upper": float(expected), "p_value": float(p),
             "copied_rows_lower_bound": int(copied_rows) if expected + COPY_BETA <= 1 - BOUND_CONFIDENCE else None}
@@ -122,11 +124,14 @@ def table_copies(nb, keys: np.ndarray, quantile: float, configured: float | None
     other = valid & (codes[np.where(valid, nb.indices, 0)] != codes[:, None])
     distinct = np.sort(np.where(other, nb.distances.astype(np.float64), np.inf), axis=1)
     finite = distinct[:, 0][np.isfinite(distinct[:, 0])]
-    radius, info = ((float(configured), {"method": "configured"}) if configured is not None
-                    else default_radius(finite, quantile))
+    info: dict[str, Any] = {"method": "configured"}
+    radius = float(configured) if configured is not None else 0.0
+    if configured is None:
+        radius, info = default_radius(finite, quantile)
     head = distinct[:, :max(3, nb.k // 2)]
     full_rows = np.isfinite(head).all(axis=1)
-    info["intrinsic_dimension"] = intrinsic_dimension(head[full_rows], info.get("fence"))
+    fence = info.get("fence")
+    info["intrinsic_dimension"] = intrinsic_dimension(head[full_rows], None if fence is None else float(fence))
     near = other & (nb.distances <= radius)
     src, pos = np.nonzero(near)
     dst = nb.indices[src, pos]

@@ -93,6 +93,7 @@ def family_verdict(result, *, alpha: float, min_effect: float, n_sims: int = 200
     n = result.n_rows
     if result.batch_test is not None:
         test = dict(result.batch_test)
+        lower: int | None
         if test.get("bound_from_row_pvalues") and result.pvalues is not None:
             lower = true_discoveries(result.pvalues, alpha)  # Hommel / Simes closed testing (bounds.py)
         else:
