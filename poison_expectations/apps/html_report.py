@@ -104,7 +104,12 @@ def _expectation_rows(outcome: RunOutcome) -> list[tuple]:
 def _limit_cell(expectation) -> str:
     """The limit, and with a reference the gate that actually decided."""
     text = limit_text(expectation.limit)
-    gate = expectation.details.get("reference_gate")
+    gate, test = expectation.details.get("reference_gate"), expectation.details.get("verdict")
+    if isinstance(test, dict) and "p_value" in test:
+        bound = test.get("lower_bound")
+        text += (f"; reference gate: {test.get('method')}, p-value {fmt(test['p_value'])}"
+                 + (f", at least {bound} rows poisoned (confidence {fmt(1 - test['alpha'])})"
+                    if bound is not None else ""))
     if isinstance(gate, dict) and "reference_rate" in gate:
         text += (f"; against the reference: its rate {fmt(gate['reference_rate'])}, excess "
                  f"{fmt(gate.get('excess_over_reference'))}, p-value {fmt(gate.get('p_value'))}")

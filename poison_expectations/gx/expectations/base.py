@@ -60,7 +60,7 @@ class ExplicitParams:
         if kwargs.get("exclude_defaults"):
             for key in self.success_keys:
                 value = getattr(self, key, None)
-                if key not in data and value is not None and key in self.__fields__:
+                if key not in data and key in self.__fields__:  # null too: "no limit" is a setting
                     data[key] = value
         return data
 
@@ -178,8 +178,11 @@ class PoisonBatchExpectation(ExplicitParams, PoisonRendering, BatchExpectation, 
 
     def test_level(self, own_alpha: float) -> float:
         """The level of a test the signal runs itself (trigger patterns,
-        sources): its own alpha, or the checkpoint's share if that is smaller."""
-        return min(own_alpha, self.gate_alpha)
+        sources): against a reference or profile its own alpha or the
+        checkpoint's share, whichever is smaller; in a self-check (no stated
+        false-alarm rate for the checkpoint) its own alpha."""
+        trusted = getattr(self, "reference", None) or getattr(self, "profile", None)
+        return min(own_alpha, self.gate_alpha) if trusted else own_alpha
 
     def judges(self, result: SignalResult) -> bool:
         """False when this run has a trusted side and the expectation does not

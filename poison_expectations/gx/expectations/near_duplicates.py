@@ -28,6 +28,7 @@ from poison_expectations.gx.expectations.rate_gate import judge_rate
 from poison_expectations.gx.metrics.near_duplicates import NearDuplicateMetric
 
 SIGNAL_KEYS = NEAR_DUPLICATES.signal_keys
+LATTICE_RULES = ("lattice", "exact_only")  # radius rules of data whose values sit on a grid
 SHARE_LIMITS = ("max_share", "max_excess_over_reference", "alpha")
 CONFLICT_LIMITS = ("max_conflicting_clusters", "alpha")
 
@@ -50,14 +51,14 @@ class _NearDuplicateExpectation(PoisonBatchExpectation, family_fields(NEAR_DUPLI
 
     def judges(self, result) -> bool:
         """Besides the reference rule of the base class: in a self-check of
-        data recorded coarser than the near-duplicate radius (the exact-copy
-        test is inactive: lattice or rounded values, `docs/near_duplicates.md`)
-        near duplicates are the grain of the data, the cluster-size model (a
-        sparse random geometric graph) does not hold, and a lone batch cannot
-        tell a flood from its own values: report, do not gate."""
+        lattice data (the radius rule found most nearest neighbours one value
+        step away, or only exact copies) near duplicates are the grain of the
+        data, the cluster-size model (a sparse random geometric graph) does
+        not hold, and a lone batch cannot tell a flood from its own values:
+        report, do not gate."""
         against_reference = result.pvalues is not None or result.batch_test is not None
-        continuous = (result.summary.get("exact_copy_test") or {}).get("active", True)
-        return super().judges(result) and (against_reference or continuous)
+        lattice = (result.summary.get("radius_rule") or {}).get("method") in LATTICE_RULES
+        return super().judges(result) and (against_reference or not lattice)
 
     def _base_details(self, result) -> dict:
         s = result.summary
