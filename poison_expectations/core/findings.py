@@ -6,9 +6,9 @@ are combined over the signals (Cauchy, or Bonferroni over the minimum: both
 valid under dependence, core/verdicts/combine.py), `poison_score` is a
 monotone transform of the combined p-value, and `flagged` is
 Benjamini-Hochberg over the rows at the run's FDR q: the expected share of
-clean rows among the flagged is at most q. Rows named by a signal without
-row p-values (trigger patterns, sources: their own FDR-controlled tests) are
-flagged too.
+clean rows among the flagged is at most q. Rows named by a group-level test
+of a signal's own (a trigger pattern, a collision group, a suspicious
+source) are flagged too, with their reasons.
 
 A self-check has no p-values; `poison_score` then ranks in two tiers: a row
 some signal flagged scores 0.5 + 0.5 x its highest flagging score, any
