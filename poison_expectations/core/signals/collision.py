@@ -150,10 +150,10 @@ class CleanLabelCollision(Signal):
                  f"{', '.join(map(str, r['ids'][:5]))}" for r in found]
         summary = {"radius": radius, "candidate_groups": len(groups), "groups": found,
                    "rejected_groups": len(groups) - len(found), "mode": mode, "console_lines": lines}
-        result = SignalResult(self.name, scores, flags, reasons, summary, {"collision_group": group_col})
-        if mode == "reference":
-            result.batch_test = _group_test(reports, self.params["min_other_share"])
-        return result
+        # against a reference the gate is Higher Criticism over the rows' conformal p-values (valid),
+        # not these group tests: a group's members share neighbourhoods, which the binomial test
+        # treats as independent (on titanic's 24 distinct rows it failed 3 clean batches of 3)
+        return SignalResult(self.name, scores, flags, reasons, summary, {"collision_group": group_col})
 
     def _group_report(self, analysis, number, members, unlike, baseline, n_groups) -> dict:
         p = self.params
@@ -220,13 +220,3 @@ def _majority(labels: np.ndarray, n_classes: int) -> np.ndarray:
         counts[:, c] = (labels == c).sum(axis=1)
     return counts.argmax(axis=1)
 
-
-def _group_test(reports: list[dict], min_other_share: float) -> dict:
-    """The batch test of the collision gate: the smallest group p-value over
-    the groups that look like another class, Bonferroni over all candidate
-    groups. Nominal: a group's members share neighbourhoods, which the
-    binomial test treats as independent (docs/verdicts.md)."""
-    candidates = [r["p_value"] for r in reports if r["unlike_share"] >= min_other_share]
-    p_value = min(1.0, min(candidates) * len(reports)) if candidates else 1.0
-    return {"method": "binomial test of the most unlike tight group, Bonferroni over groups",
-            "p_value": float(p_value), "lower_bound": None, "candidate_groups": len(reports)}
