@@ -37,7 +37,9 @@ def run_ours(frame: pd.DataFrame, reference: pd.DataFrame | None = None, **confi
     """Verdict, row scores, flags, per-signal scores and timings of one run."""
     config = config_for(frame, **config_kwargs)
     start = time.perf_counter()
-    outcome = run_validation(frame, config, reference=reference)
+    # after_run=False: no reputation ledger is written (a benchmark must not fill the user's ledger,
+    # and a ledger carried from case to case would fail later cases on reputation)
+    outcome = run_validation(frame, config, reference=reference, after_run=False)
     wall = time.perf_counter() - start
     findings = outcome.findings
     return {
