@@ -105,13 +105,14 @@ def _targets(runs: list[dict]) -> list[str]:
     def share(sub):
         return f"{failed(sub)}/{len(sub)}" if sub else "no runs"
     rows = [["clean, with a reference: false alarms <= alpha x runs",
-             f"<= {ALPHA * len(clean_ref):.2f}", share(clean_ref), failed(clean_ref) <= ALPHA * len(clean_ref)],
+             f"<= {ALPHA * len(clean_ref):.2f}", share(clean_ref),
+             failed(clean_ref) <= ALPHA * len(clean_ref) if clean_ref else "-"],
             ["5% random flips, with a reference: >= 95% failed", ">= 95%", share(flip5),
-             bool(flip5) and failed(flip5) >= 0.95 * len(flip5)],
+             failed(flip5) >= 0.95 * len(flip5) if flip5 else "-"],
             ["3% random flips, tables >= 2,000 rows: >= 90% failed", ">= 90%", share(flip3_big),
-             bool(flip3_big) and failed(flip3_big) >= 0.9 * len(flip3_big)],
+             failed(flip3_big) >= 0.9 * len(flip3_big) if flip3_big else "-"],
             ["self-check, clean: <= 1 false alarm in 10", "<= 10%", share(clean_self),
-             failed(clean_self) <= 0.1 * len(clean_self)],
+             failed(clean_self) <= 0.1 * len(clean_self) if clean_self else "-"],
             ["share of clean rows among flagged, averaged over poisoned runs (ref): <= q + 0.05",
              f"<= {Q + 0.05:.2f}", _mean(_fdp(r) for r in poisoned),
              bool(poisoned) and float(np.mean([_fdp(r) for r in poisoned])) <= Q + 0.05]]
