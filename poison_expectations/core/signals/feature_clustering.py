@@ -56,7 +56,7 @@ from sklearn.metrics import silhouette_score
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.feature_clustering import FEATURE_CLUSTERING
-from poison_expectations.core.signals.base import row_draws, Signal, SignalResult, State
+from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.split_pvalues import split_pvalues
 from poison_expectations.core.signals.representation import (
     Reclassifier,
@@ -103,8 +103,8 @@ class FeatureClustering(Signal):
             else:
                 info = {"_model": self._model_only(R[rows])}
             info.update(zip(MODEL_KEYS, info.pop("_model"), strict=True))
-            reference_scores[rows], halves = self._out_of_fold(R[rows])
-            per_class[c] = {"rows": int(len(rows)), "suspicious": False, **info, "halves": halves}
+            per_class[c] = {"rows": int(len(rows)), "suspicious": False, **info}
+            reference_scores[rows] = self._out_of_fold(R[rows])
         return {"representation": rep, "classes": [plain(v) for v in analysis.classes], "per_class": per_class,
                 "self_check": analysis.reference is None, "in_small": in_small,
                 "reference_scores": reference_scores}
@@ -119,7 +119,7 @@ class FeatureClustering(Signal):
             stored = state["per_class"][i]
             if stored is None:
                 continue
-            info = {k: v for k, v in stored.items() if k not in MODEL_KEYS and k not in ("rows", "halves")}
+            info = {k: v for k, v in stored.items() if k not in MODEL_KEYS and k != "rows"}
             info.update(label=state["classes"][i], rows=stored["rows"])
             out.add(info, np.flatnonzero((y == code) & state["in_small"]), code)
         return out.result(self.name, state["representation"]["label"])
@@ -171,18 +171,16 @@ class FeatureClustering(Signal):
 
     def batch_scores(self, state: State, analysis, result=None) -> np.ndarray:
         """Batch rows on the scale of `reference_scores`, against the stored
-        model of their class (0 where the fitted table had too few rows)."""
+        model of their class (0 where the fitted table had too few rows). The
+        gate ranks split-conformal p-values instead (`batch_pvalues`)."""
         X = apply_representation(state["representation"], analysis.batch.X)
         y = analysis.require_labels()
         out = np.zeros(analysis.batch.n)
-        half = row_draws(analysis.batch.X, 2, self.params["random_state"])
         for i, code in class_codes(analysis, state["classes"]).items():
             info = state["per_class"][i]
-            if info is None:
-                continue
-            for h, model in enumerate(info.get("halves") or [info]):  # a state stored before halves: the full model
-                rows = (y == code) & (half == h) if "halves" in info else y == code
-                out[rows] = _pull(model["kmeans"], (X[rows] - model["mean"]) @ model["basis"], model["small_id"])
+            if info is not None:
+                rows = y == code
+                out[rows] = _pull(info["kmeans"], (X[rows] - info["mean"]) @ info["basis"], info["small_id"])
         return out
 
     # -- steps ------------------------------------------------------------------
@@ -236,23 +234,19 @@ class FeatureClustering(Signal):
             small_id = int(np.argmin(np.bincount(kmeans.predict((R - mean) @ basis), minlength=2)))
         return mean, basis, kmeans, small_id
 
-    def _out_of_fold(self, R: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    def _out_of_fold(self, R: np.ndarray) -> np.ndarray:
         """Each row's pull toward the small cluster of a 2-means fitted on the
-        other half of the class (see module doc), and the two half models:
-        a batch row is scored by one of them drawn at random, so a clean
-        batch row's score is exchangeable with these out-of-fold scores."""
+        other half of the class (see module doc)."""
         rng = np.random.default_rng(self.params["random_state"])
         fold = rng.permutation(len(R)) % 2
         out = np.zeros(len(R))
-        halves = []
         for f in (0, 1):
             held = fold == f
             mean, basis, kmeans, Z_fit = self._model(R[~held], rng)
             with single_threaded():
                 small_id = int(np.argmin(np.bincount(kmeans.predict(Z_fit), minlength=2)))
                 out[held] = _pull(kmeans, (R[held] - mean) @ basis, small_id)
-            halves.append({"mean": mean, "basis": basis, "kmeans": kmeans, "small_id": small_id})
-        return out, halves
+        return out
 
     def _reference_check(self, model, R_ref, k, n, n_tests) -> dict:
         mean, basis, kmeans, small_id = model

@@ -47,7 +47,7 @@ from sklearn.mixture import GaussianMixture
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.spectral_signatures import SPECTRAL_SIGNATURES
-from poison_expectations.core.signals.base import row_draws, Signal, SignalResult, State
+from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.split_pvalues import split_pvalues
 from poison_expectations.core.signals.representation import (
     apply_representation,
@@ -88,12 +88,11 @@ class SpectralSignatures(Signal):
                 continue
             mean, v, s = _direction(R[rows])
             projection[rows] = s
-            oof, folds = _out_of_fold_tau(R[rows], self.params["random_state"])
+            oof = _out_of_fold_tau(R[rows], self.params["random_state"])
             median = max(float(np.median(oof)), 1e-12)
             reference_scores[rows] = oof / median
             gate = self._mixture_test(s) if analysis.reference is None else {}
-            per_class.append({"mean": mean, "direction": v, "oof_median": median, "rows": int(len(rows)),
-                              "folds": folds, **gate})
+            per_class.append({"mean": mean, "direction": v, "oof_median": median, "rows": int(len(rows)), **gate})
         return {"representation": rep, "classes": [plain(v) for v in analysis.classes], "per_class": per_class,
                 "self_check": analysis.reference is None, "projection": projection,
                 "reference_scores": reference_scores}
@@ -155,20 +154,16 @@ class SpectralSignatures(Signal):
     def batch_scores(self, state: State, analysis, result=None) -> np.ndarray:
         """Batch rows on the scale of `reference_scores`: tau on the stored
         direction of the row's class over the class's out-of-fold median
-        (0 for classes the fitted table had too few rows of)."""
+        (0 for classes the fitted table had too few rows of). The gate ranks
+        split-conformal p-values instead (`batch_pvalues`)."""
         X = apply_representation(state["representation"], analysis.batch.X)
         out = np.zeros(analysis.batch.n)
         y = analysis.require_labels()
-        draw = row_draws(analysis.batch.X, FOLDS, self.params["random_state"])
         for i, code in class_codes(analysis, state["classes"]).items():
             info = state["per_class"][i]
-            if info is None:
-                continue
-            folds = info.get("folds") or [info]  # a state stored before fold models: the full direction
-            for f, model in enumerate(folds):
-                rows = (y == code) & (draw % len(folds) == f)
-                tau = ((X[rows] - model["mean"]).astype(np.float64) @ model["direction"]) ** 2
-                out[rows] = tau / info["oof_median"]
+            if info is not None:
+                rows = y == code
+                out[rows] = ((X[rows] - info["mean"]) @ info["direction"]) ** 2 / info["oof_median"]
         return out
 
     def _flag_count(self, n: int) -> int:
@@ -256,18 +251,14 @@ def _direction(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, v, M @ v
 
 
-def _out_of_fold_tau(R: np.ndarray, seed: int) -> tuple[np.ndarray, list[dict]]:
-    """tau of each row on the mean and direction of the other folds, and the
-    fold models (a batch row is scored on one drawn at random, so a clean
-    batch row's tau is exchangeable with these)."""
+def _out_of_fold_tau(R: np.ndarray, seed: int) -> np.ndarray:
+    """tau of each row on the mean and direction of the other folds."""
     fold = np.random.default_rng(seed).permutation(len(R)) % FOLDS
     out = np.zeros(len(R))
-    folds = []
     for f in range(FOLDS):
         held = fold == f
         if held.all() or not held.any():
             continue
         mean, v, _ = _direction(R[~held])
         out[held] = ((R[held] - mean).astype(np.float64) @ v) ** 2
-        folds.append({"mean": mean, "direction": v})
-    return out, folds
+    return out

@@ -93,11 +93,10 @@ def family_verdict(result, *, alpha: float, min_effect: float, n_sims: int = 200
     n = result.n_rows
     if result.batch_test is not None:
         test = dict(result.batch_test)
-        lower: int | None
-        if test.get("bound_from_row_pvalues") and result.pvalues is not None:
-            lower = true_discoveries(result.pvalues, alpha)  # Hommel / Simes closed testing (bounds.py)
-        else:
-            lower = _bound_at(test, alpha)
+        # near duplicates bound by closed testing over their row p-values; another signal may give its own
+        lower: int | None = (true_discoveries(result.pvalues, alpha)
+                             if test.get("bound_from_row_pvalues") and result.pvalues is not None
+                             else test.get("lower_bound"))
         share = None if lower is None else (lower / n if n else 0.0)
         failed = bool(test["p_value"] <= alpha and (share is None or share > min_effect))
         return {**test, "alpha": alpha, "min_effect": min_effect, "lower_share": share, "n_batch": n,
@@ -117,20 +116,6 @@ def family_verdict(result, *, alpha: float, min_effect: float, n_sims: int = 200
             "lower_bound": lower, "lower_share": share, "min_effect": min_effect, "n_sims": n_sims,
             "failed": bool(p_value <= alpha and share > min_effect),
             "estimated_share": estimated_share(result.pvalues)}
-
-
-def _bound_at(test: dict, alpha: float) -> int | None:
-    """A signal's lower bound at the gate's level: from `lower_bounds` (by
-    level) the one at the largest level <= alpha (a bound at a smaller level
-    is only smaller, so still valid), else `lower_bound` when its level
-    (`lower_bound_alpha`, default alpha) is <= alpha, else 0."""
-    bounds = test.get("lower_bounds")
-    if bounds:
-        levels = [float(level) for level in bounds if float(level) <= alpha]
-        return int(bounds[next(k for k in bounds if float(k) == max(levels))]) if levels else 0
-    if test.get("lower_bound") is None:
-        return None
-    return int(test["lower_bound"]) if test.get("lower_bound_alpha", alpha) <= alpha else 0
 
 
 # Higher Criticism searches the p-values up to alpha0 (Donoho & Jin use 0.1 or 0.5): each null

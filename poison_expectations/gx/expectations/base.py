@@ -187,8 +187,7 @@ class PoisonBatchExpectation(ExplicitParams, PoisonRendering, BatchExpectation, 
     def judges(self, result: SignalResult) -> bool:
         """False when this run has a trusted side and the expectation does not
         gate against one (it then reports, and passes)."""
-        against_reference = result.pvalues is not None or result.batch_test is not None
-        return self.gates_against_reference() or not against_reference
+        return self.gates_against_reference() or not against_reference(result)
 
     def verdict(self, result: SignalResult) -> dict | None:
         """The family's exchangeability gate at this expectation's level
@@ -229,6 +228,11 @@ class PoisonBatchExpectation(ExplicitParams, PoisonRendering, BatchExpectation, 
         if str(fmt_name).upper().endswith("COMPLETE"):
             body["unexpected_index_list"] = jsonable(ids[flagged])
         return {"success": bool(success), "result": body}
+
+
+def against_reference(result: SignalResult) -> bool:
+    """The result was scored against a reference or profile (it carries row p-values or a batch test)."""
+    return result.pvalues is not None or result.batch_test is not None
 
 
 def shared_success_keys(*family_keys: str) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from poison_expectations.core.gates import clopper_pearson_upper
 from poison_expectations.core.params import NEAR_DUPLICATES
 from poison_expectations.core.registry import ExpectationFamily, register_family
 from poison_expectations.gx.expectations.base import (GATE_PARAMS, GATE_SENTENCE, PoisonBatchExpectation,
-                                                      shared_success_keys)
+                                                      against_reference, shared_success_keys)
 from poison_expectations.gx.expectations.fields import family_fields
 from poison_expectations.gx.expectations.rate_gate import judge_rate
 from poison_expectations.gx.metrics.near_duplicates import NearDuplicateMetric
@@ -56,9 +56,8 @@ class _NearDuplicateExpectation(PoisonBatchExpectation, family_fields(NEAR_DUPLI
         data, the cluster-size model (a sparse random geometric graph) does
         not hold, and a lone batch cannot tell a flood from its own values:
         report, do not gate."""
-        against_reference = result.pvalues is not None or result.batch_test is not None
         lattice = (result.summary.get("radius_rule") or {}).get("method") in LATTICE_RULES
-        return super().judges(result) and (against_reference or not lattice)
+        return super().judges(result) and (against_reference(result) or not lattice)
 
     def _base_details(self, result) -> dict:
         s = result.summary
