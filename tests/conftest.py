@@ -78,3 +78,17 @@ def cli():
 def _own_ledger(tmp_path, monkeypatch):
     """In-process runs record to a ledger of this test, not the per-user default."""
     monkeypatch.setenv("POISON_EXPECTATIONS_LEDGER", str(tmp_path / ".poison" / "reputation.db"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session for every Spark test (a JVM takes seconds to start and ~1 GB)."""
+    pytest.importorskip("pyspark")
+    from poison_expectations.engines.spark.session import get_session
+
+    conf = {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
+            # one partition per small file, so a batch spans several partitions
+            "spark.sql.files.openCostInBytes": "1", "spark.sql.files.maxPartitionBytes": "4096"}
+    session = get_session("local[2]", conf)
+    yield session
+    session.stop()

@@ -1,6 +1,6 @@
 """The Spark engine on local[2] with small tables: the same row scores as the
 pandas engine against the same profile, the same exit code on a clean and a
-flipped batch, and the CLI's parquet outputs. One session for the module."""
+flipped batch, and the CLI's parquet outputs. The session is conftest's `spark`."""
 
 from __future__ import annotations
 
@@ -16,18 +16,6 @@ pytest.importorskip("pyspark")
 from conftest import make_separable  # noqa: E402
 
 N_REF, N_BATCH = 1500, 600
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from poison_expectations.engines.spark.session import get_session
-
-    conf = {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
-            # one partition per small file, so a batch spans several partitions
-            "spark.sql.files.openCostInBytes": "1", "spark.sql.files.maxPartitionBytes": "4096"}
-    session = get_session("local[2]", conf)
-    yield session
-    session.stop()
 
 
 def _folder(frame: pd.DataFrame, folder: Path, parts: int = 3) -> Path:
