@@ -141,6 +141,26 @@ def test_a_flood_of_near_copies_fails_at_one_radius_for_both_tables():
     assert clean["p_value"] > ALPHA
 
 
+def test_flood_rows_count_every_copy_beyond_k_and_the_gate_bounds_them():
+    """A copied row has more partners than k: its list is searched again (DEEP_K), so
+    its p-value reflects all copies, and the closed-testing bound proves part of the flood."""
+    from poison_expectations.core.verdicts.gate import family_verdict
+
+    full = testing.make_tabular(4500, random_state=21)
+    reference, batch = with_ids(full.iloc[:3000], "ref"), with_ids(full.iloc[3000:])
+    poisoned = testing.near_duplicate_flood(batch, rate=0.02, random_state=8)
+    result = result_against(poisoned.frame, reference, k=10)
+    assert result.batch_test["saturated_rows"] == 0
+    poison_p = result.pvalues[poisoned.is_poison]
+    # every flood row has >= 10 batch partners: with k = 10 alone its p-value could not go below ~(1/2)^10
+    assert np.median(poison_p) < 0.5 ** 14
+    verdict = family_verdict(result, alpha=0.001, min_effect=0.005)
+    assert verdict["failed"]
+    proven = verdict["lower_share"] * len(poisoned.frame)
+    # at least a third of the 31 copies proven; never more than the copies plus their 3 originals
+    assert poisoned.is_poison.sum() / 3 <= proven <= poisoned.is_poison.sum() + 3
+
+
 # -- must not fire -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, radius", [("breast_cancer", None), ("breast_cancer", 1.5), ("discrete", None)])

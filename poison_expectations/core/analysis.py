@@ -125,6 +125,21 @@ class Analysis:
         index = self.index_reference() if table == "reference" else self.index_batch()
         return index.search(query, k, self_search=self_search, random_state=self.options.random_state)
 
+    def search_rows(self, against: str, rows: np.ndarray, k: int) -> Neighbors:
+        """k-NN of some rows only: batch rows against the batch ("self", own
+        entry dropped) or the reference ("reference"), or reference rows among
+        the reference ("reference-self"). For the few rows whose list of the
+        usual k was too short (near duplicates' crowded spots)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        table = self.reference if against == "reference-self" else self.batch
+        assert table is not None
+        query = table.X[rows]
+        self.ensure_memory(len(rows) * k * 12 * 3, f"the {k}-nearest-neighbour search of {len(rows)} rows")
+        index = self.index_batch() if against == "self" else self.index_reference()
+        own = against != "reference"
+        return index.search(query, k, self_search=own, random_state=self.options.random_state,
+                            query_ids=rows if own else None)
+
     def index_batch(self) -> NeighborIndex:
         """The neighbour index over the batch rows, built once."""
         with self._lock:

@@ -67,9 +67,10 @@ class NeighborIndex:
         return self.data.shape[0]
 
     def search(self, query: np.ndarray, k: int, *, self_search: bool = False,
-               random_state: int = 0) -> Neighbors:
+               random_state: int = 0, query_ids: np.ndarray | None = None) -> Neighbors:
         """k nearest indexed rows per query row; with `self_search` the query
-        IS the indexed table and each row's own entry is dropped."""
+        rows are indexed rows (the whole table, or the rows `query_ids`) and
+        each row's own entry is dropped."""
         queries = np.ascontiguousarray(query, dtype=np.float32)
         k_eff = min(k, self.n - 1 if self_search else self.n)
         if k_eff < 1:
@@ -78,7 +79,7 @@ class NeighborIndex:
             self.index.hnsw.efSearch = max(HNSW_EF_SEARCH_MIN, 2 * k_eff)
         distances, indices = self.index.search(queries, k_eff + 1 if self_search else k_eff)
         if self_search:
-            indices, distances = _drop_self(indices, distances, k_eff)
+            indices, distances = _drop_self(indices, distances, k_eff, query_ids)
         np.sqrt(np.maximum(distances, 0, out=distances), out=distances)
         recall = 1.0 if self.exact else _estimate_recall(queries, self.data, indices, self_search, random_state)
         return Neighbors(indices.astype(np.int64, copy=False), distances, self.exact, recall)

@@ -138,7 +138,7 @@ class NearDuplicates(Signal):
             analysis.neighbors("self", p["k"]), analysis.neighbors("reference", p["k"]),
             analysis.reference_neighbors(p["k"]), keys, state["keys"], quantile=p["radius_quantile"],
             configured=p["radius"], rho0=state["copies"]["resolution"],
-            dimension=radius_info.get("intrinsic_dimension"), seed=p["random_state"])
+            dimension=radius_info.get("intrinsic_dimension"), seed=p["random_state"], deepen=analysis.search_rows)
         result.summary["density_test"] = result.batch_test
         return result
 

@@ -39,6 +39,8 @@ N_SIMS = 9999  # Monte Carlo p-values resolve down to 1e-4
 MIN_SIMS = 999
 SIM_BUDGET = 5e7  # permuted label entries per test (a few seconds); beyond: Cantelli (see permutation_test)
 BOUND_ALPHAS = (0.001, 0.01, 0.05, 0.1)  # levels of the reported removal lower bounds
+DEEP_K = 128  # neighbours searched again for a row whose k-NN list is full within the radius
+DEEP_MAX_ROWS = 200_000  # beyond: keep the short lists (counts truncated at k: valid, less power)
 
 
 @dataclass
@@ -80,9 +82,13 @@ def pooled_radius(d1: np.ndarray, quantile: float, configured: float | None) -> 
     return default_radius(d1[np.isfinite(d1)], quantile)
 
 
-def pair_graph(self_nb, ref_nb, refself_nb, keys_b, keys_r, radius: float) -> PairGraph:
+def pair_graph(self_nb, ref_nb, refself_nb, keys_b, keys_r, radius: float, deepen=None) -> PairGraph:
     """Exact-copy groups of the pooled hashes plus the non-exact pairs within r
-    from the three k-NN graphs (batch-batch, batch-reference, reference-reference)."""
+    from the three k-NN graphs (batch-batch, batch-reference, reference-reference).
+    A row whose k-th neighbour is still within r may have more partners: with
+    `deepen(kind, rows, k)` (kind "self", "reference" or "reference-self", as
+    Analysis.search_rows) those rows are searched again with DEEP_K neighbours,
+    so a flood's rows count their copies instead of k of them."""
     n_b, n_r = len(keys_b), len(keys_r)
     codes, _ = pd.factorize(np.concatenate([keys_b, keys_r]))
     sizes = np.bincount(codes)
@@ -93,13 +99,17 @@ def pair_graph(self_nb, ref_nb, refself_nb, keys_b, keys_r, radius: float) -> Pa
     group_batch = np.bincount(group[:n_b][group[:n_b] >= 0], minlength=n_g)
     group_ref = np.bincount(group[n_b:][group[n_b:] >= 0], minlength=n_g)
     pairs, saturated = [], 0
-    for nb, offset_q, offset_i, n_indexed in ((self_nb, 0, 0, n_b), (ref_nb, 0, n_b, n_r),
-                                              (refself_nb, n_b, n_b, n_r)):
-        near = (nb.distances <= radius) & (nb.indices >= 0)
-        src, pos = np.nonzero(near)
-        pairs.append((src + offset_q, nb.indices[src, pos] + offset_i))
-        if nb.k < n_indexed - (offset_q == offset_i):  # a full list may hide further partners
-            saturated += int(near[:, -1].sum())
+    for kind, nb, offset_q, offset_i, n_indexed in (("self", self_nb, 0, 0, n_b - 1),
+                                                    ("reference", ref_nb, 0, n_b, n_r),
+                                                    ("reference-self", refself_nb, n_b, n_b, n_r - 1)):
+        src, dst, full = _close(nb, radius, n_indexed)
+        if deepen is not None and 0 < len(full) <= DEEP_MAX_ROWS:
+            deep = deepen(kind, full, min(DEEP_K, n_indexed))
+            more, dst_more, still = _close(deep, radius, n_indexed)
+            src, dst = np.concatenate([src, full[more]]), np.concatenate([dst, dst_more])
+            full = full[still]
+        saturated += len(full)
+        pairs.append((src + offset_q, dst + offset_i))
     u = np.concatenate([p[0] for p in pairs]).astype(np.int64)
     v = np.concatenate([p[1] for p in pairs]).astype(np.int64)
     lo, hi = np.minimum(u, v), np.maximum(u, v)
@@ -107,6 +117,15 @@ def pair_graph(self_nb, ref_nb, refself_nb, keys_b, keys_r, radius: float) -> Pa
     unique = np.unique(lo[keep] * (n_b + n_r) + hi[keep])
     return PairGraph(n_b, n_r, unique // (n_b + n_r), unique % (n_b + n_r), group, group_batch, group_ref,
                      saturated)
+
+
+def _close(nb, radius: float, n_indexed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query row, indexed row) of the pairs within r, and the query rows whose
+    list is full within r while more indexed rows exist (partners may be missing)."""
+    near = (nb.distances <= radius) & (nb.indices >= 0)
+    src, pos = np.nonzero(near)
+    full = np.flatnonzero(near[:, -1]) if nb.k < n_indexed else np.zeros(0, dtype=np.int64)
+    return src, nb.indices[src, pos], full
 
 
 def partner_counts(g: PairGraph) -> tuple[np.ndarray, np.ndarray]:
@@ -261,13 +280,13 @@ def permutation_test(g: PairGraph, observed: float, rng: np.random.Generator, n_
 # -- entry point ------------------------------------------------------------------
 
 def density_test(self_nb, ref_nb, refself_nb, keys_b, keys_r, *, quantile: float, configured: float | None,
-                 rho0: float, dimension: float | None, seed) -> tuple[np.ndarray, dict]:
+                 rho0: float, dimension: float | None, seed, deepen=None) -> tuple[np.ndarray, dict]:
     """Row p-values and the batch test of "batch and reference are exchangeable"."""
     n_b, n_r = len(keys_b), len(keys_r)
     rng = np.random.default_rng(seed)
     d1 = pooled_first_distances(self_nb, ref_nb, refself_nb, n_b, n_r)
     radius, radius_info = pooled_radius(d1, quantile, configured)
-    g = pair_graph(self_nb, ref_nb, refself_nb, keys_b, keys_r, radius)
+    g = pair_graph(self_nb, ref_nb, refself_nb, keys_b, keys_r, radius, deepen)
     a, b = partner_counts(g)
     pvalues = row_pvalues(a, b, n_b, n_r, rng)
     totals = pair_totals(g)
