@@ -140,6 +140,38 @@ def test_knn_shapley_matches_exact_recursion_on_full_lists():
     assert np.corrcoef(inserted, brute)[0, 1] > 0.999
 
 
+def test_a_reference_row_is_valued_exactly_as_a_new_row_against_the_others_on_lattice_data():
+    """The baseline of a reference row = new_row_values of that row against the
+    table without it (same tie draws): clean batch and reference rows exchangeable."""
+    rng = np.random.default_rng(4)
+    n, K, M, k = 60, 3, 6, 5
+    X = rng.integers(0, 3, size=(n, 2)).astype(float)  # a lattice: most distances tie
+    y = (X[:, 0] + rng.normal(scale=0.8, size=n) > 1).astype(int)
+    D = cdist(X, X)
+    np.fill_diagonal(D, np.inf)
+    plus = np.argsort(D, axis=1, kind="stable")[:, :M + 1]
+    plus_d = np.take_along_axis(D, plus, 1)
+    prior = np.bincount(y) / n
+    ties = rng.random((n, k))
+    ours = knn_shapley.reference_as_new_values(plus, plus_d, y, k, K, prior, ties)
+    for i in range(n):
+        others = np.flatnonzero(np.arange(n) != i)
+        Do = D[np.ix_(others, others)]
+        lists = others[np.argsort(Do, axis=1, kind="stable")[:, :M]]  # each other row's M nearest besides i
+        table_idx = np.zeros((n, M), dtype=np.int64)
+        table_idx[others] = lists
+        table_d = np.take_along_axis(D[others], lists, 1)
+        full_d = np.zeros((n, M))
+        full_d[others] = table_d
+        agree = knn_shapley.agreement(table_idx, y)
+        value = knn_shapley.new_row_values(plus[i:i + 1, :k], plus_d[i:i + 1, :k], y[i:i + 1], agree, full_d, y, K,
+                                           prior, ties[i:i + 1])
+        assert np.isclose(value[0], ours[i])
+    # placing every row in front of its ties instead changes the values on this lattice
+    front = knn_shapley.reference_as_new_values(plus, plus_d, y, k, K, prior, np.zeros((n, k)))
+    assert not np.allclose(front, ours)
+
+
 # -- ECOD -----------------------------------------------------------------------------
 
 def test_ecod_equals_pyod_on_fitted_rows_and_scores_new_rows_against_them():

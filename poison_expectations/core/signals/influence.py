@@ -54,15 +54,18 @@ class Influence(Signal):
         """Fold models, graph summary, baselines and out-of-fold stats of the fitted rows."""
         y = _labels(analysis, analysis.fitted.y)
         p = self.params
-        graph = analysis.fitted_neighbors(p["k"] or analysis.options.k)  # may use every core
+        k = p["k"] or analysis.options.k
+        plus = analysis.fitted_neighbors(k + 1)  # may use every core; M + 1: a row's t-lists without it
+        graph = analysis.fitted_neighbors(plus.k - 1)  # k, unless the table has at most k + 1 rows
         with single_threaded_blas():
             stats, crossfit = self._crossfit().fit(analysis.fitted.X, y)
             prior = np.bincount(y, minlength=analysis.n_classes) / len(y)
             # the self-check values every row by all rows that list it; a batch row (and so the
             # baseline it is ranked among) by its own k nearest fitted rows
             values = knn_shapley.self_values(graph.indices, y, p["shapley_k"], prior)
-            as_new = knn_shapley.insertion_values(graph.indices, graph.distances, y, graph.indices,
-                                                  graph.distances, y, p["shapley_k"], prior, query_is_table=True)
+            ties = knn_shapley.tie_draws(analysis.fitted.X, graph.k, p["random_state"])
+            as_new = knn_shapley.reference_as_new_values(plus.indices, plus.distances, y, graph.k, p["shapley_k"],
+                                                         prior, ties)
         components = _components(stats.self_influence, as_new)
         baselines = {c.name: fit_baseline(c.values, y, analysis.n_classes, transform=c.transform,
                                           quantile=p["reference_quantile"]) for c in components}
@@ -90,7 +93,8 @@ class Influence(Signal):
             stats = self._crossfit().score(state["crossfit"], analysis.batch.X, y)
             values = knn_shapley.new_row_values(graph.indices, graph.distances, y, shapley["agree"],
                                                 shapley["distances"], analysis.reference.y, p["shapley_k"],
-                                                shapley["prior"])
+                                                shapley["prior"], knn_shapley.tie_draws(analysis.batch.X, graph.k,
+                                                                                        p["random_state"]))
         components = _components(stats.self_influence, values)
         normed = [normalise(c, y, analysis.n_classes, z_limit=p["z_limit"], baseline=state["baselines"][c.name])
                   for c in components]
