@@ -24,7 +24,7 @@ from poison_expectations.core.columns import column_not_found, reference_roles
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.features import FeatureEncoder, as_text
 from poison_expectations.core.memory import ensure_fits
-from poison_expectations.core.neighbors import NeighborIndex, Neighbors
+from poison_expectations.core.neighbors import RECALL_SAMPLE, NeighborIndex, Neighbors
 from poison_expectations.core.verdicts.evidence import attach_evidence
 from poison_expectations.core.tables import (  # noqa: F401  (Roles, Options, Table: re-exported)
     Options,
@@ -65,6 +65,7 @@ class Analysis:
     progress: Callable[[str], Any] | None = None
     max_memory_mb: int | None = None  # limits.max_memory_mb (None: a share of the free memory)
     reference_lacks: tuple[str, ...] = ()  # roles ("id", "source") the reference has no column for
+    recall_sample: int = RECALL_SAMPLE  # exact queries that estimate an approximate search's recall (0: none)
 
     # -- shared, computed on first use -----------------------------------
     def neighbors(self, against: str = "self", k: int | None = None) -> Neighbors:
@@ -123,7 +124,8 @@ class Analysis:
         need = query.shape[0] * k_eff * 12 * 3 + n_indexed * query.shape[1] * 4 * 2
         self.ensure_memory(need, f"the {k_eff}-nearest-neighbour search over {n_indexed} {table} rows")
         index = self.index_reference() if table == "reference" else self.index_batch()
-        return index.search(query, k, self_search=self_search, random_state=self.options.random_state)
+        return index.search(query, k, self_search=self_search, random_state=self.options.random_state,
+                            recall_sample=self.recall_sample)
 
     def search_rows(self, against: str, rows: np.ndarray, k: int) -> Neighbors:
         """k-NN of some rows only: batch rows against the batch ("self", own

@@ -67,10 +67,12 @@ class NeighborIndex:
         return self.data.shape[0]
 
     def search(self, query: np.ndarray, k: int, *, self_search: bool = False,
-               random_state: int = 0, query_ids: np.ndarray | None = None) -> Neighbors:
+               random_state: int = 0, query_ids: np.ndarray | None = None,
+               recall_sample: int = RECALL_SAMPLE) -> Neighbors:
         """k nearest indexed rows per query row; with `self_search` the query
         rows are indexed rows (the whole table, or the rows `query_ids`) and
-        each row's own entry is dropped."""
+        each row's own entry is dropped. An approximate search estimates its
+        recall on `recall_sample` exact queries (0: not estimated, NaN)."""
         queries = np.ascontiguousarray(query, dtype=np.float32)
         k_eff = min(k, self.n - 1 if self_search else self.n)
         if k_eff < 1:
@@ -81,7 +83,12 @@ class NeighborIndex:
         if self_search:
             indices, distances = _drop_self(indices, distances, k_eff, query_ids)
         np.sqrt(np.maximum(distances, 0, out=distances), out=distances)
-        recall = 1.0 if self.exact else _estimate_recall(queries, self.data, indices, self_search, random_state)
+        if self.exact:
+            recall = 1.0
+        elif recall_sample:
+            recall = _estimate_recall(queries, self.data, indices, self_search, random_state, recall_sample)
+        else:
+            recall = float("nan")
         return Neighbors(indices.astype(np.int64, copy=False), distances, self.exact, recall)
 
     def to_bytes(self) -> np.ndarray | None:
@@ -124,9 +131,9 @@ def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int, query_ids: np
     return np.take_along_axis(indices, order, 1), np.take_along_axis(distances, order, 1)
 
 
-def _estimate_recall(queries, data, indices, self_search, random_state) -> float:
+def _estimate_recall(queries, data, indices, self_search, random_state, sample_size: int = RECALL_SAMPLE) -> float:
     rng = np.random.default_rng(random_state)
-    sample = rng.choice(queries.shape[0], size=min(RECALL_SAMPLE, queries.shape[0]), replace=False)
+    sample = rng.choice(queries.shape[0], size=min(sample_size, queries.shape[0]), replace=False)
     k = indices.shape[1]
     exact = faiss.IndexFlatL2(data.shape[1])
     exact.add(data)
