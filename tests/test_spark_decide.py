@@ -25,7 +25,7 @@ def test_marginal_gate_from_small_pvalues_equals_the_full_gate(share):
     ref, batch = _contaminated_pvalues(rng, 800, 1500, share)
     p = conformal_pvalues(batch, ref, seed=1)
     full = exchangeability_gate(p, n_ref=len(ref), alpha=0.01, n_sims=500)
-    small = p <= decide.ALPHA0
+    small = p <= decide.signal_alpha0({0: len(p)}, {0: len(ref)})
     mine = decide.signal_gate(p[small], np.zeros(small.sum()), {0: len(p)}, {0: len(ref)}, alpha=0.01, n_sims=500)
     assert (mine["statistic"], mine["p_value"], mine["lower_bound"], mine["failed"]) == (
         full.statistic, full.p_value, full.lower_bound, full.failed)

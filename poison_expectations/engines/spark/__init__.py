@@ -14,7 +14,7 @@ How the work is split (see `engine.py`):
   class where the signal's `calibration` is "class"), and the combination
   (`verdicts.combine`) of a row's p-values.
 * The driver decides from small aggregates only (`decide.py`): the row
-  count, the p-values <= 0.1 (Higher Criticism and the closed-testing bound
+  count, each signal's p-values <= its alpha0 (Higher Criticism and the closed-testing bound
   per signal, the Benjamini-Hochberg threshold of the combined p-value),
   group counts and per-source counts from `groupBy`. It never collects the
   table; it holds O(rows) float64 arrays (the p-values padded with ones) for

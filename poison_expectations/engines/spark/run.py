@@ -45,8 +45,7 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
         raise executor_error(exc) from None
     timings["score"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gates = signal_gates(scored, plan, config, rows)
-    small = _column(scored.where(scored["poison_p"] <= decide.collect_cut(fdr)).select("poison_p"))
+    gates, small = signal_gates(scored, plan, config, fdr)
     cut = decide.bh_cut(small, rows, fdr)
     flagged = int((small <= cut).sum())
     sources = source_counts(scored, roles.source_column, cut)
@@ -66,30 +65,44 @@ def executor_error(exc: Exception) -> Exception:
     return exc
 
 
-def _column(sdf) -> np.ndarray:
-    """One small numeric column on the driver (through Arrow: 8 bytes a value, no Row objects)."""
-    return sdf.toPandas().iloc[:, 0].to_numpy(dtype=float)
+def signal_gates(scored, plan: ScoringPlan, config: dict, fdr: float) -> tuple[dict[str, dict], np.ndarray]:
+    """Each signal's batch gate from its group counts and its p-values <= its
+    alpha0, and the combined p-values <= q (for the row flags): two passes
+    over the scored rows, a groupBy of every signal's group key and one
+    Arrow collect of the rows with any small p-value."""
+    from pyspark.sql import functions as F
 
-
-def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int) -> dict[str, dict]:
-    """Each signal's batch gate from its p-values <= ALPHA0 and its group counts."""
     profile = plan.profile()
+    names = plan.signal_names
+    g_cols = [f"{name}_group" for name in names]
+    joint = scored.groupBy(*g_cols).count().toPandas()  # a few rows: the classes' combinations
+    counts = {name: {int(k): int(v) for k, v in joint.groupby(g)["count"].sum().items()}
+              for name, g in zip(names, g_cols, strict=True)}
+    refs = {name: _reference_sizes(section, params, profile, plan) for (section, params), name
+            in zip(plan.signals, names, strict=True)}
+    alpha0 = {name: decide.signal_alpha0(counts[name], refs[name]) for name in names}
+    wanted = F.col("poison_p") <= F.lit(decide.collect_cut(fdr))
+    for name in names:
+        wanted = wanted | (F.col(f"{name}_p") <= F.lit(alpha0[name]))
+    small = scored.where(wanted).select("poison_p", *[c for name in names
+                                                      for c in (f"{name}_p", f"{name}_group")]).toPandas()
+    alpha = config["verdicts"]["alpha"] / len(plan.signals)  # as the pandas checkpoint: alpha / F
     gates = {}
-    for (section, params), name in zip(plan.signals, plan.signal_names, strict=True):
-        p_col, g_col = f"{name}_p", f"{name}_group"
-        small = scored.where(scored[p_col] <= decide.ALPHA0).select(p_col, g_col).toPandas()  # via Arrow
-        counts = {int(r[g_col]): int(r["count"]) for r in scored.groupBy(g_col).count().collect()}
-        signal = make_signal(section, params)
-        state = profile.states[signal.cache_key()]
-        if class_conditional(signal, plan.roles.label_column is not None and profile.table.y is not None):
-            ref_by_key = class_reference_sizes(np.asarray(profile.table.y))
-        else:
-            ref_by_key = {0: len(state["reference_scores"])}
-        alpha = config["verdicts"]["alpha"] / len(plan.signals)  # as the pandas checkpoint: alpha / F
-        gates[name] = decide.signal_gate(small[p_col].to_numpy(dtype=float), small[g_col].to_numpy(dtype=np.int64),
-                                         counts, ref_by_key, alpha=alpha, min_effect=config["verdicts"]["min_effect"],
-                                         seed=plan.seed)
-    return gates
+    for name in names:
+        mine = small[small[f"{name}_p"] <= alpha0[name]]
+        gates[name] = decide.signal_gate(mine[f"{name}_p"].to_numpy(dtype=float),
+                                         mine[f"{name}_group"].to_numpy(dtype=np.int64), counts[name], refs[name],
+                                         alpha=alpha, min_effect=config["verdicts"]["min_effect"], seed=plan.seed)
+    combined = small["poison_p"].to_numpy(dtype=float)
+    return gates, combined[combined <= decide.collect_cut(fdr)]
+
+
+def _reference_sizes(section: str, params: dict, profile, plan: ScoringPlan) -> dict[int, int]:
+    """Trusted rows per group key of one signal (its classes, or one marginal group)."""
+    signal = make_signal(section, params)
+    if class_conditional(signal, plan.roles.label_column is not None and profile.table.y is not None):
+        return class_reference_sizes(np.asarray(profile.table.y))
+    return {0: len(profile.states[signal.cache_key()]["reference_scores"])}
 
 
 def source_counts(scored, source_column: str | None, cut: float) -> list[dict]:
