@@ -12,6 +12,7 @@ peak RSS; `jvm_rss_mb` and `workers_rss_mb` are the peaks of the Spark JVM
 every 0.5 s. The Spark run writes the findings as a parquet dataset.
 
     python benchmarks/bench_spark.py --sizes 100000,1000000
+    python benchmarks/bench_spark.py --sizes 5000000,10000000 --engines spark
 """
 
 from __future__ import annotations
@@ -43,21 +44,36 @@ def config(**data):
     return job_config(None, label_column="label", id_column="row_id", source_column="source", overrides=off, **data)
 
 
+CHUNK_ROWS = 1_000_000  # the batch is written as parquet files of at most this many rows (bounded memory)
+
+
 def prepare(rows: int, folder: Path) -> tuple[Path, Path]:
+    """The profile (fitted once) and the batch: a parquet folder of CHUNK_ROWS-row files, each a
+    fresh sample of the same distribution with 3% random flips, ids unique across the files."""
+    import pandas as pd
+
     from poison_expectations.apps.fit import fit_job
     from poison_expectations.testing import make_tabular, random_flips
 
-    profile, batch_path = folder / "trusted.profile", folder / f"batch_{rows}.parquet"
+    profile, batch_path = folder / "trusted.profile", folder / f"batch_{rows}"
     if not profile.exists():
         trusted = make_tabular(TRUSTED_ROWS, n_numeric=20, n_categorical=0, random_state=11, distribution_seed=7)
         trusted.to_parquet(folder / "trusted.parquet", index=False)
         fit_job(folder / "trusted.parquet", config(), profile)
     if not batch_path.exists():
-        batch = make_tabular(rows, n_numeric=20, n_categorical=0, random_state=12, distribution_seed=7)
-        poisoned = random_flips(batch, label_column="label", rate=0.03, random_state=5, id_column="row_id",
-                                feature_columns=[])
-        poisoned.frame.to_parquet(batch_path, index=False)
-        poisoned.frame[["row_id"]].assign(truth=poisoned.is_poison).to_parquet(folder / f"truth_{rows}.parquet")
+        staging = folder / f"staging_{rows}"
+        staging.mkdir(exist_ok=True)
+        truths = []
+        for number, start in enumerate(range(0, rows, CHUNK_ROWS)):
+            size = min(CHUNK_ROWS, rows - start)
+            batch = make_tabular(size, n_numeric=20, n_categorical=0, random_state=12 + number, distribution_seed=7)
+            batch["row_id"] = [f"b{start + i}" for i in range(size)]
+            poisoned = random_flips(batch, label_column="label", rate=0.03, random_state=5 + number,
+                                    id_column="row_id", feature_columns=[])
+            poisoned.frame.to_parquet(staging / f"part-{number:04d}.parquet", index=False)
+            truths.append(poisoned.frame[["row_id"]].assign(truth=poisoned.is_poison))
+        pd.concat(truths).to_parquet(folder / f"truth_{rows}.parquet")
+        staging.rename(batch_path)
     return profile, batch_path
 
 
@@ -90,7 +106,10 @@ class TreeSampler(threading.Thread):
 
 def child(engine: str, rows: int, workdir: str) -> dict:
     folder = Path(workdir)
-    profile, batch_path = prepare(rows, folder)
+    if engine == "prepare":  # its own process, so the measured driver's peak RSS is the run's alone
+        prepare(rows, folder)
+        return {}
+    profile, batch_path = folder / "trusted.profile", folder / f"batch_{rows}"
     record = {"engine": engine, "rows": rows, "trusted_rows": TRUSTED_ROWS,
               "load_1min_before": round(os.getloadavg()[0], 2)}
     sampler = TreeSampler()
@@ -107,7 +126,10 @@ def child(engine: str, rows: int, workdir: str) -> dict:
     else:
         from poison_expectations.apps.jobs import run_job
 
-        outcome, _ = run_job(str(batch_path), config(profile=str(profile)), {"findings": str(folder / "f.parquet")})
+        parts = sorted(batch_path.glob("*.parquet"))
+        if len(parts) != 1:
+            raise SystemExit("the pandas engine reads one file: measured up to CHUNK_ROWS rows")
+        outcome, _ = run_job(str(parts[0]), config(profile=str(profile)), {"findings": str(folder / "f.parquet")})
         record.update(verdict="pass" if outcome.success else "FAIL", flagged=outcome.flagged_count)
     record["wall_s"] = round(time.perf_counter() - start, 1)
     sampler.stop.set()
@@ -142,6 +164,7 @@ def main() -> None:
     records = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
     with tempfile.TemporaryDirectory() as workdir:
         for rows in (int(s) for s in args.sizes.split(",")):
+            script_child(__file__, "prepare", rows, workdir)
             for engine in args.engines.split(","):
                 record = script_child(__file__, engine, rows, workdir)
                 record["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
