@@ -9,9 +9,10 @@ influence is measured on fold f itself with the scored row left out.
 The state keeps, per fold, what scoring needs without the training rows
 (`HessianSolver.to_state`: parameters, diag(H), the Cholesky factor of H
 when exact) and H^-1 times the summed loss gradient of the fold's held-out
-rows. `CrossFit.score` assigns each new row to one fold at random (seeded)
-and scores it with that fold's model against that fold's held-out loss, so
-a clean batch row is exchangeable with a fitted row of that fold.
+rows. `CrossFit.score` assigns each new row to one fold drawn by hashing its
+values (`row_draws`: the same fold in any batch or Spark chunk) and scores
+it with that fold's model against that fold's held-out loss, so a clean
+batch row is exchangeable with a fitted row of that fold.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from poison_expectations.core.signals.base import row_draws
 from poison_expectations.core.signals.influence_functions import HessianSolver, fit_logistic
 
 
@@ -98,7 +100,7 @@ class CrossFit:
     def score(self, state: dict, X: np.ndarray, y: np.ndarray) -> InfluenceStats:
         """Stats of new rows from the stored fold models (nothing is refitted)."""
         models = state["folds"]
-        folds = self._rng().permutation(len(y)) % len(models)
+        folds = row_draws(X, len(models), self.random_state)  # the same fold wherever the row is scored
         stats = InfluenceStats.zeros(len(y))
         for f, fold in enumerate(models):
             rows = np.flatnonzero(folds == f)

@@ -170,6 +170,12 @@ def normalise(component: Component, y: np.ndarray, n_classes: int, *, z_limit: f
         if rows.size:
             rank[rows] = np.searchsorted(ordered, row_values, side="right") / ordered.size
             z[rows] = np.abs(t_values[rows] - center) / scale if two_sided else (t_values[rows] - center) / scale
+        if rows.size and entry is not None and not use_reference and entry["sorted"].size:
+            # too few baseline rows to cut on, but the rank (the score conformal p-values compare with
+            # the reference's `baseline_ranks`) is still taken among them: on their scale, and
+            # independent of which other batch rows are scored with this one (a Spark chunk)
+            ranked = np.abs(t_values[rows] - entry["center"]) if two_sided else values[rows]
+            rank[rows] = np.searchsorted(entry["sorted"], ranked, side="right") / entry["sorted"].size
         if entry is not None and use_reference:
             flags[rows] = row_values > entry["cut"]
             cuts[c] = {"kind": "reference_quantile", "value": entry["cut"]}
