@@ -177,3 +177,43 @@ def test_a_state_fitted_on_the_trusted_table_alone_scores_like_a_reference_run(e
         direct = cls().run(analysis_of(batch, trusted, embedding=embedding))
         assert np.array_equal(stored.flags, direct.flags) and np.allclose(stored.scores, direct.scores), cls.name
         assert stored.flagged_count > 0, cls.name
+
+
+@pytest.mark.parametrize("distinct", [3, 10_000])  # few distinct values (one search) and many (sorted keys)
+def test_rank_gauss_equals_two_searches_of_the_sorted_fitted_column(distinct):
+    """The one-lookup transform gives exactly Phi^-1 of the mid-rank that
+    searching the sorted fitted column left and right gives, ties, values
+    outside the fitted range and NaN included."""
+    from scipy import special
+
+    from poison_expectations.core.signals.representation import rank_gauss_apply, rank_gauss_fit
+
+    rng = np.random.default_rng(3)
+    fit = rng.integers(0, distinct, size=(5_000, 2)).astype(np.float32)
+    fit[:5, 1] = np.nan
+    X = rng.integers(-2, distinct + 2, size=(20_000, 2)).astype(np.float32)
+    X[:, 0] += rng.choice([0.0, 0.5], size=len(X)).astype(np.float32)  # values between fitted ones
+    X[:7, 1] = np.nan
+    ordered = rank_gauss_fit(fit)
+    expected = np.empty(X.shape, dtype=np.float32)
+    for j in range(2):
+        lo = np.searchsorted(ordered[j], X[:, j], side="left")
+        hi = np.searchsorted(ordered[j], X[:, j], side="right")
+        expected[:, j] = special.ndtri(((lo + hi) / 2.0 + 0.5) / (ordered.shape[1] + 1.0))
+    assert np.array_equal(rank_gauss_apply(ordered, X), expected)
+
+
+def test_two_cluster_silhouette_matches_sklearn():
+    from sklearn.metrics import silhouette_score
+
+    from poison_expectations.core.signals.feature_clustering import _silhouette
+
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((3_000, 4))
+    Z[:200] += 2.5
+    assign = (Z[:, 0] > 1.2).astype(np.int64)
+    assign[0] = 1 - assign[0]
+    assert _silhouette(Z, assign) == pytest.approx(silhouette_score(Z, assign), abs=1e-12)
+    lonely = np.zeros(len(Z), dtype=np.int64)
+    lonely[0] = 1  # a cluster of one row: silhouette 0 by convention
+    assert _silhouette(Z, lonely) == 0.0

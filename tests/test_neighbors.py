@@ -41,3 +41,20 @@ def test_approximate_index_has_high_recall():
     assert not nb.exact
     assert nb.recall_estimate > 0.9
     assert not (nb.indices == np.arange(len(X))[:, None]).any()
+
+
+def test_locality_ordered_hnsw_search_returns_each_query_its_own_neighbours():
+    """Searching a large HNSW query set in locality order only changes the
+    order the graph is walked in: every query gets what it gets alone."""
+    from poison_expectations.core.neighbors import LOCALITY_MIN_QUERIES, NeighborIndex
+
+    rng = np.random.default_rng(4)
+    data = rng.standard_normal((3_000, 6)).astype(np.float32)
+    queries = rng.standard_normal((LOCALITY_MIN_QUERIES + 10, 6)).astype(np.float32)
+    index = NeighborIndex.build(data, exact_max_rows=100)
+    assert not index.exact
+    found = index.search(queries, 5)
+    index.index.hnsw.efSearch = 32  # as search sets it for k = 5
+    distances, indices = index.index.search(queries, 5)
+    assert np.array_equal(found.indices, indices)
+    assert np.allclose(found.distances, np.sqrt(np.maximum(distances, 0)))

@@ -229,7 +229,7 @@ def brute_force_hc(groups, n_sims, rng):
     return np.array(out)
 
 
-@pytest.mark.parametrize("groups", [((50, 100),), ((500, 200),), ((300, 150), (40, 60))])
+@pytest.mark.parametrize("groups", [((50, 100),), ((500, 200),), ((300, 150), (40, 60)), ((0, 30), (200, 100))])
 def test_hc_null_simulation_matches_brute_force(groups):
     fast = null_distribution(groups, 2000, 0.1, 0)
     slow = brute_force_hc(groups, 1000, np.random.default_rng(13))

@@ -66,6 +66,7 @@ class Analysis:
     max_memory_mb: int | None = None  # limits.max_memory_mb (None: a share of the free memory)
     reference_lacks: tuple[str, ...] = ()  # roles ("id", "source") the reference has no column for
     recall_sample: int = RECALL_SAMPLE  # exact queries that estimate an approximate search's recall (0: none)
+    _derived: dict = field(default_factory=dict)
 
     # -- shared, computed on first use -----------------------------------
     def neighbors(self, against: str = "self", k: int | None = None) -> Neighbors:
@@ -140,7 +141,7 @@ class Analysis:
         index = self.index_batch() if against == "self" else self.index_reference()
         own = against != "reference"
         return index.search(query, k, self_search=own, random_state=self.options.random_state,
-                            query_ids=rows if own else None)
+                            query_ids=rows if own else None, recall_sample=0)
 
     def index_batch(self) -> NeighborIndex:
         """The neighbour index over the batch rows, built once."""
@@ -161,6 +162,14 @@ class Analysis:
                 self.reference_index = NeighborIndex.build(self.require_reference().X,
                                                            exact_max_rows=self.options.exact_max_rows)
             return self.reference_index
+
+    def derived(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """A value derived from the batch or the reference (e.g. a signal's
+        representation of its rows), made once per run and shared."""
+        with self._lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            return self._derived[key]
 
     def ensure_memory(self, nbytes: float, what: str) -> None:
         """Refuse (InputError) before allocating about `nbytes` that would not fit."""

@@ -82,21 +82,26 @@ def flagging_summary(findings: pd.DataFrame, q: float) -> dict:
             "expected_clean_share_among_fdr_flags_at_most": round(q * clean_share, 4)}
 
 
-def _reasons(results: list["SignalResult"], flagged: np.ndarray, n: int) -> list[str]:
+def _reasons(results: list["SignalResult"], flagged: np.ndarray, n: int) -> np.ndarray:
     """For each flagged row: the reasons of the signals that flagged it (at
-    their own FDR q), else its smallest p-value's signal."""
-    reasons: list[list[str]] = [[] for _ in range(n)]
+    their own FDR q), else its smallest p-value's signal; "" for the others
+    (built for the flagged rows only: a batch of 1M rows flags a few)."""
+    reasons: dict[int, list[str]] = {int(row): [] for row in np.flatnonzero(flagged)}
     for result in results:
         for row in np.flatnonzero(result.flags & flagged):
-            reasons[row].append(result.reasons[row])
+            reasons[int(row)].append(result.reasons[row])
     tested = [r for r in results if r.pvalues is not None]
-    if tested:
-        p = np.column_stack([np.asarray(r.pvalues) for r in tested])
+    if tested and reasons:
+        rows = np.fromiter(reasons, dtype=np.int64, count=len(reasons))
+        p = np.column_stack([np.asarray(r.pvalues)[rows] for r in tested])
         best = p.argmin(axis=1)
-        for row in np.flatnonzero(flagged):
-            if not reasons[row]:
-                reasons[row].append(f"{tested[best[row]].signal}: p = {p[row, best[row]]:.2g}")
-    return [REASON_SEPARATOR.join(r) for r in reasons]
+        for i, row in enumerate(rows):
+            if not reasons[int(row)]:
+                reasons[int(row)].append(f"{tested[best[i]].signal}: p = {p[i, best[i]]:.2g}")
+    out = np.full(n, "", dtype=object)
+    for row, parts in reasons.items():
+        out[row] = REASON_SEPARATOR.join(parts)
+    return out
 
 
 def tiered_scores(results: list["SignalResult"], n: int) -> tuple[np.ndarray, np.ndarray]:

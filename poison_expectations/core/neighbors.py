@@ -8,6 +8,11 @@ Chosen by benchmark on 200k x 20 make_classification rows: this setting
 kept 0.98 recall at 10 neighbours for 40% of the time of M=16/40/64 (0.997);
 faiss IVF-Flat was faster only at recall 0.84 and scales as n^1.5.
 Distances are Euclidean (not squared) in the encoded feature space.
+Large HNSW query sets are searched in a locality order (a serpentine walk
+over a grid on their top two principal components, `_locality_order`), so
+consecutive queries visit the same part of the graph and of the indexed rows
+while they are in cache: each query's result is the same in any order, and
+the search took 25% less CPU on 200k x 20 rows.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ HNSW_M = 12
 HNSW_EF_CONSTRUCTION = 32
 HNSW_EF_SEARCH_MIN = 32
 RECALL_SAMPLE = 200
+LOCALITY_MIN_QUERIES = 20_000  # fewer HNSW queries are searched in their own order
+LOCALITY_GRID = 256  # cells per axis of the locality order
 
 
 @dataclass
@@ -79,7 +86,8 @@ class NeighborIndex:
             raise ValueError(f"need more than {k} rows to find neighbours, got {self.n}")
         if not self.exact:
             self.index.hnsw.efSearch = max(HNSW_EF_SEARCH_MIN, 2 * k_eff)
-        distances, indices = self.index.search(queries, k_eff + 1 if self_search else k_eff)
+        distances, indices = _search_in_locality_order(self.index, queries, k_eff + 1 if self_search else k_eff,
+                                                       ordered=not self.exact)
         if self_search:
             indices, distances = _drop_self(indices, distances, k_eff, query_ids)
         np.sqrt(np.maximum(distances, 0, out=distances), out=distances)
@@ -119,6 +127,31 @@ def find_neighbors(
     self_search = indexed is None
     index = NeighborIndex.build(query if indexed is None else indexed, exact_max_rows=exact_max_rows)
     return index.search(query, k, self_search=self_search, random_state=random_state)
+
+
+def _search_in_locality_order(index, queries: np.ndarray, k: int, ordered: bool):
+    """index.search, with a large query set visited in locality order and the
+    results put back in the queries' order."""
+    if not ordered or queries.shape[0] < LOCALITY_MIN_QUERIES:
+        return index.search(queries, k)
+    order = _locality_order(queries)
+    distances, indices = index.search(queries[order], k)
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return distances[back], indices[back]
+
+
+def _locality_order(queries: np.ndarray, sample: int = 5_000) -> np.ndarray:
+    """Row order of a serpentine walk over a LOCALITY_GRID^2 grid on the
+    queries' top two principal directions (fitted on a fixed sample)."""
+    rows = queries[np.linspace(0, len(queries) - 1, min(sample, len(queries))).astype(np.int64)]
+    mean = rows.mean(axis=0)
+    _, _, vt = np.linalg.svd(rows - mean, full_matrices=False)
+    plane = (queries - mean) @ vt[:2].T
+    low, span = plane.min(axis=0), np.maximum(np.ptp(plane, axis=0), 1e-12)
+    cell = np.minimum((plane - low) / span * LOCALITY_GRID, LOCALITY_GRID - 1).astype(np.int64)
+    across = np.where(cell[:, 0] % 2 == 1, LOCALITY_GRID - 1 - cell[:, 1], cell[:, 1])
+    return np.argsort(cell[:, 0] * LOCALITY_GRID + across, kind="stable")
 
 
 def _drop_self(indices: np.ndarray, distances: np.ndarray, k: int, query_ids: np.ndarray | None = None):

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.feature_clustering import FEATURE_CLUSTERING
@@ -60,11 +59,12 @@ from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.split_pvalues import split_pvalues
 from poison_expectations.core.signals.representation import (
     Reclassifier,
-    apply_representation,
     class_codes,
     excess_test,
     fit_representation,
+    fitted_table,
     plain,
+    represented,
     sample_ids,
     single_threaded,
 )
@@ -88,7 +88,7 @@ class FeatureClustering(Signal):
         fitted = analysis.fitted
         y = fitted.y
         rep = fit_representation(analysis, self.params["representation"])
-        R = apply_representation(rep, fitted.X)
+        R = represented(analysis, rep, fitted_table(analysis))
         present = [c for c in range(analysis.n_classes) if np.count_nonzero(y == c) >= MIN_CLASS_ROWS]
         per_class: list[dict | None] = [None] * analysis.n_classes
         in_small = np.zeros(fitted.n, dtype=bool)
@@ -130,8 +130,8 @@ class FeatureClustering(Signal):
         when the reference has too few rows of the class)."""
         y = analysis.require_labels()
         ref = analysis.require_reference()
-        X = apply_representation(state["representation"], analysis.batch.X)
-        X_ref = apply_representation(state["representation"], ref.X)
+        X = represented(analysis, state["representation"], "batch")
+        X_ref = represented(analysis, state["representation"], "reference")
         present = [c for c in range(analysis.n_classes) if np.count_nonzero(y == c) >= MIN_CLASS_ROWS]
         out = _Collector(len(y), analysis)
         for c in present:
@@ -156,9 +156,9 @@ class FeatureClustering(Signal):
         ranked among the reference class's pulls toward it. The poison's
         cluster is the batch's, so it is learned on the batch, never on the
         rows it scores."""
-        X = apply_representation(state["representation"], analysis.batch.X)
+        X = represented(analysis, state["representation"], "batch")
         ref = analysis.require_reference()
-        X_ref = apply_representation(state["representation"], ref.X)
+        X_ref = represented(analysis, state["representation"], "reference")
         rng = np.random.default_rng([self.params["random_state"], 13])
 
         def fit(R_fit):
@@ -173,7 +173,7 @@ class FeatureClustering(Signal):
         """Batch rows on the scale of `reference_scores`, against the stored
         model of their class (0 where the fitted table had too few rows). The
         gate ranks split-conformal p-values instead (`batch_pvalues`)."""
-        X = apply_representation(state["representation"], analysis.batch.X)
+        X = represented(analysis, state["representation"], "batch")
         y = analysis.require_labels()
         out = np.zeros(analysis.batch.n)
         for i, code in class_codes(analysis, state["classes"]).items():
@@ -284,7 +284,30 @@ class FeatureClustering(Signal):
 def _silhouette(Z: np.ndarray, assign: np.ndarray) -> float:
     if len(np.unique(assign)) < 2 or np.bincount(assign).min() < 2:
         return 0.0
-    return float(silhouette_score(Z, assign))
+    return _two_cluster_silhouette(Z, assign)
+
+
+def _two_cluster_silhouette(Z: np.ndarray, assign: np.ndarray, chunk: int = 1024) -> float:
+    """Mean silhouette of a split in two (sklearn's silhouette_score, to
+    rounding): each row's summed distances to both clusters come from one
+    matrix product per chunk of rows, 4x faster than sklearn's general path."""
+    Z = np.asarray(Z, dtype=np.float64)
+    n, rows = len(Z), np.arange(len(Z))
+    onehot = np.zeros((n, 2))
+    onehot[rows, assign] = 1.0
+    sizes = onehot.sum(axis=0)
+    squared = np.einsum("ij,ij->i", Z, Z)
+    sums = np.empty((n, 2))
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        d = squared[start:stop, None] + squared[None, :] - 2.0 * (Z[start:stop] @ Z.T)
+        np.sqrt(np.maximum(d, 0, out=d), out=d)
+        d[rows[: stop - start], rows[start:stop]] = 0.0
+        sums[start:stop] = d @ onehot
+    own = sums[rows, assign] / np.maximum(sizes[assign] - 1, 1)
+    other = sums[rows, 1 - assign] / sizes[1 - assign]
+    s = np.where(sizes[assign] > 1, (other - own) / np.maximum(np.maximum(own, other), 1e-300), 0.0)
+    return float(s.mean())
 
 
 def _null_silhouette(sds: np.ndarray, n: int, rng, seed: int) -> float:

@@ -50,11 +50,12 @@ from poison_expectations.core.params.spectral_signatures import SPECTRAL_SIGNATU
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.split_pvalues import split_pvalues
 from poison_expectations.core.signals.representation import (
-    apply_representation,
     class_codes,
     excess_test,
     fit_representation,
+    fitted_table,
     plain,
+    represented,
     sample_ids,
     single_threaded,
 )
@@ -77,7 +78,7 @@ class SpectralSignatures(Signal):
         fitted = analysis.fitted
         y = fitted.y
         rep = fit_representation(analysis, self.params["representation"])
-        R = apply_representation(rep, fitted.X)
+        R = represented(analysis, rep, fitted_table(analysis))
         projection = np.zeros(fitted.n)
         reference_scores = np.zeros(fitted.n)
         per_class: list[dict | None] = []
@@ -118,8 +119,8 @@ class SpectralSignatures(Signal):
         reference rows projected on it, the tail test (see module doc)."""
         y = analysis.require_labels()
         ref = analysis.require_reference()
-        X = apply_representation(state["representation"], analysis.batch.X)
-        X_ref = apply_representation(state["representation"], ref.X)
+        X = represented(analysis, state["representation"], "batch")
+        X_ref = represented(analysis, state["representation"], "reference")
         out = _Collector(len(y))
         present = [c for c in range(analysis.n_classes) if np.count_nonzero(y == c) >= MIN_CLASS_ROWS]
         for c in present:
@@ -141,9 +142,9 @@ class SpectralSignatures(Signal):
         of the other half of the row's batch class, ranked among the reference
         class's tau on that direction. The poison's direction is the batch's,
         so it must be learned on the batch, never on the rows it scores."""
-        X = apply_representation(state["representation"], analysis.batch.X)
+        X = represented(analysis, state["representation"], "batch")
         ref = analysis.require_reference()
-        X_ref = apply_representation(state["representation"], ref.X)
+        X_ref = represented(analysis, state["representation"], "reference")
 
         def fit(R_fit):
             mean, v, _ = _direction(R_fit)
@@ -156,7 +157,7 @@ class SpectralSignatures(Signal):
         direction of the row's class over the class's out-of-fold median
         (0 for classes the fitted table had too few rows of). The gate ranks
         split-conformal p-values instead (`batch_pvalues`)."""
-        X = apply_representation(state["representation"], analysis.batch.X)
+        X = represented(analysis, state["representation"], "batch")
         out = np.zeros(analysis.batch.n)
         y = analysis.require_labels()
         for i, code in class_codes(analysis, state["classes"]).items():

@@ -51,13 +51,15 @@ def _hc_sorted(p_small: np.ndarray, m: int, lo: float, alpha0: float) -> float:
     """HC from the sorted p-values <= alpha0 (all of them, so ranks are right)."""
     if m == 0 or len(p_small) == 0:
         return 0.0
-    ranks = np.arange(1, len(p_small) + 1)
-    keep = (p_small >= lo) & (p_small <= alpha0)
-    if not keep.any():
+    start, stop = int(np.searchsorted(p_small, lo, "left")), int(np.searchsorted(p_small, alpha0, "right"))
+    if stop <= start:
         return 0.0
-    p = p_small[keep]
-    hc = math.sqrt(m) * (ranks[keep] / m - p) / np.sqrt(p * (1.0 - p))
-    return max(0.0, float(hc.max()))
+    p = p_small[start:stop]
+    hc = np.arange(start + 1, stop + 1, dtype=np.float64)
+    hc /= m
+    hc -= p
+    hc /= np.sqrt(p * (1.0 - p))
+    return max(0.0, math.sqrt(m) * float(hc.max()))
 
 
 def lower_cut(groups: Groups) -> float:
@@ -73,34 +75,38 @@ def higher_criticism(pvalues, groups: Groups, alpha0: float = 0.1) -> float:
     return _hc_sorted(p[p <= alpha0], len(p), lower_cut(groups), alpha0)
 
 
-def _tail(n: int, t_hi: float, t_lo: float, remaining: int, rng: np.random.Generator) -> np.ndarray:
-    """Values in (t_lo, t_hi] of `remaining` iid U(0, 1) draws known to exceed t_lo."""
-    if remaining <= 0 or t_hi <= t_lo:
+def _sorted_uniforms(k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The k smallest of n iid U(0, 1) draws, in order, without drawing or
+    sorting the other n - k: U_(i) = S_i / S_(n+1) with S the partial sums of
+    n + 1 standard exponentials (Renyi), the last n + 1 - k summed as one
+    Gamma(n + 1 - k) draw. Exact in distribution; O(k)."""
+    if k <= 0:
         return np.empty(0)
-    k = rng.binomial(remaining, (t_hi - t_lo) / (1.0 - t_lo)) if t_lo < 1.0 else 0
-    return t_lo + (t_hi - t_lo) * rng.random(k)
+    sums = np.cumsum(rng.standard_exponential(k))
+    return sums / (sums[-1] + rng.standard_gamma(n + 1 - k))
 
 
 def _group_small_pvalues(n_ref: int, n_batch: int, alpha0: float, rng: np.random.Generator) -> np.ndarray:
-    """Exact null draw of the group's batch p-values that are <= alpha0.
+    """Exact null draw of the group's batch p-values that are <= alpha0, sorted.
 
     Pooled model: reference and batch scores iid U(0, 1), smaller = more
-    suspicious; p_j = (#{ref < u_j} + U_j) / (n_ref + 1)."""
-    need = math.floor(alpha0 * (n_ref + 1)) + 1  # reference values that must be drawn
-    t = min(1.0, (need + 5.0 * math.sqrt(need) + 5.0) / max(n_ref, 1))
-    ref, bat, t_lo = np.empty(0), np.empty(0), 0.0
-    while True:
-        ref = np.concatenate([ref, _tail(n_ref, t, t_lo, n_ref - len(ref), rng)])
-        bat = np.concatenate([bat, _tail(n_batch, t, t_lo, n_batch - len(bat), rng)])
-        if len(ref) >= need or t >= 1.0:
-            break
-        t_lo, t = t, min(1.0, 2.0 * t)
-    ref.sort()
-    if len(ref) >= need:
-        bat = bat[bat < ref[need - 1]]
-    below = np.searchsorted(ref, bat)
-    p = (below + rng.random(len(bat))) / (n_ref + 1)
-    return p[p <= alpha0]
+    suspicious; p_j = (#{ref < u_j} + U_j) / (n_ref + 1). p_j <= alpha0 needs
+    fewer than `need` reference values below u_j, i.e. u_j below the need-th
+    smallest reference value T; given T the batch values below it are a
+    Binomial(n_batch, T) count of iid U(0, T) draws. Only those are drawn."""
+    if n_batch <= 0:
+        return np.empty(0)
+    need = math.floor(alpha0 * (n_ref + 1)) + 1
+    if need > n_ref:  # no reference value to pass (n_ref == 0 for alpha0 < 1/2): p_j = (n_ref + U_j) / (n_ref + 1)
+        ref, cut = _sorted_uniforms(n_ref, n_ref, rng), 1.0
+    else:
+        ref = _sorted_uniforms(need, n_ref, rng)
+        cut = float(ref[-1])
+    count = int(rng.binomial(n_batch, cut))
+    bat = _sorted_uniforms(count, count, rng) * cut  # count iid U(0, cut) draws, sorted
+    p = (np.searchsorted(ref, bat) + rng.random(count)) / (n_ref + 1)
+    p = np.sort(p[p <= alpha0], kind="stable")  # already sorted but for the order inside each reference gap
+    return p
 
 
 @lru_cache(maxsize=64)
@@ -113,7 +119,8 @@ def null_distribution(groups: Groups, n_sims: int = 2000, alpha0: float = 0.1, s
     stats = np.empty(n_sims)
     for k in range(n_sims):
         small = [_group_small_pvalues(r, b, alpha0, rng) for r, b in groups if b]
-        stats[k] = _hc_sorted(np.sort(np.concatenate(small or [np.empty(0)])), m, lo, alpha0)
+        merged = small[0] if len(small) == 1 else np.sort(np.concatenate(small or [np.empty(0)]), kind="stable")
+        stats[k] = _hc_sorted(merged, m, lo, alpha0)
     stats.sort()
     stats.setflags(write=False)
     return stats
