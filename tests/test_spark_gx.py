@@ -24,6 +24,13 @@ N_REF, N_BATCH = 1500, 600
 FEATURES = [f"f{i}" for i in range(10)]
 
 
+def only_label_consistency() -> dict:
+    """Config overrides that leave one family on: the profile is fitted and the batches scored for it only."""
+    from poison_expectations.core.params import FAMILIES
+
+    return {f"expectations.{f.section}.enabled": False for f in FAMILIES if f.section != "label_consistency"}
+
+
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
     """A profile fitted on a trusted table, a clean batch and a 10%-flipped one (single parquet files)."""
@@ -39,7 +46,8 @@ def tables(tmp_path_factory):
     flipped.loc[mask, "label"] = 1 - flipped.loc[mask, "label"]
     for name, frame in (("ref", ref), ("clean", clean), ("flipped", flipped)):
         frame.to_parquet(root / f"{name}.parquet", index=False)
-    fit_job(root / "ref.parquet", job_config(None, label_column="label", id_column="row_id"), root / "ref.profile")
+    fit_job(root / "ref.parquet", job_config(None, label_column="label", id_column="row_id",
+                                             overrides=only_label_consistency()), root / "ref.profile")
     return {"root": root, "profile": str(root / "ref.profile"), "clean": clean, "flipped": flipped,
             "flipped_ids": set(flipped.loc[mask, "row_id"])}
 
@@ -124,7 +132,7 @@ class TI:
     def xcom_push(self, key, value):
         self.xcom[key] = value
 
-root, profile = sys.argv[1], sys.argv[2]
+root, profile, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 # the first run builds the session from the connection (AIRFLOW_CONN_POISON_SPARK: host, extras); the second
 # names its master and conf (the same master: one SparkContext per process)
 session = {"clean": {"spark_conn_id": "poison_spark"},
@@ -133,7 +141,7 @@ for name in ("clean", "flipped"):
     out = f"{root}/out_{name}"
     operator = PoisonCheckOperator(
         task_id="validate", data_path=f"{root}/{name}.parquet", profile=profile, label="label", id_column="row_id",
-        engine="spark", findings_path=f"{out}/findings", accepted_path=f"{out}/accepted",
+        overrides=overrides, engine="spark", findings_path=f"{out}/findings", accepted_path=f"{out}/accepted",
         quarantine_path=f"{out}/quarantine", report_path=f"{out}/report.json", **session[name])
     ti = TI()
     try:
@@ -158,7 +166,8 @@ def test_airflow_operator_on_spark_fails_a_flipped_batch_and_writes_parquet(tabl
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                AIRFLOW_CONN_POISON_SPARK=json.dumps({"conn_type": "spark", "host": "local[2]", "extra": {
                    "spark.sql.shuffle.partitions": "3", "spark.ui.enabled": "false", "deploy-mode": "client"}}))
-    proc = subprocess.run([sys.executable, "-c", OPERATOR_RUN, str(tables["root"]), tables["profile"]],
+    proc = subprocess.run([sys.executable, "-c", OPERATOR_RUN, str(tables["root"]), tables["profile"],
+                           json.dumps(only_label_consistency())],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     runs = {r["name"]: r for r in (json.loads(line[len("RESULT:"):]) for line in proc.stdout.splitlines()
