@@ -124,7 +124,7 @@ def test_row_level_expectation_on_spark_names_what_it_needs(spark, tables):
 
 OPERATOR_RUN = """
 import json, sys
-from poison_expectations.apps.airflow import PoisonCheckOperator, PoisonDetected
+from poison_expectations.apps.airflow import PoisonCheckInputError, PoisonCheckOperator, PoisonDetected
 
 class TI:
     def __init__(self):
@@ -139,10 +139,12 @@ session = {"clean": {"spark_conn_id": "poison_spark"},
            "flipped": {"spark_master": "local[2]", "spark_conf": {"spark.ui.enabled": "false"}}}
 for name in ("clean", "flipped"):
     out = f"{root}/out_{name}"
+    outputs = {} if name == "clean" else {  # the flipped run writes every output
+        "findings_path": f"{out}/findings", "accepted_path": f"{out}/accepted", "quarantine_path": f"{out}/quarantine",
+        "report_path": f"{out}/report.json"}
     operator = PoisonCheckOperator(
         task_id="validate", data_path=f"{root}/{name}.parquet", profile=profile, label="label", id_column="row_id",
-        overrides=overrides, engine="spark", findings_path=f"{out}/findings", accepted_path=f"{out}/accepted",
-        quarantine_path=f"{out}/quarantine", report_path=f"{out}/report.json", **session[name])
+        overrides=overrides, engine="spark", **outputs, **session[name])
     ti = TI()
     try:
         operator.execute({"ti": ti})
@@ -150,9 +152,15 @@ for name in ("clean", "flipped"):
     except PoisonDetected as exc:
         raised = str(exc)
     from pyspark.sql import SparkSession
-    spark = SparkSession.getActiveSession()
+    spark = SparkSession.getActiveSession()  # built by the first run
     print("RESULT:" + json.dumps({"name": name, "raised": raised, "xcom": ti.xcom, "master": spark.sparkContext.master,
                                   "partitions": spark.conf.get("spark.sql.shuffle.partitions")}, default=str))
+missing = PoisonCheckOperator(task_id="validate", data_path=f"{root}/absent.parquet", profile=profile, engine="spark")
+ti = TI()
+try:
+    missing.execute({"ti": ti})
+except PoisonCheckInputError as exc:
+    print("RESULT:" + json.dumps({"name": "missing", "raised": str(exc), "xcom": ti.xcom}, default=str))
 """
 
 
@@ -186,4 +194,16 @@ def test_airflow_operator_on_spark_fails_a_flipped_batch_and_writes_parquet(tabl
     assert len(findings) == N_BATCH and len(quarantine) == record["flagged_rows"] > 0
     assert len(accepted) + len(quarantine) == N_BATCH
     assert json.loads(Path(record["outputs"]["report"]).read_text())["summary"]["success"] is False
-    assert clean["xcom"]["flagged_rows"] <= 0.02 * N_BATCH
+    assert clean["xcom"]["flagged_rows"] <= 0.02 * N_BATCH and not any(clean["xcom"]["outputs"].values())
+    missing = runs["missing"]  # an input error: not retried, the record says so
+    assert missing["xcom"]["verdict"] == "input_error" and "absent.parquet: not found" in missing["raised"]
+
+
+def test_a_connection_names_the_master_and_explicit_settings_win():
+    from poison_expectations.apps.airflow_spark import master_url, session_settings
+
+    assert master_url("spark", "spark://head", 7077) == "spark://head:7077"
+    assert master_url("spark", "head", 7077) == "spark://head:7077"  # a bare host of a spark connection
+    assert master_url("spark", "yarn", None) == "yarn" and master_url("spark", "local[4]", None) == "local[4]"
+    assert master_url("spark", None, None) is None
+    assert session_settings("local[2]", {"spark.a": 1}, None) == ("local[2]", {"spark.a": "1"})
