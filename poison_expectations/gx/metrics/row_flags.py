@@ -54,7 +54,9 @@ class RowFlagCondition(MulticolumnMapMetricProvider):
     def _pandas(cls, column_list, _metrics=None, **kwargs):
         """None for a key keeps its declared default (core/params)."""
         keys = {**kwargs, "feature_columns": feature_columns(column_list.columns, kwargs), "id_column": None}
-        analysis = analysis_for(column_list, keys)  # GX maps rows to ids itself (the frame's index)
+        # GX maps rows to ids itself (the frame's index); not kept as the context's latest analysis,
+        # which the quarantine action reads for the whole batch
+        analysis = analysis_for(column_list, keys, keep=False)
         result = analysis.result(cls.family_metric.make_signal(keys))
         return pd.Series(~result.flags, index=column_list.index)
 
