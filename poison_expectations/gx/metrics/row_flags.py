@@ -66,7 +66,8 @@ class RowFlagCondition(MulticolumnMapMetricProvider):
 
         result = _metrics[FAMILY_RESULT]
         flagged = result.ids[result.flags].tolist()
-        return ~F.col(kwargs["id_column"]).isin(flagged)
+        name = kwargs["id_column"].replace("`", "``")
+        return ~F.col(f"`{name}`").isin(flagged)  # quoted: a dot in the name is not a struct field
 
     @classmethod
     def _get_evaluation_dependencies(cls, metric: MetricConfiguration, configuration=None, execution_engine=None,
