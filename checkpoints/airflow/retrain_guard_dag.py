@@ -90,6 +90,9 @@ with DAG(
         report_path=run_dir + "/report.json",
         accepted_path=run_dir + "/accepted.csv",
         quarantine_path=run_dir + "/quarantine.csv",
+        # On Spark (docs/airflow.md, "On Spark"): engine="spark", spark_conn_id="spark_default" (or
+        # spark_master=..., spark_conf={...}); data_path is then parquet and the outputs parquet datasets
+        # (folders, e.g. run_dir + "/accepted"), so `retrain` reads them with pandas.read_parquet.
     )
 
     @task

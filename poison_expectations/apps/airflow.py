@@ -4,7 +4,8 @@ fails the DAG run.
 Needs the `airflow` extra (`pip install 'poison-expectations[airflow]'`);
 nothing else in the package imports Airflow. The operator runs the same job
 as `poison-check validate` (`jobs.run_job`), so a DAG and a shell give the
-same verdict on the same file and config.
+same verdict on the same file and config; with `engine="spark"` it runs
+`poison-check validate --engine spark`'s job (`apps/airflow_spark.py`).
 
 Outcomes, and what the task does with each:
 - passed: the XCom record is pushed and returned; the task succeeds.
@@ -88,21 +89,32 @@ def check_batch(data_path: str | Path, *, config: str | Path | None = None, labe
                 features: str | Sequence[str] | None = None, reference: str | Path | None = None,
                 profile: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
                 outputs: Mapping[str, str | Path | None] | None = None,
-                create_dirs: bool = True) -> tuple[dict, str]:
-    """Validate one batch like `poison-check validate`; return (record, verdict text).
+                create_dirs: bool = True, engine: str = "pandas", spark_master: str | None = None,
+                spark_conf: Mapping[str, Any] | None = None, spark_conn_id: str | None = None) -> tuple[dict, str]:
+    """Validate one batch like `poison-check validate [--engine spark]`; return (record, verdict text).
 
     Usable from a TaskFlow `@task` as well as from the operator. Raises
     PoisonCheckError (input/config/output problem); never raises on poisoning.
+    With engine "spark" the outputs are parquet datasets (apps/airflow_spark.py).
     """
+    from poison_expectations.apps.airflow_spark import ENGINES, check_batch_spark, session_settings
     from poison_expectations.apps.console import verdict_text
     from poison_expectations.apps.jobs import check_outputs, job_config, run_job
 
+    if engine not in ENGINES:
+        raise PoisonCheckError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
     data_path = str(data_path)
     outputs = {name: _blank_to_none(target) for name, target in (outputs or {}).items()}
     cfg = job_config(_blank_to_none(config), label_column=_blank_to_none(label),
                      id_column=_blank_to_none(id_column), source_column=_blank_to_none(source_column),
                      feature_columns=_columns(features), reference=_blank_to_none(reference),
                      profile=_blank_to_none(profile), overrides=overrides)
+    if engine == "spark":
+        for target in outputs.values():
+            if target is not None and create_dirs:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+        master, conf = session_settings(_blank_to_none(spark_master), spark_conf, _blank_to_none(spark_conn_id))
+        return check_batch_spark(data_path, cfg, outputs, master=master, conf=conf)
     check_outputs(data_path, outputs, folders=not create_dirs)  # run_job checks them once created
     if create_dirs:
         for target in outputs.values():
@@ -134,11 +146,17 @@ class PoisonCheckOperator(BaseOperator):
     lets the task succeed on poisoned data so a branch can route it (the
     verdict is in XCom either way). Every path and column argument is
     templated; an empty rendered string means "not given".
+
+    `engine="spark"` runs the Spark engine (as `--engine spark`; docs/spark.md)
+    in the task's process on a session built from `spark_master` and
+    `spark_conf`, or from the Airflow connection `spark_conn_id` (host: the
+    master URL; extras `spark.*`: the conf): DATA is a parquet file or folder
+    or any path Spark reads, and the outputs are parquet datasets.
     """
 
     template_fields: Sequence[str] = (
         "data_path", "config", "reference", "profile", "label_column", "id_column", "source_column", "features",
-        "findings_path", "report_path", "accepted_path", "quarantine_path",
+        "findings_path", "report_path", "accepted_path", "quarantine_path", "spark_master", "spark_conn_id",
     )
     ui_color = "#f4d6d6"
 
@@ -148,7 +166,8 @@ class PoisonCheckOperator(BaseOperator):
                  features: str | Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None,
                  findings_path: str | None = None, report_path: str | None = None,
                  accepted_path: str | None = None, quarantine_path: str | None = None,
-                 fail_on_poison: bool = True, **kwargs):
+                 fail_on_poison: bool = True, engine: str = "pandas", spark_master: str | None = None,
+                 spark_conf: Mapping[str, Any] | None = None, spark_conn_id: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.data_path = data_path
         self.config = config
@@ -164,6 +183,10 @@ class PoisonCheckOperator(BaseOperator):
         self.accepted_path = accepted_path
         self.quarantine_path = quarantine_path
         self.fail_on_poison = fail_on_poison
+        self.engine = engine
+        self.spark_master = spark_master
+        self.spark_conf = dict(spark_conf or {})
+        self.spark_conn_id = spark_conn_id
 
     def _outputs(self) -> dict[str, str | None]:
         return {"findings": self.findings_path, "report": self.report_path,
@@ -175,7 +198,8 @@ class PoisonCheckOperator(BaseOperator):
             record, text = check_batch(
                 self.data_path, config=self.config, label=self.label_column, id_column=self.id_column,
                 source_column=self.source_column, features=self.features, reference=self.reference,
-                profile=self.profile, overrides=self.overrides, outputs=self._outputs())
+                profile=self.profile, overrides=self.overrides, outputs=self._outputs(), engine=self.engine,
+                spark_master=self.spark_master, spark_conf=self.spark_conf, spark_conn_id=self.spark_conn_id)
         except PoisonCheckError as exc:
             push_record(ti, empty_record(INPUT_ERROR, str(exc)))
             self.log.error("poison-check: INPUT ERROR (not poisoning; the batch was not judged): %s", exc)

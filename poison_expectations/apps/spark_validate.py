@@ -45,20 +45,30 @@ def check_spark_outputs(data: str, outputs: Mapping[str, str | None]) -> None:
 def run_spark_job(data: str, config: dict, outputs: Mapping[str, str | None], *, master: str | None = None,
                   conf: Mapping[str, str] | None = None):
     """Check the outputs, run the engine, write the outputs. Returns (outcome, {output: path or None})."""
+    outcome, written, _ = spark_job(data, config, outputs, master=master, conf=conf)
+    return outcome, written
+
+
+def spark_job(data: str, config: dict, outputs: Mapping[str, str | None], *, master: str | None = None,
+              conf: Mapping[str, str] | None = None, spark=None):
+    """`run_spark_job` that also returns the summary, taken (with its top rows)
+    while the scored table is still persisted, so nothing is scored twice: the
+    CLI and the Airflow operator. `spark`: a session (else `get_session(master, conf)`)."""
     from poison_expectations.engines.spark.run import run_spark
     from poison_expectations.engines.spark.session import get_session
 
     check_spark_outputs(str(data), outputs)
-    spark = get_session(master, dict(conf or {}))
+    spark = spark or get_session(master, dict(conf or {}))
     outcome = run_spark(spark, data, config)
     try:
-        written = publish(outcome, outputs, str(data))
+        report = summary(outcome, str(data))
+        written = publish(outcome, outputs, str(data), report)
     finally:
         outcome.scored.unpersist()
-    return outcome, written
+    return outcome, written, report
 
 
-def publish(outcome, outputs: Mapping[str, str | None], data: str) -> dict[str, str | None]:
+def publish(outcome, outputs: Mapping[str, str | None], data: str, report: dict | None = None) -> dict[str, str | None]:
     """Stage every output, then rename them all into place (see the module docstring)."""
     from poison_expectations.engines.spark.run import flagged_frames, write_dataset
     from poison_expectations.stores.staging import signals_deferred, text_writer
@@ -76,7 +86,7 @@ def publish(outcome, outputs: Mapping[str, str | None], data: str) -> dict[str, 
         if outputs.get("report"):
             tmp = _staging(outputs["report"])
             staged.append((tmp, Path(outputs["report"])))
-            text_writer(json.dumps({"summary": summary(outcome, data)}, indent=2, default=str))(tmp)
+            text_writer(json.dumps({"summary": report or summary(outcome, data)}, indent=2, default=str))(tmp)
             written["report"] = str(outputs["report"])
         with signals_deferred():
             for tmp, target in staged:
@@ -138,7 +148,8 @@ def summary(outcome, data: str) -> dict[str, Any]:
     }
 
 
-def verdict_lines(outcome, data: str) -> list[str]:
+def verdict_lines(outcome, data: str, top: list[dict] | None = None) -> list[str]:
+    """The verdict text; `top`: the summary's top rows (else read again from the scored table)."""
     verdict = "PASSED" if outcome.success else "FAILED"
     lines = [f"poison-check {verdict} (spark): {data} — {outcome.rows} rows, {outcome.flagged} flagged",
              f"  trusted side: {outcome.mode}"]
@@ -153,7 +164,7 @@ def verdict_lines(outcome, data: str) -> list[str]:
                      f"(confidence 1 - alpha)")
     for skipped in outcome.skipped:
         lines.append(f"  SKIP  {skipped}")
-    top = top_rows(outcome)
+    top = top_rows(outcome) if top is None else top
     if top:
         id_name = outcome.plan.id_name
         lines.append(f"Most suspicious rows ({id_name}, score, reasons):")
@@ -174,13 +185,13 @@ def validate_command(data, flags: dict, profile_path, config_path, outputs: dict
     conf = parse_conf(conf_pairs)
     config = job_config(config_path, **flags, profile=profile_path)
     table_outputs = {name: outputs.get(name) for name in (*TABLE_OUTPUTS, "report")}
-    outcome, written = run_spark_job(str(data), config, table_outputs, master=master, conf=conf)
+    outcome, written, report = spark_job(str(data), config, table_outputs, master=master, conf=conf)
     import click
 
     if output_format == "json":
-        click.echo(json.dumps(summary(outcome, str(data)), indent=2, default=str))
+        click.echo(json.dumps(report, indent=2, default=str))
     else:
-        click.echo("\n".join(verdict_lines(outcome, str(data))))
+        click.echo("\n".join(verdict_lines(outcome, str(data), report["top_rows"])))
         for name, path in written.items():
             if path is not None:
                 click.echo(f"{name}: {path}")

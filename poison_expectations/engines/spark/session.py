@@ -34,9 +34,24 @@ def parse_conf(pairs: Iterable[str]) -> dict[str, str]:
     return conf
 
 
+def configured_master() -> str | None:
+    """The master spark-submit launched this driver with (the CLI as a
+    spark-submit application), which local[*] must not replace. Only then
+    does a JVM exist already (PYSPARK_GATEWAY_PORT): reading the conf of a
+    plain process would launch it without the session's conf
+    (spark.driver.memory must be set at launch)."""
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connects to spark-submit's JVM, whose system properties hold the conf
+    return SparkConf().get("spark.master", None)
+
+
 def get_session(master: str | None = None, conf: dict[str, str] | None = None, app_name: str = "poison-check"):
     """The active session if there is one (conf is then left alone: changing
-    it would restart the session), else a new one on `master` (default local[*])."""
+    it would restart the session), else a new one on `master` (default: the
+    master spark-submit gave, else local[*])."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     try:
@@ -49,7 +64,9 @@ def get_session(master: str | None = None, conf: dict[str, str] | None = None, a
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         raise InputError("the Spark engine needs a Java runtime (17 or 21): install one, e.g. "
                          "apt-get install -y openjdk-17-jre-headless, or set JAVA_HOME")
-    builder = SparkSession.builder.appName(app_name).master(master or "local[*]")
+    builder = SparkSession.builder.appName(app_name)
+    if master or not configured_master():
+        builder = builder.master(master or "local[*]")
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -5,16 +5,8 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-import pandas as pd
-from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.expectation import MulticolumnMapExpectation
-from great_expectations.expectations.metrics.map_metric_provider import MulticolumnMapMetricProvider
-from great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial import (
-    multicolumn_condition_partial,
-)
 
-from poison_expectations.core.analysis import Options, Roles, build_analysis
-from poison_expectations.core.context import matching
 from poison_expectations.core.gates import calibrated_rate_limit, dispersion_index
 from poison_expectations.core.params import LABEL_CONSISTENCY
 from poison_expectations.core.registry import ExpectationFamily, register_family
@@ -23,6 +15,7 @@ from poison_expectations.gx.expectations.base import (GATE_PARAMS, GATE_SENTENCE
                                                       PoisonBatchExpectation, PoisonRendering, shared_success_keys)
 from poison_expectations.gx.expectations.fields import declared_fields, family_fields, shared_fields
 from poison_expectations.gx.metrics.label_consistency import LabelConsistencyMetric
+from poison_expectations.gx.metrics.row_flags import RowFlagCondition
 from poison_expectations.gx.expectations.rate_gate import rate_result
 
 
@@ -50,32 +43,27 @@ class ExpectLabelInconsistencyRateToBeAtMost(PoisonBatchExpectation, family_fiel
 
 # -- row-level variant -----------------------------------------------------------
 
-class RowLabelConsistent(MulticolumnMapMetricProvider):
+class RowLabelConsistent(RowFlagCondition):
     """True for rows whose label is consistent (column_list = features + label)."""
 
     condition_metric_name = "poison.row_label_consistent"
-    condition_value_keys = ("label_column", "method", "k", "random_state")
+    family_metric = LabelConsistencyMetric
 
-    @multicolumn_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column_list, label_column=None, method=None, k=None, random_state=None, **kwargs):
-        """None (a metric called without the key) keeps the declared default."""
-        features = tuple(c for c in column_list.columns if c != label_column)
-        roles = Roles(label_column=label_column, feature_columns=features)
-        signal = LabelConsistency(**{key: value for key, value in
-                                     (("method", method), ("k", k), ("random_state", random_state))
-                                     if value is not None})
-        options = Options(k=signal.params["k"], random_state=signal.params["random_state"])
-        analysis = matching(column_list, roles, options, None) or build_analysis(column_list, roles, options)
-        result = analysis.result(signal)
-        return pd.Series(~result.flags, index=column_list.index)
+
+ROW_SHARED = ("id_column", "reference", "profile", "k", "random_state", "fdr_q", "nan_policy",
+              "max_onehot_categories", "exact_max_rows")
 
 
 class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, MulticolumnMapExpectation,
                                     declared_fields("RowLabelFields", {"method": LABEL_CONSISTENCY["method"]}),
-                                    shared_fields("k", "random_state")):
+                                    shared_fields(*ROW_SHARED)):
     """Each row's label (one of `column_list`) agrees with its neighbourhood
     and an out-of-fold model; GX lists the rows that do not, so
-    `unexpected_index_column_names` reports their ids.
+    `unexpected_index_column_names` reports their ids. Against a `profile`
+    or `reference` a row fails when it is flagged at FDR `fdr_q` (its
+    conformal p-value, Benjamini-Hochberg over the batch), as the batch
+    expectation flags it; on a Spark dataframe asset that is required, with
+    `id_column` (gx/metrics/row_flags.py).
 
     `mostly` defaults to 0.9, not GX's 1.0: even a clean table has rows whose
     label disagrees with its neighbours (natural label noise, class overlap;
@@ -87,8 +75,8 @@ class ExpectRowLabelsToBeConsistent(ExplicitParams, PoisonRendering, Multicolumn
     label_column: str  # required here: the row-level check needs the label
     mostly: float = 0.9
 
-    map_metric = "poison.row_label_consistent"
-    success_keys = ("mostly", "label_column", "method", "k", "random_state")
+    map_metric = RowLabelConsistent.condition_metric_name
+    success_keys = ("mostly", "label_column", "method", *ROW_SHARED)
     renderer_template: ClassVar[str] = ("Each row's label (column $label_column) must agree with its $k nearest "
                                         "neighbours and an out-of-fold model (method $method), for at least $mostly "
                                         "of the rows.")

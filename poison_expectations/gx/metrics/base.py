@@ -67,8 +67,10 @@ def trusted_name(kwargs: dict[str, Any]) -> str | None:
         return f"{kind}:{name}"
 
 
-def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
-    """The run's analysis of this batch: the active one if it matches, else a new one."""
+def analysis_for(frame, kwargs: dict[str, Any], *, keep: bool = True) -> Analysis:
+    """The run's analysis of this batch: the active one if it matches, else a
+    new one, kept as the context's latest (for the quarantine action) unless
+    `keep` is False (an analysis of some of the batch's columns)."""
     from poison_expectations.gx.paths import project_path
 
     roles, options, trusted = roles_from(kwargs), options_from(kwargs), trusted_name(kwargs)
@@ -78,7 +80,8 @@ def analysis_for(frame, kwargs: dict[str, Any]) -> Analysis:
     # a stored suite's relative paths mean "in the GX project" during run-checkpoint (gx/paths.py)
     reference, profile = load_trusted(project_path(kwargs.get("reference")), project_path(kwargs.get("profile")))
     analysis = build_analysis(frame, roles, options, reference, profile=profile)
-    remember(analysis, trusted)
+    if keep:
+        remember(analysis, trusted)
     return analysis
 
 
