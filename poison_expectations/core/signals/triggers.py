@@ -66,8 +66,9 @@ from poison_expectations.core.params.trigger_patterns import TRIGGER_PATTERNS
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.representation import (Reclassifier, benjamini_hochberg, column_blocks,
                                                               excess_test, plain, sample_ids)
-from poison_expectations.core.signals.trigger_items import (class_counts, confidence_lower, console_line, fit_column,
-                                                             item_columns, item_json, overlap)
+from poison_expectations.core.signals.trigger_items import (class_counts, confidence_lower, console_line,
+                                                             crossfit_reclassify, fit_column, item_columns,
+                                                             item_json, overlap)
 
 OVERLAP_MERGE = 0.5  # candidates sharing this share of the smaller one's rows are one trigger
 COVER_SHARE = 0.9  # an item joins a trigger's pattern when it covers this share of its rows
@@ -288,13 +289,13 @@ class TriggerPatterns(Signal):
         rows = trigger.rows
         reclass = Reclassifier(p["max_train_rows"], p["random_state"])
         if analysis.reference is not None:
-            pool_X, pool_y = analysis.reference.X, analysis.reference.y
+            result = reclass.run(analysis.reference.X, analysis.reference.y, analysis.batch.X[rows], n_classes,
+                                 columns=keep)
         else:
             carrying = np.ones(len(y), dtype=bool)
             for ci, code in trigger.items:
                 carrying &= items[ci].codes == code
-            pool_X, pool_y = analysis.batch.X[~carrying], y[~carrying]
-        result = reclass.run(pool_X, pool_y, analysis.batch.X[rows], n_classes, columns=keep)
+            result = crossfit_reclassify(reclass, analysis.batch.X, y, carrying, rows, n_classes, keep)
         c = trigger.label
         unlike = int(np.count_nonzero(result.predicted != c))
         share = unlike / len(rows)
