@@ -203,12 +203,13 @@ def _build(section: dict, shared: dict) -> list:
 
 def _calibrate(section: dict, results: dict) -> dict:
     """Limits from a run on trusted data: the 99.9% Clopper-Pearson upper bound of
-    its suspicious share, and its conflicting clusters beyond chance."""
+    the share the self-check gate counts, and its conflicting clusters beyond chance."""
     result = results.get("near_duplicate")
     if result is None:
         return {}
     s = result.summary
-    share = clopper_pearson_upper(s["suspicious_rows"], result.n_rows, 1.0 - section["alpha"])
+    counted = s.get("improbable_rows", s["suspicious_rows"])
+    share = clopper_pearson_upper(counted, result.n_rows, 1.0 - section["alpha"])
     beyond = s["conflicting_clusters"] - chance_allowance(s["expected_conflicting_clusters"], section["alpha"])
     return {"max_share": float(min(1.0, max(section["max_share"], share))),
             "max_conflicting_clusters": int(max(section["max_conflicting_clusters"], beyond))}
