@@ -274,3 +274,22 @@ def test_renderers_and_calibration(backdoored):
     family = next(f for f in families() if f.section == "trigger_patterns")
     assert family.calibrate(defaults()["expectations"]["trigger_patterns"], {"trigger": result}) == {
         "max_patterns": 1}
+
+
+def test_trigger_needs_other_columns_that_know_the_class():
+    """A strong natural rule on two columns (first-class women survived, as in
+    titanic) whose remaining column knows little of the label (children
+    survived): without the pattern's columns the model errs on most rows of
+    the class, so rows that look unlike it are no evidence of a trigger."""
+    rng = np.random.default_rng(4)
+    n = 1800
+    frame = pd.DataFrame({"row_id": np.arange(n), "cabin": rng.choice(["first", "second", "third"], n,
+                                                                      p=[0.12, 0.3, 0.58]),
+                          "sex": rng.choice(["f", "m"], n, p=[0.4, 0.6]), "age": rng.normal(30, 12, n).round()})
+    rule = (frame["cabin"] == "first") & (frame["sex"] == "f")
+    child = frame["age"] < 12  # the remaining column knows a few survivors: the children
+    frame["label"] = np.where(rng.random(n) < np.where(rule, 0.97, np.where(child, 0.9, 0.2)), "yes", "no")
+    result = analysis_of(frame).result(TriggerPatterns())
+    assert result.summary["patterns"] == []
+    rejected = [r for r in result.summary["rejected"] if r["label"] == "yes"]
+    assert rejected and all(r["baseline_error"] >= 0.5 for r in rejected)

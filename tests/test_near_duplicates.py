@@ -329,3 +329,31 @@ def test_a_profile_scores_like_a_reference_run(clean_table):
     assert np.array_equal(with_profile.flags, with_reference.flags)
     assert np.array_equal(with_profile.scores, with_reference.scores)
     assert with_profile.summary["reference"] == with_reference.summary["reference"]
+
+
+def test_self_check_of_grid_data_with_repeated_rows_reports_and_does_not_gate():
+    """Integer-coded records (like the keel mammographic, tae, wisconsin tables):
+    many exact repeats, some with both labels. No two distinct recorded rows are
+    within the radius, so near duplicates are the grain of the data: reported,
+    not gated (docs/verdicts.md, self-check)."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({f"x{j}": rng.integers(1, 5, 600) for j in range(4)})
+    frame["label"] = np.where(frame.sum(axis=1) + rng.normal(0, 1.5, 600) > 10, "a", "b")
+    outcome = run_validation(frame, near_duplicate_config(label_column="label"))
+    summary = outcome.results["near_duplicate"].summary
+    assert summary["recorded_on_grid"] and summary["exact_duplicate_rows"] > 300
+    assert summary["suspicious_rows"] > 0.05 * len(frame)  # conflicting repeats: reported
+    assert all(check.success for check in nd_outcomes(outcome).values())
+
+
+def test_self_check_share_counts_improbable_clusters_not_conflicts_alone(clean_table):
+    """Conflicting labels alone are the conflict expectation's (judged against
+    chance); the share gate of a self-check counts clusters the clean size
+    model calls improbable."""
+    poisoned = testing.conflicting_copies(clean_table, rate=0.01, random_state=6)
+    outcome = run_validation(poisoned.frame, near_duplicate_config(label_column="label", id_column="row_id"))
+    summary = outcome.results["near_duplicate"].summary
+    assert not summary["recorded_on_grid"]
+    share = nd_outcomes(outcome)["expect_near_duplicate_cluster_share_to_be_at_most"]
+    assert share.details["counted_rows"] == summary["improbable_rows"] < summary["suspicious_rows"]
+    assert not nd_outcomes(outcome)["expect_conflicting_near_duplicate_clusters_to_be_at_most"].success

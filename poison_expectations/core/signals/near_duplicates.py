@@ -62,7 +62,8 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.near_duplicates import NEAR_DUPLICATES
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.near_duplicates_clusters import ClusterReport, console_lines, describe
-from poison_expectations.core.signals.near_duplicates_copies import resolution, self_copy_test, table_copies
+from poison_expectations.core.signals.near_duplicates_copies import (finest_step, resolution, self_copy_test,
+                                                                     table_copies)
 from poison_expectations.core.signals.near_duplicates_density import density_test
 from poison_expectations.core.signals.near_duplicates_graph import (
     components, observed_decimals, reference_matches, row_keys)
@@ -70,6 +71,7 @@ from poison_expectations.core.signals.near_duplicates_model import (
     SizeModel, allowed_size, default_radius, intrinsic_dimension, nearest_label_disagreement)
 
 REPORTED_CLUSTERS = 20
+GRID_TOLERANCE = 1e-3  # float32 distances: a radius equal to a recording step
 
 
 @dataclass
@@ -143,7 +145,17 @@ class NearDuplicates(Signal):
         return result
 
     def score_fitted(self, state: State, analysis) -> SignalResult:
-        """Self-check: the fitted table's own clusters, as fit judged them."""
+        """Self-check: the fitted table's own clusters, as fit judged them.
+
+        Two self-check facts for the gates (summary): `improbable_rows`, the rows
+        of clusters the clean size model calls improbable (or over the limit):
+        conflicting labels alone are judged against chance by the conflict
+        expectation, not counted against max_share, since clean data with
+        label noise and repeated rows has them; and `recorded_on_grid`: no two
+        distinct recorded rows are closer than the radius (every column's
+        recording step is at least r), so near duplicates are repeats of
+        recorded values, the grain of the data, and the cluster-size model of
+        a continuous law does not hold."""
         radius, radius_info = state["radius"], dict(state["radius_info"])
         model = SizeModel.fit(state["clusters"], state["rows"], self.params["size_alpha"], radius, radius_info)
         report = ClusterReport.from_state(state["report"])
@@ -152,6 +164,10 @@ class NearDuplicates(Signal):
         result.summary["exact_copy_test"] = self_copy_test(
             state["rows"], c["near_pairs"], c["exact_pairs"], c["copied_rows"], c["radius"], c["radius_info"],
             c["resolution"], c["radius_info"].get("intrinsic_dimension"))
+        improbable = report.improbable | report.over_limit
+        result.summary["improbable_rows"] = int(report.sizes[improbable].sum())
+        step = finest_step(analysis.encoder, state["decimals"])
+        result.summary["recorded_on_grid"] = bool(step > 0 and step >= radius * (1 - GRID_TOLERANCE))
         return result
 
     # -- output -------------------------------------------------------------------

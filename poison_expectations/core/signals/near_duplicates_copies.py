@@ -58,6 +58,23 @@ def resolution(encoder, decimals: dict, X: np.ndarray) -> float:
     return float(np.sqrt(np.sum(np.concatenate(steps) ** 2))) if steps else 0.0
 
 
+def finest_step(encoder, decimals: dict) -> float:
+    """The smallest encoded distance two distinct recorded rows can be apart: per
+    numeric column its recording step 10^-d over the encoder's scale, 1 for a
+    one-hot or boolean column; 0 (no grid) when any column has no recording
+    step (unrounded floats, frequency encodings, embeddings)."""
+    steps = []
+    for plan in encoder.plans:
+        d = decimals.get(plan.name)
+        if plan.kind in ("onehot", "bool"):
+            steps.append(1.0)
+        elif plan.kind == "numeric" and d is not None and plan.scale > 0:
+            steps.append(10.0 ** -d / plan.scale)
+        else:
+            return 0.0
+    return float(min(steps)) if steps else 0.0
+
+
 def continuity_rate(near_pairs: int, n: int, radius: float, radius_info: dict, rho0: float,
                     dimension: float | None) -> tuple[float | None, str | None]:
     """Upper bound (at 1 - COPY_BETA) on the chance that two rows are exact copies under

@@ -62,6 +62,7 @@ from poison_expectations.core.signals.representation import (
 
 MIN_CLASS_ROWS = 20  # smaller classes are not tested (too few rows for a tail)
 FOLDS = 5  # folds of the out-of-fold reference scores
+MIN_COMPONENT_VALUES = 3  # distinct values the mixture's tail needs (a mean and a variance, plus one)
 
 
 class SpectralSignatures(Signal):
@@ -186,8 +187,11 @@ class SpectralSignatures(Signal):
         separation = float(np.sqrt(2) * abs(means[0] - means[1]) / np.sqrt(sds[0] ** 2 + sds[1] ** 2))
         median = float(np.median(s))
         in_tail = abs(means[minor] - median) > abs(means[major] - median)
+        # a Gaussian component on fewer distinct values than it has parameters + 1 is
+        # degenerate (its likelihood grows without bound as its variance shrinks): no evidence
+        values = len(np.unique(fit[two.predict(fit) == minor]))
         separated = (delta_bic >= p["min_delta_bic"] and weights[minor] <= 1.5 * p["eps"]
-                     and separation >= p["min_separation"] and in_tail)
+                     and separation >= p["min_separation"] and in_tail and values >= MIN_COMPONENT_VALUES)
         test = f"mixture: delta BIC {delta_bic:.1f}, tail share {weights[minor]:.3f}, separation D {separation:.2f}"
         return {"separated": bool(separated), "test": test, "delta_bic": delta_bic,
                 "tail_share": float(weights[minor]), "separation": separation}

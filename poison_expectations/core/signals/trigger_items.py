@@ -187,3 +187,35 @@ def console_line(r: dict) -> str:
     return (f"  {r['text']} -> label {r['label']!r}: {r['rows']} rows, confidence {r['confidence']:.2f}, "
             f"lift {r['lift']:.2f}; {r['unlike_share']:.0%} look like "
             f"{r['looks_like']!r} without these columns (e.g. {ids})")
+
+
+def crossfit_reclassify(reclass, X: np.ndarray, y: np.ndarray, carrying: np.ndarray, rows: np.ndarray,
+                        n_classes: int, columns: np.ndarray, folds: int = 2):
+    """Self-check reclassification of a trigger's rows, cross-fitted: the carrying
+    rows are split into `folds`; each fold's rows are predicted by a model trained
+    on the batch minus that fold (the other folds' carriers included). Leaving
+    out every carrier would remove the part of the class the pattern marks (a
+    strong natural value, e.g. a low formant of one vowel), so clean carriers
+    would look unlike their label by construction; a planted trigger's carriers
+    are a minority of the region their other columns put them in, so the model
+    still predicts that region's class for them. Returns a `Reclassified` with
+    the folds' baseline errors pooled."""
+    from poison_expectations.core.signals.representation import Reclassified
+
+    marked = carrying.copy()
+    marked[rows] = True
+    fold = np.full(len(y), -1)
+    fold[marked] = np.random.default_rng(reclass.random_state).permutation(int(marked.sum())) % folds
+    predicted = np.zeros(len(rows), dtype=np.int64)
+    wrong, seen = np.zeros(n_classes), np.zeros(n_classes)
+    for f in range(folds):
+        held = fold[rows] == f
+        if not held.any():
+            continue
+        pool = fold != f
+        out = reclass.run(X[pool], y[pool], X[rows[held]], n_classes, columns=columns)
+        predicted[held] = out.predicted
+        wrong += out.baseline_error * out.baseline_rows
+        seen += out.baseline_rows
+    error = np.divide(wrong, seen, out=np.zeros(n_classes), where=seen > 0)
+    return Reclassified(predicted, error, seen.astype(np.int64))

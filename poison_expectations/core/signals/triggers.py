@@ -41,9 +41,12 @@ trigger's, which only the batch reveals.
 
 The check is the Neural Cleanse question "does the pattern alone cause the
 label?": a model that never saw the trigger's rows nor its columns (trained
-on the reference, or on the batch minus those rows) predicts them; at least
-`min_unlike_share` must get another class, significantly (binomial, alpha)
-more often than the model errs on held-out rows of class c. A legitimate
+on the reference, or in a self-check cross-fitted on the batch: each half of
+the carriers is predicted by a model trained without it) predicts them; at
+least `min_unlike_share` must get another class, significantly (binomial,
+alpha) more often than the model errs on held-out rows of class c, and that
+held-out error must be below `min_unlike_share` (else the other columns do
+not know class c, and rows looking unlike it is no evidence). A legitimate
 strong feature value fails this test: the rows' other columns still say c.
 
 A confirmed trigger is named by its full pattern: per column, the most
@@ -66,8 +69,9 @@ from poison_expectations.core.params.trigger_patterns import TRIGGER_PATTERNS
 from poison_expectations.core.signals.base import Signal, SignalResult, State
 from poison_expectations.core.signals.representation import (Reclassifier, benjamini_hochberg, column_blocks,
                                                               excess_test, plain, sample_ids)
-from poison_expectations.core.signals.trigger_items import (class_counts, confidence_lower, console_line, fit_column,
-                                                             item_columns, item_json, overlap)
+from poison_expectations.core.signals.trigger_items import (class_counts, confidence_lower, console_line,
+                                                             crossfit_reclassify, fit_column, item_columns,
+                                                             item_json, overlap)
 
 OVERLAP_MERGE = 0.5  # candidates sharing this share of the smaller one's rows are one trigger
 COVER_SHARE = 0.9  # an item joins a trigger's pattern when it covers this share of its rows
@@ -288,20 +292,23 @@ class TriggerPatterns(Signal):
         rows = trigger.rows
         reclass = Reclassifier(p["max_train_rows"], p["random_state"])
         if analysis.reference is not None:
-            pool_X, pool_y = analysis.reference.X, analysis.reference.y
+            result = reclass.run(analysis.reference.X, analysis.reference.y, analysis.batch.X[rows], n_classes,
+                                 columns=keep)
         else:
             carrying = np.ones(len(y), dtype=bool)
             for ci, code in trigger.items:
                 carrying &= items[ci].codes == code
-            pool_X, pool_y = analysis.batch.X[~carrying], y[~carrying]
-        result = reclass.run(pool_X, pool_y, analysis.batch.X[rows], n_classes, columns=keep)
+            result = crossfit_reclassify(reclass, analysis.batch.X, y, carrying, rows, n_classes, keep)
         c = trigger.label
         unlike = int(np.count_nonzero(result.predicted != c))
         share = unlike / len(rows)
         base_rows = int(result.baseline_rows[c])
         base_wrong = int(round(result.baseline_error[c] * base_rows))
         p_unlike = excess_test(unlike, len(rows), base_wrong, base_rows)
-        confirmed = share >= p["min_unlike_share"] and p_unlike <= p["alpha"]
+        # the question needs a model that still knows class c without the pattern's columns:
+        # when it errs on most held-out c rows, carriers looking unlike c is no evidence
+        recognised = result.baseline_error[c] < p["min_unlike_share"]
+        confirmed = share >= p["min_unlike_share"] and p_unlike <= p["alpha"] and recognised
         flagged, support, hits = rows, trigger.support, trigger.hits
         if confirmed:
             pattern, flagged, support, hits = self._refine(trigger, items, y, rows[result.predicted != c],

@@ -52,11 +52,13 @@ class _NearDuplicateExpectation(PoisonBatchExpectation, family_fields(NEAR_DUPLI
     def judges(self, result) -> bool:
         """Besides the reference rule of the base class: in a self-check of
         lattice data (the radius rule found most nearest neighbours one value
-        step away, or only exact copies) near duplicates are the grain of the
-        data, the cluster-size model (a sparse random geometric graph) does
-        not hold, and a lone batch cannot tell a flood from its own values:
+        step away, or only exact copies; or the values are recorded on a grid
+        no finer than the radius) near duplicates are the grain of the data,
+        the cluster-size model (a sparse random geometric graph) does not
+        hold, and a lone batch cannot tell a flood from its own values:
         report, do not gate."""
-        lattice = (result.summary.get("radius_rule") or {}).get("method") in LATTICE_RULES
+        lattice = ((result.summary.get("radius_rule") or {}).get("method") in LATTICE_RULES
+                   or bool(result.summary.get("recorded_on_grid")))
         return super().judges(result) and (against_reference(result) or not lattice)
 
     def _base_details(self, result) -> dict:
@@ -71,7 +73,10 @@ class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation,
     """The share of rows inside suspicious near-duplicate clusters (improbable
     size, conflicting labels, or over the size limit) is at most `max_share`;
     with a reference, the share is not significantly (alpha) and materially
-    (max_excess_over_reference) above the reference's own share."""
+    (max_excess_over_reference) above the reference's own share. A
+    self-check counts only clusters of improbable size or tightness (or over
+    the limit): conflicting labels alone are the conflict expectation's,
+    judged against chance."""
 
     limit_keys: ClassVar[tuple[str, ...]] = SHARE_LIMITS
     success_keys = shared_success_keys(*SIGNAL_KEYS, *SHARE_LIMITS)
@@ -86,15 +91,17 @@ class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation,
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         s = result.summary
-        share = s["suspicious_share"]
+        ref = s["reference"]
+        # a self-check counts only the clusters improbable under the clean size model (score_fitted)
+        counted = s["suspicious_rows"] if ref else s.get("improbable_rows", s["suspicious_rows"])
+        share = counted / result.n_rows if result.n_rows else 0.0
         details = {**self._base_details(result), "suspicious_clusters": s["suspicious_clusters"],
-                   "suspicious_rows": s["suspicious_rows"],
+                   "suspicious_rows": s["suspicious_rows"], "counted_rows": counted,
                    "cluster_summaries": self._clusters(result, lambda c: c["suspicious"])}
         verdict = self.verdict(result)
         if verdict is not None:
             return self.verdict_result(result, verdict, runtime_configuration, details)
-        ref = s["reference"]
-        success, gate = judge_rate(self, s["suspicious_rows"], result.n_rows,
+        success, gate = judge_rate(self, counted, result.n_rows,
                                    (ref["suspicious_rows"], ref["rows"]) if ref else None, self.max_share)
         success = success or not self.judges(result)
         if gate is not None:
@@ -196,12 +203,13 @@ def _build(section: dict, shared: dict) -> list:
 
 def _calibrate(section: dict, results: dict) -> dict:
     """Limits from a run on trusted data: the 99.9% Clopper-Pearson upper bound of
-    its suspicious share, and its conflicting clusters beyond chance."""
+    the share the self-check gate counts, and its conflicting clusters beyond chance."""
     result = results.get("near_duplicate")
     if result is None:
         return {}
     s = result.summary
-    share = clopper_pearson_upper(s["suspicious_rows"], result.n_rows, 1.0 - section["alpha"])
+    counted = s.get("improbable_rows", s["suspicious_rows"])
+    share = clopper_pearson_upper(counted, result.n_rows, 1.0 - section["alpha"])
     beyond = s["conflicting_clusters"] - chance_allowance(s["expected_conflicting_clusters"], section["alpha"])
     return {"max_share": float(min(1.0, max(section["max_share"], share))),
             "max_conflicting_clusters": int(max(section["max_conflicting_clusters"], beyond))}
