@@ -71,8 +71,8 @@ def test_class_conditional_ranking_ranks_within_the_class():
 
 
 def test_own_pvalues_count_only_where_the_detector_scored_the_row():
-    p = own_rank_pvalues([0.01, 0.02, 0.5], [0.0, 0.3, 0.0])
-    assert np.array_equal(p, [1.0, 0.02, 1.0])
+    p = own_rank_pvalues([0.01, 0.02, 0.5, 0.3], [0.0, 0.3, 0.0, 0.1])
+    assert np.allclose(p, [1.0, 0.02 * 0.5, 1.0, 0.3 * 0.5])  # the detector scored half of the rows
 
 
 def test_ranking_score_is_monotone_in_each_signal():

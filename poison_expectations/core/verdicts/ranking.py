@@ -18,7 +18,7 @@ version of the same p-value instead:
   p(s) = p(max) x exp(-(s - max) / beta) beyond the maximum.
 
 A signal that computes its own p-values counts only where its detector
-scored the row (`own_rank_pvalues`), and `ranking_score` adds the signals'
+scored the row, scaled by how selective the detector was (`own_rank_pvalues`), and `ranking_score` adds the signals'
 evidence (Fisher) instead of following the smallest p-value (Cauchy).
 docs/verdicts.md ("How poison_score ranks") has the measurements.
 
@@ -93,12 +93,18 @@ def own_rank_pvalues(pvalues, scores) -> np.ndarray:
     """Ranking p-values of a signal that computes its own p-values (near
     duplicates: randomized hypergeometric; spectral signatures, activation
     clustering: split conformal along a direction or cluster learned on the
-    batch): its p-value where its own detector scored the row above 0, else 1
-    (no evidence). Where the detector found nothing, that p-value is a random
-    tie-break (a row with no close partner gets U) or a distance along a
-    structure the detector rejected, which in a ranking is only noise."""
+    batch). Where its detector scored the row 0, 1 (no evidence): there the
+    p-value is a random tie-break (a row with no close partner gets U) or a
+    distance along a structure the detector rejected, only noise in a
+    ranking. Where it scored the row above 0, the p-value times the share of
+    batch rows it scored: the chance that a clean row is picked by the
+    detector at all and then looks that extreme (the share counts the
+    poisoned rows too, so it errs towards less evidence). A detector that
+    picks 1% of the rows says more about each than its p-value alone."""
     p = np.asarray(pvalues, dtype=np.float64)
-    return np.where(np.asarray(scores, dtype=np.float64) > 0, p, 1.0)
+    scored = np.asarray(scores, dtype=np.float64) > 0
+    share = max(float(scored.mean()), 1.0 / len(p)) if len(p) else 1.0
+    return np.where(scored, p * share, 1.0)
 
 
 def ranking_score(rank_pvalues) -> np.ndarray:
