@@ -18,8 +18,9 @@ version of the same p-value instead:
   p(s) = p(max) x exp(-(s - max) / beta) beyond the maximum.
 
 A signal that computes its own p-values counts only where its detector
-scored the row, scaled by how selective the detector was (`own_rank_pvalues`), and `ranking_score` adds the signals'
-evidence (Fisher) instead of following the smallest p-value (Cauchy).
+scored the row, scaled by how selective the detector was
+(`own_rank_pvalues`), and `ranking_score` adds the signals' evidence
+(Fisher) instead of following the smallest p-value (Cauchy).
 docs/verdicts.md ("How poison_score ranks") has the measurements.
 
 What it promises: p is a non-increasing function of the score that is
