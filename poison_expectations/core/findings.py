@@ -3,10 +3,13 @@
 Against a reference or profile every signal with row p-values (conformal,
 core/verdicts/evidence.py) contributes its `<signal>_p`; a row's p-values
 are combined over the signals (Cauchy, or Bonferroni over the minimum: both
-valid under dependence, core/verdicts/combine.py), `poison_score` is a
-monotone transform of the combined p-value, and `flagged` is
-Benjamini-Hochberg over the rows at the run's FDR q: the expected share of
-clean rows among the flagged is at most q. Rows named by a group-level test
+valid under dependence, core/verdicts/combine.py) into `combined_p`, and
+`flagged` is Benjamini-Hochberg over the rows at the run's FDR q: the
+expected share of clean rows among the flagged is at most q. `poison_score`
+only ranks: Fisher's product of each signal's deterministic, score-monotone
+ranking p-values (core/verdicts/ranking.py), not a transform of
+`combined_p`, whose random tie-breaks would put the rows a signal is most sure
+of in random order. Rows named by a group-level test
 of a signal's own (a trigger pattern, a collision group, a suspicious
 source) are flagged too, with their reasons.
 
@@ -24,9 +27,10 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from poison_expectations.core.errors import InputError
-from poison_expectations.core.verdicts.combine import combine_pvalues, poison_score
+from poison_expectations.core.verdicts.combine import combine_pvalues
 from poison_expectations.core.verdicts.fdr import benjamini_hochberg
 from poison_expectations.core.verdicts.gate import estimated_share
+from poison_expectations.core.verdicts.ranking import ranking_score
 
 if TYPE_CHECKING:
     from poison_expectations.core.analysis import Analysis
@@ -54,7 +58,7 @@ def build_findings(analysis: "Analysis", results: list["SignalResult"], combine:
     if tested:
         combined = combine_pvalues(np.column_stack([np.asarray(r.pvalues) for r in tested]), combine)
         flagged, _ = benjamini_hochberg(combined, analysis.options.fdr_q)
-        score = poison_score(combined)
+        score = ranking_score(np.column_stack([_rank_pvalues(r) for r in tested]))
         findings.insert(3, "combined_p", combined)
     else:
         score, flagged = tiered_scores(results, n)
@@ -65,6 +69,12 @@ def build_findings(analysis: "Analysis", results: list["SignalResult"], combine:
     findings.insert(2, "flagged", flagged)
     findings["reasons"] = _reasons(results, flagged, n)
     return findings
+
+
+def _rank_pvalues(result: "SignalResult") -> np.ndarray:
+    """What poison_score ranks a signal's rows by: its deterministic ranking
+    p-values where core/verdicts/evidence.py set them, else its p-values."""
+    return np.asarray(result.pvalues if result.rank_pvalues is None else result.rank_pvalues, dtype=np.float64)
 
 
 def flagging_summary(findings: pd.DataFrame, q: float) -> dict:

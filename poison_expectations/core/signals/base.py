@@ -41,6 +41,9 @@ class SignalResult:
     # suspicious); a signal may set its own, else core/verdicts/evidence.py ranks the batch
     # scores among the state's `reference_scores` (conformal)
     pvalues: np.ndarray | None = None
+    # the same evidence for RANKING only (poison_score): deterministic and monotone in the
+    # signal's score (core/verdicts/ranking.py); not a valid p-value. None: rank by `pvalues`
+    rank_pvalues: np.ndarray | None = None
     # the reference groups the p-values were ranked in: ((n_reference, n_batch) per group, the
     # group index of every batch row); None: one group of every trusted row
     pvalue_groups: tuple[tuple[tuple[int, int], ...], np.ndarray] | None = None

@@ -144,25 +144,36 @@ def class_conditional_pvalues(batch_scores, batch_labels, reference_scores, refe
     the groups stay disjoint and the batch test's null remains exact."""
     s = _scores(batch_scores, "batch scores")
     r = _scores(reference_scores, "reference scores")
+    rng = _rng(seed)
+    pvalues = np.empty(len(s))
+    index = np.full(len(s), -1, dtype=np.int64)
+    pooled = np.zeros(len(s), dtype=bool)
+    sizes: list[tuple[int, int]] = []
+    for in_b, in_r, is_pooled in class_groups(batch_labels, reference_labels, len(s), len(r), min_class_rows,
+                                              with_pooled=True):
+        pvalues[in_b] = conformal_pvalues(s[in_b], r[in_r], seed=rng, ties=ties)
+        index[in_b] = len(sizes)
+        pooled[in_b] = is_pooled
+        sizes.append((int(in_r.sum()), int(len(in_b))))
+    return ClassConditional(pvalues, index, pooled, tuple(sizes))
+
+
+def class_groups(batch_labels, reference_labels, n_batch: int, n_reference: int, min_class_rows: int = 50,
+                 with_pooled: bool = False):
+    """The ranking groups, in order: each class with at least
+    `min_class_rows` reference rows, then the pooled group of all the other
+    classes. Yields (batch row indices, reference row mask[, pooled]) for the
+    groups holding batch rows."""
     yb = np.asarray(batch_labels).ravel()
     yr = np.asarray(reference_labels).ravel()
-    if len(yb) != len(s) or len(yr) != len(r):
+    if len(yb) != n_batch or len(yr) != n_reference:
         raise ValueError("labels and scores must have one entry per row")
     _, codes = np.unique(np.concatenate([yr, yb]), return_inverse=True)
     code_r, code_b = codes[: len(yr)], codes[len(yr):]
     large = np.bincount(code_r, minlength=codes.max(initial=-1) + 1) >= min_class_rows
     group_r = np.where(large[code_r], code_r, -1)
     group_b = np.where(large[code_b], code_b, -1)
-    rng = _rng(seed)
-    pvalues = np.empty(len(s))
-    index = np.full(len(s), -1, dtype=np.int64)
-    sizes: list[tuple[int, int]] = []
     for key in [*np.flatnonzero(large).tolist(), -1]:
         in_b = np.flatnonzero(group_b == key)
-        if not len(in_b):
-            continue
-        in_r = group_r == key
-        pvalues[in_b] = conformal_pvalues(s[in_b], r[in_r], seed=rng, ties=ties)
-        index[in_b] = len(sizes)
-        sizes.append((int(in_r.sum()), int(len(in_b))))
-    return ClassConditional(pvalues, index, group_b == -1, tuple(sizes))
+        if len(in_b):
+            yield (in_b, group_r == key, key == -1) if with_pooled else (in_b, group_r == key)

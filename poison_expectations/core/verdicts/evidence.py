@@ -23,6 +23,7 @@ import numpy as np
 
 from .conformal import class_conditional_pvalues, conformal_pvalues
 from .fdr import benjamini_hochberg
+from .ranking import class_conditional_ranking, own_rank_pvalues, ranking_pvalues
 
 # Signal, SignalResult and Analysis are duck-typed here: the core's analysis
 # imports this module, so importing those back (even for types) is a cycle.
@@ -35,7 +36,8 @@ def signal_seed(random_state: int, name: str) -> list[int]:
 
 def attach_evidence(signal: Any, state: Any, result: Any, analysis: Any) -> None:
     """Against a trusted side: set `result.pvalues` (unless the signal set its
-    own) and replace the signal's flags by BH at `analysis.options.fdr_q`."""
+    own) and `result.rank_pvalues` (what poison_score ranks by, ranking.py),
+    and replace the signal's flags by BH at `analysis.options.fdr_q`."""
     if analysis.reference is None:
         return
     if result.pvalues is None:
@@ -46,7 +48,9 @@ def attach_evidence(signal: Any, state: Any, result: Any, analysis: Any) -> None
             ranked = _conformal(signal, state, result, analysis)
             if ranked is None:
                 return
-            result.pvalues, result.pvalue_groups = ranked
+            result.pvalues, result.pvalue_groups, result.rank_pvalues = ranked
+    if result.rank_pvalues is None:
+        result.rank_pvalues = own_rank_pvalues(result.pvalues, result.scores)
     if not signal.own_flags:
         flag_by_fdr(result, analysis.options.fdr_q)
 
@@ -62,9 +66,10 @@ def _conformal(signal, state, result, analysis):
     fitted_y, batch_y = analysis.fitted.y, analysis.batch.y
     if signal.calibration == "class" and fitted_y is not None and batch_y is not None:
         ranked = class_conditional_pvalues(scores, batch_y, reference, fitted_y, seed=seed)
-        return ranked.pvalues, (ranked.groups, ranked.group)
+        rank = class_conditional_ranking(scores, batch_y, reference, fitted_y)
+        return ranked.pvalues, (ranked.groups, ranked.group), rank
     p = conformal_pvalues(scores, reference, seed=seed)
-    return p, (((len(reference), len(p)),), np.zeros(len(p), dtype=np.int64))
+    return p, (((len(reference), len(p)),), np.zeros(len(p), dtype=np.int64)), ranking_pvalues(scores, reference)
 
 
 def flag_by_fdr(result: Any, q: float) -> None:

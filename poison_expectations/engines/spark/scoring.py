@@ -22,7 +22,7 @@ from poison_expectations.core.analysis import build_analysis
 from poison_expectations.core.signals.base import Signal
 from poison_expectations.core.tables import Options, Roles
 from poison_expectations.core.verdicts import class_conditional_pvalues, combine_pvalues, conformal_pvalues
-from poison_expectations.core.verdicts.combine import poison_score
+from poison_expectations.core.verdicts.ranking import ranking_score
 
 # config section -> (signal name, class path): the signals whose `score` reads only the row and the
 # trusted side, so scoring a partition alone gives the row the same score as scoring the whole table
@@ -110,12 +110,14 @@ def score_frame(plan: ScoringPlan, frame: pd.DataFrame, seed: Any) -> pd.DataFra
     analysis.recall_sample = 0  # 200 exact queries per Arrow chunk cost a third of a 10k-row chunk's time
     rng = np.random.default_rng(seed)
     out = {}
-    pvalues = []
+    pvalues, rank_pvalues = [], []
     for section, params in plan.signals:
         signal = make_signal(section, params)
         result = analysis.result(signal)
         state = analysis.state_for(signal)
         p, group = signal_pvalues(signal, state, result, analysis, rng)
+        # the core's deterministic ranking p-values (core.verdicts.ranking): no tie-break, same in any chunking
+        rank_pvalues.append(p if result.rank_pvalues is None else result.rank_pvalues)
         out[f"{signal.name}_score"] = result.scores
         out[f"{signal.name}_p"] = p
         out[f"{signal.name}_group"] = group
@@ -123,7 +125,7 @@ def score_frame(plan: ScoringPlan, frame: pd.DataFrame, seed: Any) -> pd.DataFra
         pvalues.append(p)
     combined = combine_pvalues(np.column_stack(pvalues), plan.combine)
     out["poison_p"] = combined
-    out["poison_score"] = poison_score(combined)
+    out["poison_score"] = ranking_score(np.column_stack(rank_pvalues))  # as core.findings: a ranking, not a test
     added = pd.DataFrame(out, index=frame.index)
     return pd.concat([frame, added], axis=1)
 
