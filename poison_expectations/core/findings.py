@@ -105,12 +105,12 @@ def _reasons(results: list["SignalResult"], flagged: np.ndarray, n: int) -> np.n
         rows = np.fromiter(reasons, dtype=np.int64, count=len(reasons))
         p = np.column_stack([np.asarray(r.pvalues)[rows] for r in tested])
         best = p.argmin(axis=1)
-        for i, row in enumerate(rows):
-            if not reasons[int(row)]:
-                reasons[int(row)].append(f"{tested[best[i]].signal}: p = {p[i, best[i]]:.2g}")
+        for i, row_at in enumerate(rows.tolist()):
+            if not reasons[row_at]:
+                reasons[row_at].append(f"{tested[best[i]].signal}: p = {p[i, best[i]]:.2g}")
     out = np.full(n, "", dtype=object)
-    for row, parts in reasons.items():
-        out[row] = REASON_SEPARATOR.join(parts)
+    for at, parts in reasons.items():
+        out[at] = REASON_SEPARATOR.join(parts)
     return out
 
 

@@ -127,8 +127,8 @@ def represented(analysis, state: dict, table: str) -> np.ndarray:
     scores of a signal read it, and spectral signatures and feature
     clustering share it when their representations agree (same columns and
     transform). Read-only."""
-    digest = hashlib.blake2b(np.ascontiguousarray(state["sorted"]), digest_size=16)
-    digest.update(np.ascontiguousarray(state["columns"], dtype=np.int64))
+    digest = hashlib.blake2b(np.ascontiguousarray(state["sorted"]).tobytes(), digest_size=16)
+    digest.update(np.asarray(state["columns"], dtype=np.int64).tobytes())
     source = analysis.batch if table == "batch" else analysis.require_reference()
 
     def make() -> np.ndarray:
