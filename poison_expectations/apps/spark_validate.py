@@ -158,6 +158,10 @@ def verdict_lines(outcome, data: str, top: list[dict] | None = None) -> list[str
                      "--reference for a test of poisoning")
     for name, gate in outcome.gates.items():
         status = "FAIL" if gate.get("failed") else "PASS"
+        if "patterns" in gate:  # trigger patterns: a count of confirmed patterns, not a p-value gate
+            lines.append(f"  {status}  {name}: {gate['patterns']} trigger pattern(s) (at most {gate['max_patterns']}); "
+                         f"{gate['method']}")
+            continue
         lines.append(f"  {status}  {name}: Higher Criticism {gate.get('statistic', 0):.3g}, "
                      f"p={gate.get('p_value', 1):.2g} (alpha {gate.get('alpha', 0):g}); "
                      f"at least {gate.get('lower_bound', 0)} rows contaminated "

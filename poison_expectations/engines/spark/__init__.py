@@ -22,11 +22,13 @@ How the work is split (see `engine.py`):
 
 Where the Spark result is an approximation of the pandas one:
 
-1. Signals run: the per-row signals only (label consistency, outliers,
-   influence), whose `score` reads nothing but the row and the trusted side.
-   Near duplicates, spectral signatures, trigger patterns, clean-label
-   collisions, feature clustering and sources need within-batch structure;
-   they are not run (listed as skipped in the report).
+1. Signals run: the per-row signals (label consistency, outliers,
+   influence), whose `score` reads nothing but the row and the trusted side,
+   and the batch families of `batch.py`: spectral signatures and feature
+   clustering (split conformal, `structure.py`) and trigger patterns
+   (`triggers.py`). Near duplicates, clean-label collisions and sources need
+   within-batch structure this engine does not build yet; they are not run
+   (listed as skipped in the report).
 2. Row scores: equal to the pandas engine's `score` against the same
    profile for outliers and influence (fold model and tie placement drawn
    by hashing the row's values; small classes ranked among their trusted
@@ -57,6 +59,35 @@ Where the Spark result is an approximation of the pandas one:
    order (classes by code, then the pooled group), so its p-value can differ
    from an in-process run that met the classes in another order by the
    simulation's own noise (the test stays exactly valid).
-8. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
+8. Spectral signatures and feature clustering: the split halves are a fair
+   coin per row (Spark's `rand(seed)`, persisted with the scored table), not
+   the pandas engine's exact half of a permutation: both are independent of
+   the data, so the split-conformal p-values stay exactly valid, but the
+   halves differ, so row p-values are other draws of the same law (on the
+   1,500-row embedding backdoor test both engines fail the same gates with
+   lower bounds within a few rows; clean rows' p-values do not correlate
+   between engines, as two pandas runs with other halves would not). Given
+   the halves the computation is the core's: spectral directions from exact
+   float64 class sums per half (the core's `_direction` up to rounding:
+   tested to the conformal interval), 2-means on a uniform sample of at most
+   `max_fit_rows` rows of the half (the core samples as many; all rows when
+   the half is smaller). The score columns differ by design: `spectral_score`
+   is tau on the whole batch class's direction over the class's largest tau
+   for every class of >= 20 rows (the pandas engine gives that only to
+   classes whose tail test separates, 0 elsewhere; equal there to 1e-4);
+   `feature_clustering_score` is the split pull (d_large - d_small) /
+   (d_large + d_small) mapped to [0, 1] (the pandas engine scores only the
+   members of a confirmed small cluster). The gate omits Storey's
+   `estimated_share` (it needs every p-value). Their p-values enter `poison_p` (so BH
+   flags), but `poison_score` ranks by the per-row families' ranking
+   p-values only.
+9. Trigger patterns: the core's search runs on the driver on the whole batch
+   up to `triggers.SEARCH_ROWS` rows, else on a uniform random sample of that
+   many (fewer carrying rows: a rarer trigger can be missed); its confirmed
+   patterns flag, on the executors, every row of the batch that carries the
+   pattern with its label (the core keeps the lead's rows instead when the
+   refined pattern holds under half of them), and their support is counted
+   over the whole batch.
+10. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
    the HTML report; `limits.max_rows` does not apply.
 """

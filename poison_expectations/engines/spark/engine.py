@@ -18,8 +18,8 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params import FAMILIES
 from poison_expectations.core.params.shared import shared_values
 from poison_expectations.core.tables import Options, Roles
-from poison_expectations.engines.spark.scoring import (PER_ROW_SIGNALS, ROW_INDEX, ScoringPlan, make_signal,
-                                                       score_frame, score_partitions)
+from poison_expectations.engines.spark.scoring import (PER_ROW_SIGNALS, ROW_INDEX, BATCH_SIGNALS, ScoringPlan,
+                                                       make_signal, score_frame, score_partitions)
 
 SAMPLE_ROWS = 20_000  # self-check: the most batch rows the driver fits the trusted side on
 PROBE_ROWS = 50  # rows scored on the driver first, so an input error is one line, not a task failure
@@ -40,6 +40,8 @@ class SparkOutcome:
     scored: Any  # the persisted, scored Spark DataFrame
     columns: list[str]  # the input's columns
     timings: dict[str, float] = field(default_factory=dict)
+    batch_names: list[str] = field(default_factory=list)  # batch families' signals with _score and _p (batch.py)
+    flag_columns: list[str] = field(default_factory=list)  # bool columns flagging rows besides BH (batch.py)
 
     def failed_signals(self) -> list[str]:
         return [name for name, gate in self.gates.items() if gate.get("failed")]
@@ -58,27 +60,28 @@ def roles_options(config: dict) -> tuple[Roles, Options]:
     return roles, options
 
 
-def plan_signals(config: dict, labelled: bool) -> tuple[list[tuple[str, dict]], list[str]]:
-    """(section, signal parameters) of each enabled per-row family, and the
-    enabled families this engine does not run (with why)."""
+def plan_signals(config: dict, labelled: bool) -> tuple[list[tuple[str, dict]], list[str], list[tuple[str, dict]]]:
+    """(section, signal parameters) of each enabled per-row family, the
+    enabled families this engine does not run (with why), and (section,
+    parameters) of each enabled batch family (batch.py)."""
     shared = shared_values(config)
-    run, skipped = [], []
+    run, skipped, batch = [], [], []
     for family in FAMILIES:
         section = config["expectations"].get(family.section, {})
         if not section.get("enabled", True):
             continue
-        if family.section not in PER_ROW_SIGNALS:
+        if family.section not in PER_ROW_SIGNALS and family.section not in BATCH_SIGNALS:
             skipped.append(f"{family.section} (needs within-batch structure; not on the Spark engine)")
         elif family.needs_label and not labelled:
             skipped.append(f"{family.section} (needs a label column)")
         else:
             params = {k: section[k] for k in family.signal_keys if section.get(k) is not None}
             params.update({k: shared[k] for k in family.shared if shared.get(k) is not None})
-            run.append((family.section, params))
+            (run if family.section in PER_ROW_SIGNALS else batch).append((family.section, params))
     if not run:
         raise InputError("no per-row family is enabled: the Spark engine runs label_consistency, outliers "
                          "and influence")
-    return run, skipped
+    return run, skipped, batch
 
 
 def read_data(spark, path: str | os.PathLike):

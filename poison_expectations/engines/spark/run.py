@@ -16,6 +16,8 @@ from poison_expectations.engines.spark.engine import (MAX_SOURCES, SAMPLE_ROWS, 
                                                       roles_options, score, trusted_bytes)
 from poison_expectations.engines.spark.scoring import (ROW_INDEX, ScoringPlan, class_conditional,
                                                        class_reference_sizes, make_signal)
+from poison_expectations.engines.spark.batch import run_batch_families
+from poison_expectations.engines.spark.structure import HALF
 
 
 def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> SparkOutcome:
@@ -28,8 +30,8 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     sdf = read_data(spark, data)
     roles, options = roles_options(config)
     check_columns(sdf.columns, roles)
-    signals, skipped = plan_signals(config, labelled=roles.label_column is not None)
-    profile_bytes, mode = trusted_bytes(spark, sdf, config, roles, options, signals, sample_rows=sample_rows,
+    signals, skipped, batch = plan_signals(config, labelled=roles.label_column is not None)
+    profile_bytes, mode = trusted_bytes(spark, sdf, config, roles, options, signals + batch, sample_rows=sample_rows,
                                         seed=options.random_state)
     timings["trusted_side"] = time.perf_counter() - start
     offsets = None if roles.id_column else partition_offsets(sdf)
@@ -37,7 +39,7 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     plan = ScoringPlan(profile_bytes, roles, options, signals, seed=options.random_state, offsets=offsets,
                        combine=config["verdicts"]["combine"])
     probe(sdf, plan)
-    scored = score(sdf, plan).persist(StorageLevel.MEMORY_AND_DISK)
+    scored = with_halves(score(sdf, plan), plan.seed, bool(batch)).persist(StorageLevel.MEMORY_AND_DISK)
     t0 = time.perf_counter()
     try:
         rows = scored.count()  # scores every partition once (persisted for the aggregates and outputs)
@@ -45,15 +47,21 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
         raise executor_error(exc) from None
     timings["score"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gates, small = signal_gates(scored, plan, config, fdr)
+    gates, small = signal_gates(scored, plan, config, fdr, n_families=len(signals) + len(batch))
+    more = run_batch_families(scored, plan, config, batch, list(sdf.columns), rows, len(signals) + len(batch))
+    scored, gates = more.scored, {**gates, **more.gates}
+    timings.update(more.timings)
+    if more.names:  # poison_p was recombined with the batch families' p-values
+        small = _column(scored.where(scored["poison_p"] <= decide.collect_cut(fdr)).select("poison_p"))
     cut = decide.bh_cut(small, rows, fdr)
-    flagged = int((small <= cut).sum())
-    sources = source_counts(scored, roles.source_column, cut)
+    flagged = (int((small <= cut).sum()) if not more.flag_columns
+               else scored.where(flag_condition(cut, more.flag_columns)).count())
+    sources = source_counts(scored, roles.source_column, cut, more.flag_columns)
     timings["decide"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
     success = not any(gate.get("failed") for gate in gates.values())
     return SparkOutcome(success, rows, flagged, cut, gates, sources, skipped, mode, plan, scored,
-                        list(sdf.columns), timings)
+                        list(sdf.columns), timings, more.names, more.flag_columns)
 
 
 def executor_error(exc: Exception) -> Exception:
@@ -65,11 +73,28 @@ def executor_error(exc: Exception) -> Exception:
     return exc
 
 
-def signal_gates(scored, plan: ScoringPlan, config: dict, fdr: float) -> tuple[dict[str, dict], np.ndarray]:
+def with_halves(scored, seed: int, needed: bool):
+    """The split-conformal half of each row (structure.py): a fair coin drawn
+    once and persisted with the scored table, independent of the data."""
+    if not needed:
+        return scored
+    from pyspark.sql import functions as F
+
+    return scored.withColumn(HALF, (F.rand(seed) < 0.5).cast("long"))
+
+
+def _column(sdf) -> np.ndarray:
+    """One small numeric column on the driver (through Arrow: 8 bytes a value, no Row objects)."""
+    return sdf.toPandas().iloc[:, 0].to_numpy(dtype=float)
+
+
+def signal_gates(scored, plan: ScoringPlan, config: dict, fdr: float,
+                 n_families: int | None = None) -> tuple[dict[str, dict], np.ndarray]:
     """Each signal's batch gate from its group counts and its p-values <= its
     alpha0, and the combined p-values <= q (for the row flags): two passes
     over the scored rows, a groupBy of every signal's group key and one
-    Arrow collect of the rows with any small p-value."""
+    Arrow collect of the rows with any small p-value. Alpha is split over
+    `n_families` gates (default: the per-row signals)."""
     from pyspark.sql import functions as F
 
     profile = plan.profile()
@@ -86,7 +111,7 @@ def signal_gates(scored, plan: ScoringPlan, config: dict, fdr: float) -> tuple[d
         wanted = wanted | (F.col(f"{name}_p") <= F.lit(alpha0[name]))
     small = scored.where(wanted).select("poison_p", *[c for name in names
                                                       for c in (f"{name}_p", f"{name}_group")]).toPandas()
-    alpha = config["verdicts"]["alpha"] / len(plan.signals)  # as the pandas checkpoint: alpha / F
+    alpha = config["verdicts"]["alpha"] / (n_families or len(plan.signals))  # as the pandas checkpoint: alpha / F
     gates = {}
     for name in names:
         mine = small[small[f"{name}_p"] <= alpha0[name]]
@@ -105,14 +130,25 @@ def _reference_sizes(section: str, params: dict, profile, plan: ScoringPlan) -> 
     return {0: len(profile.states[signal.cache_key()]["reference_scores"])}
 
 
-def source_counts(scored, source_column: str | None, cut: float) -> list[dict]:
+def flag_condition(cut: float, flag_columns=()):
+    """A row is flagged when BH names it (poison_p <= cut) or a group-level test does (a flag column)."""
+    from pyspark.sql import functions as F
+
+    flagged = F.col("poison_p") <= F.lit(cut)
+    for column in flag_columns:
+        flagged = flagged | F.col(column)
+    return flagged
+
+
+def source_counts(scored, source_column: str | None, cut: float, flag_columns=()) -> list[dict]:
     """Rows and flagged rows per source (a groupBy), most flagged first."""
     if source_column is None:
         return []
     from pyspark.sql import functions as F
 
     grouped = (scored.groupBy(source_column)
-               .agg(F.count(F.lit(1)).alias("rows"), F.sum((F.col("poison_p") <= cut).cast("long")).alias("flagged"))
+               .agg(F.count(F.lit(1)).alias("rows"),
+                    F.sum(flag_condition(cut, flag_columns).cast("long")).alias("flagged"))
                .orderBy(F.desc("flagged"), F.desc("rows")).limit(MAX_SOURCES).collect())
     return [{"source": None if r[source_column] is None else str(r[source_column]), "rows": int(r["rows"]),
              "flagged": int(r["flagged"] or 0)} for r in grouped]
@@ -123,14 +159,17 @@ def flagged_frames(outcome: SparkOutcome) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     plan, scored = outcome.plan, outcome.scored
-    flagged = F.col("poison_p") <= F.lit(outcome.cut)
-    reasons = F.when(flagged, F.concat_ws("; ", *[
+    names = plan.signal_names + outcome.batch_names
+    flagged = flag_condition(outcome.cut, outcome.flag_columns)
+    own = [F.when(F.col(c), F.col(c.replace("_flagged", "_reason"))) for c in outcome.flag_columns]
+    reasons = F.when(flagged, F.concat_ws("; ", *own, *[
         F.when(F.col(f"{name}_p") <= F.lit(max(outcome.cut, 0.0)),
                F.format_string(f"{name}: conformal p=%.3g", F.col(f"{name}_p")))
-        for name in plan.signal_names])).otherwise(F.lit(""))
+        for name in names])).otherwise(F.lit(""))
     reasons = F.when(flagged & (reasons == ""), F.lit("combined evidence of several signals")).otherwise(reasons)
     id_name = plan.id_name
-    score_columns = [c for name in plan.signal_names for c in (f"{name}_score", f"{name}_p")]
+    score_columns = [c for name in names for c in (f"{name}_score", f"{name}_p")]
+    score_columns += [c.replace("_flagged", "_score") for c in outcome.flag_columns]
     findings = scored.select(F.col(id_name), "poison_score", flagged.alias("flagged"), *score_columns,
                              "poison_p", reasons.alias("reasons"))
     original = [F.col(f"`{c}`") for c in outcome.columns]

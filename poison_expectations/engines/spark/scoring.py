@@ -32,6 +32,14 @@ PER_ROW_SIGNALS = {
     "outliers": ("outlier", "poison_expectations.core.signals.outliers", "Outliers"),
     "influence": ("influence", "poison_expectations.core.signals.influence", "Influence"),
 }
+# config section -> (signal name, class path) of the families whose scorer or test is learned on the
+# batch itself (batch.py): fitted into the trusted side, run after the per-row pass
+BATCH_SIGNALS = {
+    "spectral_signatures": ("spectral", "poison_expectations.core.signals.spectral", "SpectralSignatures"),
+    "feature_clustering": ("feature_clustering", "poison_expectations.core.signals.feature_clustering",
+                           "FeatureClustering"),
+    "trigger_patterns": ("trigger", "poison_expectations.core.signals.triggers", "TriggerPatterns"),
+}
 # signals ranked among the trusted rows of their own class (label-conditional conformal p-values)
 # besides those whose `calibration` says "class"
 CLASS_CONDITIONAL = frozenset({"label_consistency"})
@@ -51,7 +59,7 @@ def class_conditional(signal: Signal, labelled: bool) -> bool:
 def make_signal(section: str, params: dict[str, Any]) -> Signal:
     import importlib
 
-    _, module, cls = PER_ROW_SIGNALS[section]
+    _, module, cls = PER_ROW_SIGNALS.get(section) or BATCH_SIGNALS[section]
     return getattr(importlib.import_module(module), cls)(**params)
 
 

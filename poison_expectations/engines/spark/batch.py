@@ -1,0 +1,56 @@
+"""The batch families of the Spark engine: those whose scorer or test is
+learned on the batch itself, run after the per-row pass on the persisted
+scored table (spectral signatures and feature clustering: structure_run.py;
+trigger patterns: triggers.py). Each adds its columns to the scored table
+and returns its gate; run.py calls `run_batch_families` only."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from poison_expectations.engines.spark.scoring import ScoringPlan
+
+STRUCTURE_SECTIONS = ("spectral_signatures", "feature_clustering")
+
+
+@dataclass
+class BatchOutcome:
+    gates: dict[str, dict] = field(default_factory=dict)
+    scored: Any = None  # the persisted scored table with the families' columns
+    names: list[str] = field(default_factory=list)  # signals with <name>_score and <name>_p columns
+    flag_columns: list[str] = field(default_factory=list)  # bool columns whose rows are flagged besides BH
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_batch_families(scored, plan: ScoringPlan, config: dict, batch: list[tuple[str, dict]], columns: list[str],
+                       rows: int, n_families: int) -> BatchOutcome:
+    """Run the planned batch families in turn; each persisted step replaces (and
+    unpersists) the table it was given."""
+    from pyspark import StorageLevel
+
+    from poison_expectations.engines.spark.structure_run import run_structure
+    from poison_expectations.engines.spark.triggers import FLAG, run_triggers
+
+    out = BatchOutcome(scored=scored)
+    structure = [(s, p) for s, p in batch if s in STRUCTURE_SECTIONS]
+    if structure:
+        t0 = time.perf_counter()
+        gates, new, out.names = run_structure(scored, plan, config, structure, columns, n_families, out.timings)
+        out.scored.unpersist()
+        out.scored = new
+        out.gates.update(gates)
+        out.timings["structure"] = time.perf_counter() - t0
+    trigger = dict(batch).get("trigger_patterns")
+    if trigger is not None:
+        t0 = time.perf_counter()
+        gate, new = run_triggers(out.scored, plan, config, trigger, columns, rows, n_families)
+        new = new.persist(StorageLevel.MEMORY_AND_DISK)
+        new.count()
+        out.scored.unpersist()
+        out.scored = new
+        out.gates["trigger"] = gate
+        out.flag_columns.append(FLAG)
+        out.timings["triggers"] = time.perf_counter() - t0
+    return out
