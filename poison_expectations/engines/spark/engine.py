@@ -18,6 +18,7 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params import FAMILIES
 from poison_expectations.core.params.shared import shared_values
 from poison_expectations.core.tables import Options, Roles
+from poison_expectations.engines.spark.batch_families import BATCH_SECTIONS
 from poison_expectations.engines.spark.scoring import (PER_ROW_SIGNALS, ROW_INDEX, ScoringPlan, make_signal,
                                                        score_frame, score_partitions)
 
@@ -40,6 +41,8 @@ class SparkOutcome:
     scored: Any  # the persisted, scored Spark DataFrame
     columns: list[str]  # the input's columns
     timings: dict[str, float] = field(default_factory=dict)
+    extra_signals: list[str] = field(default_factory=list)  # row p-value columns of the batch families
+    group_flags: list = field(default_factory=list)  # (row condition, reason column) of group-level findings
 
     def failed_signals(self) -> list[str]:
         return [name for name, gate in self.gates.items() if gate.get("failed")]
@@ -61,24 +64,32 @@ def roles_options(config: dict) -> tuple[Roles, Options]:
 def plan_signals(config: dict, labelled: bool) -> tuple[list[tuple[str, dict]], list[str]]:
     """(section, signal parameters) of each enabled per-row family, and the
     enabled families this engine does not run (with why)."""
-    shared = shared_values(config)
     run, skipped = [], []
     for family in FAMILIES:
         section = config["expectations"].get(family.section, {})
         if not section.get("enabled", True):
             continue
+        if family.section in BATCH_SECTIONS:
+            continue  # run after the per-row scoring (batch_families.py)
         if family.section not in PER_ROW_SIGNALS:
             skipped.append(f"{family.section} (needs within-batch structure; not on the Spark engine)")
         elif family.needs_label and not labelled:
             skipped.append(f"{family.section} (needs a label column)")
         else:
-            params = {k: section[k] for k in family.signal_keys if section.get(k) is not None}
-            params.update({k: shared[k] for k in family.shared if shared.get(k) is not None})
-            run.append((family.section, params))
+            run.append((family.section, family_params(config, family)))
     if not run:
         raise InputError("no per-row family is enabled: the Spark engine runs label_consistency, outliers "
                          "and influence")
     return run, skipped
+
+
+def family_params(config: dict, family) -> dict:
+    """A family's signal parameters: its section's, then the shared ones it reads."""
+    shared = shared_values(config)
+    section = config["expectations"].get(family.section, {})
+    params = {k: section[k] for k in family.signal_keys if section.get(k) is not None}
+    params.update({k: shared[k] for k in family.shared if shared.get(k) is not None})
+    return params
 
 
 def read_data(spark, path: str | os.PathLike):
@@ -108,7 +119,7 @@ def check_columns(columns: list[str], roles: Roles) -> None:
 
 
 def trusted_bytes(spark, sdf, config: dict, roles: Roles, options: Options, signals, *,
-                  sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> tuple[bytes, str]:
+                  sample_rows: int = SAMPLE_ROWS, seed: int = 0, extra=()) -> tuple[bytes, str]:
     """(profile file bytes, mode): the stored profile, or one fitted on the
     driver from the reference table or a bounded random sample of the batch."""
     data = config["data"]
@@ -122,7 +133,7 @@ def trusted_bytes(spark, sdf, config: dict, roles: Roles, options: Options, sign
 
         frame = read_table(data["reference"], max_rows=config["limits"]["max_rows"],
                            max_memory_mb=config["limits"]["max_memory_mb"])
-        return _fitted_bytes(frame, roles, options, signals, config, str(data["reference"])), "reference"
+        return _fitted_bytes(frame, roles, options, signals, config, str(data["reference"]), extra), "reference"
     total = sdf.count()
     fraction = min(1.0, 1.2 * sample_rows / max(total, 1))
     frame = sdf.sample(withReplacement=False, fraction=fraction, seed=seed).limit(sample_rows).toPandas()
@@ -132,7 +143,7 @@ def trusted_bytes(spark, sdf, config: dict, roles: Roles, options: Options, sign
             f"self-check (trusted side fitted on a random sample of {len(frame)} of {total} rows)")
 
 
-def _fitted_bytes(frame, roles: Roles, options: Options, signals, config: dict, name: str) -> bytes:
+def _fitted_bytes(frame, roles: Roles, options: Options, signals, config: dict, name: str, extra=()) -> bytes:
     from poison_expectations.core.fitting import fit_profile
     from poison_expectations.core.version import VERSION
     from poison_expectations.stores.profiles import save_profile
@@ -142,7 +153,8 @@ def _fitted_bytes(frame, roles: Roles, options: Options, signals, config: dict, 
     fitted_roles = Roles(roles.label_column, roles.id_column if roles.id_column in frame.columns else None,
                          roles.source_column if roles.source_column in frame.columns else None,
                          roles.feature_columns, roles.embedding_columns)
-    profile = fit_profile(frame, fitted_roles, options, [make_signal(s, p) for s, p in signals], meta=meta,
+    chosen = [make_signal(s, p) for s, p in signals] + list(extra)
+    profile = fit_profile(frame, fitted_roles, options, chosen, meta=meta,
                           max_memory_mb=config["limits"]["max_memory_mb"])
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "fitted.profile"

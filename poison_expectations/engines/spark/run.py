@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from poison_expectations.core.errors import InputError
-from poison_expectations.engines.spark import decide
+from poison_expectations.engines.spark import batch_families, decide
 from poison_expectations.engines.spark.engine import (MAX_SOURCES, SAMPLE_ROWS, SparkOutcome, check_columns,
                                                       partition_offsets, plan_signals, probe, read_data,
                                                       roles_options, score, trusted_bytes)
@@ -29,8 +29,10 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     roles, options = roles_options(config)
     check_columns(sdf.columns, roles)
     signals, skipped = plan_signals(config, labelled=roles.label_column is not None)
+    sections, more = batch_families.plan_batch(config, roles)
+    skipped += more
     profile_bytes, mode = trusted_bytes(spark, sdf, config, roles, options, signals, sample_rows=sample_rows,
-                                        seed=options.random_state)
+                                        seed=options.random_state, extra=batch_families.fit_extra(config, sections))
     timings["trusted_side"] = time.perf_counter() - start
     offsets = None if roles.id_column else partition_offsets(sdf)
     fdr = config["verdicts"]["q"]
@@ -45,16 +47,33 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
         raise executor_error(exc) from None
     timings["score"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gates = signal_gates(scored, plan, config, rows)
+    scored, gates, extra = batch_families.before_cut(spark, sdf, scored, plan, config, rows, sections, skipped)
+    timings["batch_families"] = time.perf_counter() - t0
+    gates = {**signal_gates(scored, plan, config, rows, n_gates=len(plan.signals) + len(gates)), **gates}
     small = _column(scored.where(scored["poison_p"] <= decide.collect_cut(fdr)).select("poison_p"))
     cut = decide.bh_cut(small, rows, fdr)
+    more_gates, group_flags = batch_families.after_cut(scored, plan, config, sections,
+                                                       plan.signal_names + extra, len(gates))
+    gates.update(more_gates)
     flagged = int((small <= cut).sum())
-    sources = source_counts(scored, roles.source_column, cut)
+    if group_flags:
+        flagged = scored.where(_flagged(cut, group_flags)).count()
+    sources = source_counts(scored, roles.source_column, cut, group_flags)
     timings["decide"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
     success = not any(gate.get("failed") for gate in gates.values())
     return SparkOutcome(success, rows, flagged, cut, gates, sources, skipped, mode, plan, scored,
-                        list(sdf.columns), timings)
+                        list(sdf.columns), timings, extra, group_flags)
+
+
+def _flagged(cut: float, group_flags):
+    """The row condition of `flagged`: BH on poison_p, or a group-level flag."""
+    from pyspark.sql import functions as F
+
+    condition = F.col("poison_p") <= F.lit(cut)
+    for extra, _ in group_flags:
+        condition = condition | extra
+    return condition
 
 
 def executor_error(exc: Exception) -> Exception:
@@ -71,7 +90,8 @@ def _column(sdf) -> np.ndarray:
     return sdf.toPandas().iloc[:, 0].to_numpy(dtype=float)
 
 
-def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int) -> dict[str, dict]:
+def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int, n_gates: int | None = None
+                 ) -> dict[str, dict]:
     """Each signal's batch gate from its p-values <= ALPHA0 and its group counts."""
     profile = plan.profile()
     gates = {}
@@ -85,21 +105,22 @@ def signal_gates(scored, plan: ScoringPlan, config: dict, rows: int) -> dict[str
             ref_by_key = class_reference_sizes(np.asarray(profile.table.y))
         else:
             ref_by_key = {0: len(state["reference_scores"])}
-        alpha = config["verdicts"]["alpha"] / len(plan.signals)  # as the pandas checkpoint: alpha / F
+        alpha = config["verdicts"]["alpha"] / (n_gates or len(plan.signals))  # as the pandas checkpoint: alpha / F
         gates[name] = decide.signal_gate(small[p_col].to_numpy(dtype=float), small[g_col].to_numpy(dtype=np.int64),
                                          counts, ref_by_key, alpha=alpha, min_effect=config["verdicts"]["min_effect"],
                                          seed=plan.seed)
     return gates
 
 
-def source_counts(scored, source_column: str | None, cut: float) -> list[dict]:
+def source_counts(scored, source_column: str | None, cut: float, group_flags=()) -> list[dict]:
     """Rows and flagged rows per source (a groupBy), most flagged first."""
     if source_column is None:
         return []
     from pyspark.sql import functions as F
 
+    flagged = _flagged(cut, group_flags)
     grouped = (scored.groupBy(source_column)
-               .agg(F.count(F.lit(1)).alias("rows"), F.sum((F.col("poison_p") <= cut).cast("long")).alias("flagged"))
+               .agg(F.count(F.lit(1)).alias("rows"), F.sum(flagged.cast("long")).alias("flagged"))
                .orderBy(F.desc("flagged"), F.desc("rows")).limit(MAX_SOURCES).collect())
     return [{"source": None if r[source_column] is None else str(r[source_column]), "rows": int(r["rows"]),
              "flagged": int(r["flagged"] or 0)} for r in grouped]
@@ -110,14 +131,15 @@ def flagged_frames(outcome: SparkOutcome) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     plan, scored = outcome.plan, outcome.scored
-    flagged = F.col("poison_p") <= F.lit(outcome.cut)
-    reasons = F.when(flagged, F.concat_ws("; ", *[
-        F.when(F.col(f"{name}_p") <= F.lit(max(outcome.cut, 0.0)),
-               F.format_string(f"{name}: conformal p=%.3g", F.col(f"{name}_p")))
-        for name in plan.signal_names])).otherwise(F.lit(""))
+    names = plan.signal_names + outcome.extra_signals
+    flagged = _flagged(outcome.cut, outcome.group_flags)
+    by_signal = [F.when(F.col(f"{name}_p") <= F.lit(max(outcome.cut, 0.0)),
+                        F.format_string(f"{name}: p=%.3g", F.col(f"{name}_p"))) for name in names]
+    by_group = [F.when(condition, reason) for condition, reason in outcome.group_flags]
+    reasons = F.when(flagged, F.concat_ws("; ", *by_signal, *by_group)).otherwise(F.lit(""))
     reasons = F.when(flagged & (reasons == ""), F.lit("combined evidence of several signals")).otherwise(reasons)
     id_name = plan.id_name
-    score_columns = [c for name in plan.signal_names for c in (f"{name}_score", f"{name}_p")]
+    score_columns = [c for name in names for c in (f"{name}_score", f"{name}_p")]
     findings = scored.select(F.col(id_name), "poison_score", flagged.alias("flagged"), *score_columns,
                              "poison_p", reasons.alias("reasons"))
     original = [F.col(f"`{c}`") for c in outcome.columns]
