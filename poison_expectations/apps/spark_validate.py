@@ -147,6 +147,9 @@ def verdict_lines(outcome, data: str) -> list[str]:
                      "--reference for a test of poisoning")
     for name, gate in outcome.gates.items():
         status = "FAIL" if gate.get("failed") else "PASS"
+        if "line" in gate:  # a batch family's own test (engines/spark/batch_families.py)
+            lines.append(f"  {status}  {name}: {gate['line']}")
+            continue
         lines.append(f"  {status}  {name}: Higher Criticism {gate.get('statistic', 0):.3g}, "
                      f"p={gate.get('p_value', 1):.2g} (alpha {gate.get('alpha', 0):g}); "
                      f"at least {gate.get('lower_bound', 0)} rows contaminated "

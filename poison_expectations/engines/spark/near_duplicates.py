@@ -122,8 +122,8 @@ def _partition_pairs(radius: float, grid: str, chunks: Iterator[pd.DataFrame]) -
         yield cell_pairs(radius, grid, cell)
 
 
-def _rescore(plan: GridPlan, involved: dict[int, tuple[int, int]], sizes: tuple[int, int], names: list[str],
-             combine: str, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _rescore(plan: GridPlan, involved: tuple[np.ndarray, np.ndarray, np.ndarray], sizes: tuple[int, int],
+             names: list[str], combine: str, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """mapInPandas body: each batch row's hypergeometric p-value from its key's
     partner counts, and poison_p / poison_score recombined with it."""
     from pyspark import TaskContext
@@ -133,9 +133,11 @@ def _rescore(plan: GridPlan, involved: dict[int, tuple[int, int]], sizes: tuple[
         if not len(chunk):
             continue
         keys, _ = plan.keys_and_vectors(chunk)
-        ab = np.array([involved.get(int(k), (0, 0)) for k in keys], dtype=np.int64).reshape(-1, 2)
+        known, a, b = involved  # never empty (see run): a key without partners has a = b = 0 anyway
+        at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+        hit = known[at] == keys
         rng = np.random.default_rng([plan.scoring.seed, 7919, partition, number])
-        p = row_pvalues(ab[:, 0], ab[:, 1], sizes[0], sizes[1], rng)
+        p = row_pvalues(np.where(hit, a[at], 0), np.where(hit, b[at], 0), sizes[0], sizes[1], rng)
         chunk = chunk.copy()
         chunk[f"{NAME}_score"] = 1.0 - p
         chunk[f"{NAME}_p"] = p
@@ -258,12 +260,16 @@ def run(spark, sdf, scored, plan, config: dict, rows: int, *, names: list[str], 
     test["grid_cell"] = grid.width
     has_batch = table["nb"].to_numpy() > 0
     rows_at = table["row"].to_numpy()[has_batch]
-    involved = dict(zip(table[KEY].to_numpy()[has_batch].tolist(),
-                        zip(a[rows_at].tolist(), b[rows_at].tolist(), strict=True), strict=True))
+    involved = (table[KEY].to_numpy(np.int64)[has_batch], a[rows_at], b[rows_at])  # keys sorted (table order)
+    if not len(involved[0]):
+        involved = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
     schema = StructType(list(scored.schema.fields) + [StructField(f"{NAME}_score", DoubleType()),
                                                       StructField(f"{NAME}_p", DoubleType())])
     body = functools.partial(_rescore, grid, involved, (rows, n_r), names + [NAME], plan.combine)
     rescored = scored.mapInPandas(body, schema).persist(StorageLevel.MEMORY_AND_DISK)
     small = rescored.where(rescored[f"{NAME}_p"] <= ALPHA0).select(f"{NAME}_p").toPandas().iloc[:, 0].to_numpy()
     gate = family_verdict(_Padded(rows, small, test), alpha=alpha, min_effect=config["verdicts"]["min_effect"])
+    gate["line"] = (f"{test['statistic']:.0f} close batch-batch pairs ({test['permutation']['expected_under_null']:.1f}"
+                    f" expected), {test['method']} p={test['p_value']:.2g} (alpha {alpha:g}); at least "
+                    f"{int(round((gate['lower_share'] or 0) * rows))} rows contaminated (confidence 1 - alpha)")
     return rescored, gate

@@ -96,9 +96,12 @@ def run(scored, roles, config: dict, names: list[str], *, gate_alpha: float) -> 
             offending[row["source"]] = _reason(t, row["source"], hits)
     gate = {"method": "one-sided Fisher per source and signal (stratified by label), Benjamini-Hochberg",
             "failed": bool(offending), "level": level, "signals": signals, "not_on_spark": missing,
-            "offending_sources": sorted(offending), "n_sources": summary["n_sources"],
+            "offending_sources": sorted(offending), "suspicious_sources": summary["suspicious_sources"],
+            "n_sources": summary["n_sources"],
             "n_judged": summary["n_judged"], "console_lines": summary["console_lines"],
             "sources": summary["sources"][:50]}
+    gate["line"] = (f"{len(offending)} of {summary['n_judged']} judged sources flagged above the rest "
+                    f"(BH at {level:g}){': ' + ', '.join(sorted(offending)) if offending else ''}")
     if not offending:
         return gate, None, None
     column = F.col(roles.source_column).cast("string")
