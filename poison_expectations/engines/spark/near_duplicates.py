@@ -42,6 +42,7 @@ SECTION = "near_duplicates"
 NAME = NearDuplicates.name  # "near_duplicate": its columns are near_duplicate_p and near_duplicate_score
 GRID_FACTOR = 2.0  # cell side / radius: wider cells find more pairs and compare more keys per cell
 KEY, VEC = "nd_key", "nd_vec"
+ROWS_PER_CELL_PARTITION = 200_000  # distinct keys per task of the cell comparison
 
 
 @dataclass
@@ -149,7 +150,7 @@ def _rescore(plan: GridPlan, involved: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 # -- driver -------------------------------------------------------------------
 
-def close_pairs(spark, sdf, plan: GridPlan, ref_keys: np.ndarray, ref_X: np.ndarray):
+def close_pairs(spark, sdf, plan: GridPlan, ref_keys: np.ndarray, ref_X: np.ndarray, rows: int):
     """(distinct keys with batch and reference row counts, persisted; the close
     key pairs, on the driver)."""
     from pyspark import StorageLevel
@@ -168,7 +169,8 @@ def close_pairs(spark, sdf, plan: GridPlan, ref_keys: np.ndarray, ref_X: np.ndar
                     *[F.coalesce(batch[c], ref[c]).alias(c) for c in (VEC, "c0", "c1")])
             .persist(StorageLevel.MEMORY_AND_DISK))
     keys.count()  # materialised once: both grids read it
-    found = [keys.select(KEY, VEC, "c0", "c1").repartition(grid)
+    parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))  # not spark.sql.shuffle.partitions: a Python task each
+    found = [keys.select(KEY, VEC, "c0", "c1").repartition(parts, grid)
              .mapInPandas(functools.partial(_partition_pairs, plan.radius, grid), "u long, v long")
              for grid in ("c0", "c1")]
     pairs = found[0].unionByName(found[1]).toPandas()
@@ -252,7 +254,8 @@ def run(spark, sdf, scored, plan, config: dict, rows: int, *, names: list[str], 
     radius = pooled_radius(state, rows, params.get("radius"))
     grid = GridPlan(plan, params, list(sdf.columns), radius, GRID_FACTOR * radius)
     profile = plan.profile()
-    keys_sdf, pairs = close_pairs(spark, sdf, grid, np.asarray(state["keys"]), np.asarray(profile.table.X))
+    keys_sdf, pairs = close_pairs(spark, sdf, grid, np.asarray(state["keys"]), np.asarray(profile.table.X),
+                                  rows + n_r)
     graph, table = involved_graph(keys_sdf, pairs, rows, n_r)
     keys_sdf.unpersist()
     a, b, test = batch_test(graph, [plan.seed, 1])
