@@ -91,7 +91,9 @@ Where the Spark result is an approximation of the pandas one:
 10. Sources (`sources.py`): the pandas signal's tests from a
    `groupBy(source, label)` of the rows each signal of the run finds
    suspicious (p <= 0.05), through the core's `count_table`: the same
-   numbers from the same p-values. Rows of a source named at the
+   numbers from the same p-values (in a self-check, the p-values against
+   the sample of item 4, where the pandas self-check counts the signals'
+   own flags). Rows of a source named at the
    expectation's level (min(sources.alpha, verdicts.alpha / F)) are
    flagged with its reason. The label divergence from the reference
    distribution is not reported (null), and sources are compared as text
