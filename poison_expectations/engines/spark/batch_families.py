@@ -10,7 +10,9 @@ from typing import Any
 
 from poison_expectations.core.params import NEAR_DUPLICATES
 
-BATCH_SECTIONS = ("near_duplicates", "sources")
+from poison_expectations.engines.spark.params import BATCH_SECTIONS, family_params
+
+__all__ = ["BATCH_SECTIONS", "plan_batch", "fit_extra", "before_cut", "after_cut"]
 
 
 def _enabled(config: dict, section: str) -> bool:
@@ -35,7 +37,6 @@ def plan_batch(config: dict, roles) -> tuple[list[str], list[str]]:
 def fit_extra(config: dict, sections: list[str]) -> list:
     """Signals the trusted side must also be fitted for (a reference table)."""
     from poison_expectations.core.signals.near_duplicates import NearDuplicates
-    from poison_expectations.engines.spark.engine import family_params
 
     return [NearDuplicates(**family_params(config, NEAR_DUPLICATES))] if "near_duplicates" in sections else []
 
@@ -46,7 +47,6 @@ def before_cut(spark, sdf, scored, plan, config: dict, rows: int, sections: list
     p-values join poison_p; the old frame is unpersisted when replaced."""
     from poison_expectations.core.signals.near_duplicates import NearDuplicates
     from poison_expectations.engines.spark import near_duplicates
-    from poison_expectations.engines.spark.engine import family_params
 
     if "near_duplicates" not in sections:
         return scored, {}, []

@@ -18,7 +18,7 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params import FAMILIES
 from poison_expectations.core.params.shared import shared_values
 from poison_expectations.core.tables import Options, Roles
-from poison_expectations.engines.spark.batch_families import BATCH_SECTIONS
+from poison_expectations.engines.spark.params import BATCH_SECTIONS, family_params
 from poison_expectations.engines.spark.scoring import (PER_ROW_SIGNALS, ROW_INDEX, ScoringPlan, make_signal,
                                                        score_frame, score_partitions)
 
@@ -81,15 +81,6 @@ def plan_signals(config: dict, labelled: bool) -> tuple[list[tuple[str, dict]], 
         raise InputError("no per-row family is enabled: the Spark engine runs label_consistency, outliers "
                          "and influence")
     return run, skipped
-
-
-def family_params(config: dict, family) -> dict:
-    """A family's signal parameters: its section's, then the shared ones it reads."""
-    shared = shared_values(config)
-    section = config["expectations"].get(family.section, {})
-    params = {k: section[k] for k in family.signal_keys if section.get(k) is not None}
-    params.update({k: shared[k] for k in family.shared if shared.get(k) is not None})
-    return params
 
 
 def read_data(spark, path: str | os.PathLike):

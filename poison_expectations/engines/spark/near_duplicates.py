@@ -244,7 +244,7 @@ def run(spark, sdf, scored, plan, config: dict, rows: int, *, names: list[str], 
     from pyspark.sql.types import StructField, StructType, DoubleType
 
     from poison_expectations.engines.spark.decide import ALPHA0
-    from poison_expectations.engines.spark.engine import family_params
+    from poison_expectations.engines.spark.params import family_params
     from poison_expectations.core.params import NEAR_DUPLICATES
 
     params = family_params(config, NEAR_DUPLICATES)

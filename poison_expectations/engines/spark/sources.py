@@ -80,7 +80,7 @@ def run(scored, roles, config: dict, names: list[str], *, gate_alpha: float) -> 
     trusted side (the checkpoint's alpha / F)."""
     from pyspark.sql import functions as F
 
-    from poison_expectations.engines.spark.engine import family_params
+    from poison_expectations.engines.spark.params import family_params
 
     params = SOURCES.signal_params(family_params(config, SOURCES), "sources")
     level = min(params["alpha"], gate_alpha)
