@@ -40,10 +40,13 @@ RESULTS = Path(__file__).with_name("results")
 def spark_sections() -> list[str]:
     """Config sections of the families the Spark engine runs."""
     from poison_expectations.apps.jobs import job_config
-    from poison_expectations.engines.spark.engine import plan_signals
+    from poison_expectations.engines.spark.batch_families import plan_batch
+    from poison_expectations.engines.spark.engine import plan_signals, roles_options
 
-    run, _ = plan_signals(job_config(None, label_column=LABEL, id_column=ID), labelled=True)
-    return [section for section, _ in run]
+    cfg = job_config(None, label_column=LABEL, id_column=ID, profile="trusted.profile")
+    run, _, batch = plan_signals(cfg, labelled=True)
+    aggregated, _ = plan_batch(cfg, roles_options(cfg)[0])
+    return [section for section, _ in run + batch] + aggregated
 
 
 def config(sections: list[str], **data):

@@ -190,23 +190,44 @@ def source_table(sources: np.ndarray, y: np.ndarray | None, classes: np.ndarray 
     names = np.asarray([str(n) for n in names], dtype=object)
     n_total = len(codes)
     n_src = len(names)
-    rows = np.bincount(codes, minlength=n_src)
-    judged = rows >= min_rows
     strata, n_strata = _strata(y, n_src, n_total)
     cells = codes * n_strata + strata
     n_sc = np.bincount(cells, minlength=n_src * n_strata).reshape(n_src, n_strata)
-    signal_names = list(flags)
+    k_sc, any_flag = {}, np.zeros(n_total, dtype=bool)
+    for name, f in flags.items():
+        f = np.asarray(f, dtype=bool)
+        any_flag |= f
+        k_sc[name] = np.bincount(cells, weights=f, minlength=n_src * n_strata).reshape(n_src, n_strata)
+    any_count = np.bincount(codes, weights=any_flag, minlength=n_src).astype(np.int64)
+    label_counts = None
+    if y is not None and classes is not None:
+        n_classes = len(classes)
+        label_counts = np.bincount(codes * n_classes + y, minlength=n_src * n_classes).reshape(n_src, n_classes)
+    table = count_table(names, n_sc, k_sc, any_count, label_counts, classes, reference_counts, min_rows, alpha,
+                        min_excess)
+    return {"codes": codes, **table}
+
+
+def count_table(names: np.ndarray, n_sc: np.ndarray, k_sc: dict[str, np.ndarray], any_count: np.ndarray,
+                label_counts: np.ndarray | None, classes, reference_counts: np.ndarray | None, min_rows: int,
+                alpha: float, min_excess: float) -> dict[str, Any]:
+    """The statistics from counts alone (so an engine that aggregates, e.g. a
+    Spark groupBy, gets the same tests): `n_sc` rows and `k_sc[signal]` flagged
+    rows per (source, stratum), `any_count` rows flagged by any signal per
+    source, `label_counts` rows per (source, class) or None."""
+    n_src, n_strata = n_sc.shape
+    rows = n_sc.sum(axis=1)
+    n_total = int(rows.sum())
+    judged = rows >= min_rows
+    signal_names = list(k_sc)
     shape = (n_src, len(signal_names))
     flagged = np.zeros(shape, dtype=np.int64)
     p_values, expected = np.ones(shape), np.zeros(shape)
-    any_flag = np.zeros(n_total, dtype=bool)
     for j, name in enumerate(signal_names):
-        f = np.asarray(flags[name], dtype=bool)
-        any_flag |= f
-        k_sc = np.bincount(cells, weights=f, minlength=n_src * n_strata).reshape(n_src, n_strata).astype(np.int64)
-        flagged[:, j] = k_sc.sum(axis=1)
-        p_values[:, j] = _p_values(k_sc, n_sc, judged)
-        expected[:, j] = class_adjusted_rate(k_sc, n_sc)
+        counts = np.asarray(k_sc[name]).astype(np.int64)
+        flagged[:, j] = counts.sum(axis=1)
+        p_values[:, j] = _p_values(counts, n_sc, judged)
+        expected[:, j] = class_adjusted_rate(counts, n_sc)
     q_values = np.ones_like(p_values)
     tested = np.broadcast_to(judged[:, None], shape) & (flagged.sum(axis=0) > 0)[None, :]
     if tested.any():
@@ -217,10 +238,9 @@ def source_table(sources: np.ndarray, y: np.ndarray | None, classes: np.ndarray 
     significant = tested & (q_values <= alpha) & (excess >= min_excess)
     suspicious = significant.any(axis=1)
     verdict = np.where(~judged, "unjudged", np.where(suspicious, "suspicious", "ok"))
-    any_count = np.bincount(codes, weights=any_flag, minlength=n_src).astype(np.int64)
-    labels = _label_block(codes, n_src, y, classes, reference_counts)
+    labels = _label_block(label_counts, classes, reference_counts)
     return {
-        "codes": codes, "names": names, "rows": rows, "judged": judged, "signals": signal_names,
+        "names": names, "rows": rows, "judged": judged, "signals": signal_names,
         "stratified": n_strata > 1, "flagged": flagged, "rate": rate, "rest_rate": rest_rate,
         "expected_rate": expected, "excess": excess, "p": p_values, "q": q_values, "tested": tested,
         "significant": significant, "suspicious": suspicious, "verdict": verdict, "any": any_count,
@@ -251,11 +271,9 @@ def _p_values(k_sc: np.ndarray, n_sc: np.ndarray, judged: np.ndarray) -> np.ndar
     return p
 
 
-def _label_block(codes, n_src, y, classes, reference_counts) -> dict[str, Any] | None:
-    if y is None or classes is None:
+def _label_block(counts, classes, reference_counts) -> dict[str, Any] | None:
+    if counts is None or classes is None:
         return None
-    n_classes = len(classes)
-    counts = np.bincount(codes * n_classes + y, minlength=n_src * n_classes).reshape(n_src, n_classes)
     rest = counts.sum(axis=0)[None, :] - counts
     out: dict[str, Any] = {"counts": counts, "js_rest": js_divergence(counts.astype(float), rest.astype(float)),
                            "js_reference": None}

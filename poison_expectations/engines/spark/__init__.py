@@ -24,11 +24,11 @@ Where the Spark result is an approximation of the pandas one:
 
 1. Signals run: the per-row signals (label consistency, outliers,
    influence), whose `score` reads nothing but the row and the trusted side,
-   and the batch families of `batch.py`: spectral signatures and feature
-   clustering (split conformal, `structure.py`) and trigger patterns
-   (`triggers.py`). Near duplicates, clean-label collisions and sources need
-   within-batch structure this engine does not build yet; they are not run
-   (listed as skipped in the report).
+   then the batch families: near duplicates (with a trusted side only) and
+   sources from aggregates (`batch_families.py`, items 10 and 11), spectral
+   signatures and feature clustering (split conformal, `structure.py`) and
+   trigger patterns (`triggers.py`) (`batch.py`, items 8 and 9).
+   Clean-label collisions are not run (listed as skipped in the report).
 2. Row scores: equal to the pandas engine's `score` against the same
    profile for outliers and influence (fold model and tie placement drawn
    by hashing the row's values; small classes ranked among their trusted
@@ -88,6 +88,41 @@ Where the Spark result is an approximation of the pandas one:
    pattern with its label (the core keeps the lead's rows instead when the
    refined pattern holds under half of them), and their support is counted
    over the whole batch.
-10. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
+10. Near duplicates (`near_duplicates.py`): the pandas engine's density
+   test (hypergeometric row p-values given batch/reference partner counts,
+   label-permutation test of batch-batch close pairs, closed-testing bound
+   over the row p-values at alpha / F), with these differences. Close pairs
+   come from two shifted grids (cell side 2 x radius) instead of k-NN
+   lists: pairs within the radius that fall in different cells of both
+   grids are missed (a copy within a few percent of the radius is almost
+   always found; a pair at the radius in many dimensions often is not),
+   and no partner is lost to a full k-NN list (the pandas engine searches
+   such a row again with 128 neighbours). Batch and reference rows go through the same grids, so the
+   misses do not depend on the rows' labels: the row p-values and the
+   test stay valid given the radius. The radius is the profile's reference radius (its
+   fenced 1st-NN quantile) scaled to the pooled size by
+   (n_ref / (n_ref + n_batch))^(1/m), m the intrinsic dimension, instead of
+   the quantile of the pooled 1st-NN distances (which needs the batch's
+   own k-NN), so it depends on the reference rows alone and the
+   permutation law is exact only for a configured radius, which is used as
+   given. The permutation test
+   is the core's, run on the driver over the rows with a partner (their
+   pairs collected: O(close pairs), which grows with the square of a
+   cluster's size, 5.1M pairs for 10 x 1,010 copies); the model-based exact-copy test
+   (`copy_test`, reported beside the pandas test, never deciding) is not
+   computed. The near-duplicate row p-values enter `poison_p` as in the
+   pandas findings (poison_score keeps the per-row families' ranking). No clusters, cluster sizes or conflicting-label
+   clusters are reported, and no near-duplicate test runs in a self-check.
+11. Sources (`sources.py`): the pandas signal's tests from a
+   `groupBy(source, label)` of the rows each signal of the run finds
+   suspicious (p <= 0.05), through the core's `count_table`: the same
+   numbers from the same p-values (in a self-check, the p-values against
+   the sample of item 4, where the pandas self-check counts the signals'
+   own flags). Rows of a source named at the
+   expectation's level (min(sources.alpha, verdicts.alpha / F)) are
+   flagged with its reason. The label divergence from the reference
+   distribution is not reported (null), and sources are compared as text
+   (a missing source is "None").
+12. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
    the HTML report; `limits.max_rows` does not apply.
 """

@@ -25,9 +25,10 @@ class BatchOutcome:
 
 
 def run_batch_families(scored, plan: ScoringPlan, config: dict, batch: list[tuple[str, dict]], columns: list[str],
-                       rows: int, n_families: int) -> BatchOutcome:
+                       rows: int, n_families: int, prior: list[str] | None = None) -> BatchOutcome:
     """Run the planned batch families in turn; each persisted step replaces (and
-    unpersists) the table it was given."""
+    unpersists) the table it was given. `prior`: the signals whose p-values
+    poison_p already combines (default: the per-row ones)."""
     from pyspark import StorageLevel
 
     from poison_expectations.engines.spark.structure_run import run_structure
@@ -37,7 +38,8 @@ def run_batch_families(scored, plan: ScoringPlan, config: dict, batch: list[tupl
     structure = [(s, p) for s, p in batch if s in STRUCTURE_SECTIONS]
     if structure:
         t0 = time.perf_counter()
-        gates, new, out.names = run_structure(scored, plan, config, structure, columns, n_families, out.timings)
+        gates, new, out.names = run_structure(scored, plan, config, structure, columns, n_families, out.timings,
+                                              prior=prior)
         out.scored.unpersist()
         out.scored = new
         out.gates.update(gates)

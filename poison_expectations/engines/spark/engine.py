@@ -18,6 +18,7 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params import FAMILIES
 from poison_expectations.core.params.shared import shared_values
 from poison_expectations.core.tables import Options, Roles
+from poison_expectations.engines.spark.params import BATCH_SECTIONS, family_params
 from poison_expectations.engines.spark.scoring import (PER_ROW_SIGNALS, ROW_INDEX, BATCH_SIGNALS, ScoringPlan,
                                                        make_signal, score_frame, score_partitions)
 
@@ -42,6 +43,7 @@ class SparkOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     batch_names: list[str] = field(default_factory=list)  # batch families' signals with _score and _p (batch.py)
     flag_columns: list[str] = field(default_factory=list)  # bool columns flagging rows besides BH (batch.py)
+    group_flags: list = field(default_factory=list)  # (row condition, reason column) of group findings (sources)
 
     def failed_signals(self) -> list[str]:
         return [name for name, gate in self.gates.items() if gate.get("failed")]
@@ -64,20 +66,20 @@ def plan_signals(config: dict, labelled: bool) -> tuple[list[tuple[str, dict]], 
     """(section, signal parameters) of each enabled per-row family, the
     enabled families this engine does not run (with why), and (section,
     parameters) of each enabled batch family (batch.py)."""
-    shared = shared_values(config)
     run, skipped, batch = [], [], []
     for family in FAMILIES:
         section = config["expectations"].get(family.section, {})
         if not section.get("enabled", True):
             continue
+        if family.section in BATCH_SECTIONS:
+            continue  # run from aggregates after the per-row scoring (batch_families.py)
         if family.section not in PER_ROW_SIGNALS and family.section not in BATCH_SIGNALS:
             skipped.append(f"{family.section} (needs within-batch structure; not on the Spark engine)")
         elif family.needs_label and not labelled:
             skipped.append(f"{family.section} (needs a label column)")
         else:
-            params = {k: section[k] for k in family.signal_keys if section.get(k) is not None}
-            params.update({k: shared[k] for k in family.shared if shared.get(k) is not None})
-            (run if family.section in PER_ROW_SIGNALS else batch).append((family.section, params))
+            planned = run if family.section in PER_ROW_SIGNALS else batch
+            planned.append((family.section, family_params(config, family)))
     if not run:
         raise InputError("no per-row family is enabled: the Spark engine runs label_consistency, outliers "
                          "and influence")
@@ -111,7 +113,7 @@ def check_columns(columns: list[str], roles: Roles) -> None:
 
 
 def trusted_bytes(spark, sdf, config: dict, roles: Roles, options: Options, signals, *,
-                  sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> tuple[bytes, str]:
+                  sample_rows: int = SAMPLE_ROWS, seed: int = 0, extra=()) -> tuple[bytes, str]:
     """(profile file bytes, mode): the stored profile, or one fitted on the
     driver from the reference table or a bounded random sample of the batch."""
     data = config["data"]
@@ -125,7 +127,7 @@ def trusted_bytes(spark, sdf, config: dict, roles: Roles, options: Options, sign
 
         frame = read_table(data["reference"], max_rows=config["limits"]["max_rows"],
                            max_memory_mb=config["limits"]["max_memory_mb"])
-        return _fitted_bytes(frame, roles, options, signals, config, str(data["reference"])), "reference"
+        return _fitted_bytes(frame, roles, options, signals, config, str(data["reference"]), extra), "reference"
     total = sdf.count()
     fraction = min(1.0, 1.2 * sample_rows / max(total, 1))
     frame = sdf.sample(withReplacement=False, fraction=fraction, seed=seed).limit(sample_rows).toPandas()
@@ -135,7 +137,7 @@ def trusted_bytes(spark, sdf, config: dict, roles: Roles, options: Options, sign
             f"self-check (trusted side fitted on a random sample of {len(frame)} of {total} rows)")
 
 
-def _fitted_bytes(frame, roles: Roles, options: Options, signals, config: dict, name: str) -> bytes:
+def _fitted_bytes(frame, roles: Roles, options: Options, signals, config: dict, name: str, extra=()) -> bytes:
     from poison_expectations.core.fitting import fit_profile
     from poison_expectations.core.version import VERSION
     from poison_expectations.stores.profiles import save_profile
@@ -145,7 +147,8 @@ def _fitted_bytes(frame, roles: Roles, options: Options, signals, config: dict, 
     fitted_roles = Roles(roles.label_column, roles.id_column if roles.id_column in frame.columns else None,
                          roles.source_column if roles.source_column in frame.columns else None,
                          roles.feature_columns, roles.embedding_columns)
-    profile = fit_profile(frame, fitted_roles, options, [make_signal(s, p) for s, p in signals], meta=meta,
+    chosen = [make_signal(s, p) for s, p in signals] + list(extra)
+    profile = fit_profile(frame, fitted_roles, options, chosen, meta=meta,
                           max_memory_mb=config["limits"]["max_memory_mb"])
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "fitted.profile"

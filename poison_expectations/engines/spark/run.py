@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from poison_expectations.core.errors import InputError
-from poison_expectations.engines.spark import decide
+from poison_expectations.engines.spark import batch_families, decide
 from poison_expectations.engines.spark.engine import (MAX_SOURCES, SAMPLE_ROWS, SparkOutcome, check_columns,
                                                       partition_offsets, plan_signals, probe, read_data,
                                                       roles_options, score, trusted_bytes)
@@ -31,8 +31,11 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     roles, options = roles_options(config)
     check_columns(sdf.columns, roles)
     signals, skipped, batch = plan_signals(config, labelled=roles.label_column is not None)
+    sections, more_skipped = batch_families.plan_batch(config, roles)  # near duplicates, sources
+    skipped += more_skipped
     profile_bytes, mode = trusted_bytes(spark, sdf, config, roles, options, signals + batch, sample_rows=sample_rows,
-                                        seed=options.random_state)
+                                        seed=options.random_state, extra=batch_families.fit_extra(config, sections))
+    n_families = len(signals) + len(batch) + len(sections)  # the gates alpha is split over, as alpha / F
     timings["trusted_side"] = time.perf_counter() - start
     offsets = None if roles.id_column else partition_offsets(sdf)
     fdr = config["verdicts"]["q"]
@@ -47,21 +50,30 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
         raise executor_error(exc) from None
     timings["score"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gates, small = signal_gates(scored, plan, config, fdr, n_families=len(signals) + len(batch))
-    more = run_batch_families(scored, plan, config, batch, list(sdf.columns), rows, len(signals) + len(batch))
-    scored, gates = more.scored, {**gates, **more.gates}
+    scored, dup_gates, dup_names = batch_families.before_cut(spark, sdf, scored, plan, config, rows, sections,
+                                                             skipped, n_gates=n_families)
+    timings["near_duplicates"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gates, small = signal_gates(scored, plan, config, fdr, n_families=n_families)
+    more = run_batch_families(scored, plan, config, batch, list(sdf.columns), rows, n_families,
+                              prior=plan.signal_names + dup_names)
+    scored, gates = more.scored, {**gates, **dup_gates, **more.gates}
     timings.update(more.timings)
     if more.names:  # poison_p was recombined with the batch families' p-values
         small = _column(scored.where(scored["poison_p"] <= decide.collect_cut(fdr)).select("poison_p"))
     cut = decide.bh_cut(small, rows, fdr)
-    flagged = (int((small <= cut).sum()) if not more.flag_columns
-               else scored.where(flag_condition(cut, more.flag_columns)).count())
-    sources = source_counts(scored, roles.source_column, cut, more.flag_columns)
+    names = plan.signal_names + dup_names + more.names
+    source_gates, group_flags = batch_families.after_cut(scored, plan, config, sections, names, n_families)
+    gates.update(source_gates)
+    flags = (more.flag_columns, group_flags)
+    flagged = (int((small <= cut).sum()) if not (more.flag_columns or group_flags)
+               else scored.where(flag_condition(cut, *flags)).count())
+    sources = source_counts(scored, roles.source_column, cut, *flags)
     timings["decide"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
     success = not any(gate.get("failed") for gate in gates.values())
     return SparkOutcome(success, rows, flagged, cut, gates, sources, skipped, mode, plan, scored,
-                        list(sdf.columns), timings, more.names, more.flag_columns)
+                        list(sdf.columns), timings, dup_names + more.names, more.flag_columns, group_flags)
 
 
 def executor_error(exc: Exception) -> Exception:
@@ -130,17 +142,20 @@ def _reference_sizes(section: str, params: dict, profile, plan: ScoringPlan) -> 
     return {0: len(profile.states[signal.cache_key()]["reference_scores"])}
 
 
-def flag_condition(cut: float, flag_columns=()):
-    """A row is flagged when BH names it (poison_p <= cut) or a group-level test does (a flag column)."""
+def flag_condition(cut: float, flag_columns=(), group_flags=()):
+    """A row is flagged when BH names it (poison_p <= cut) or a group-level test
+    does (a trigger's flag column, a suspicious source's row condition)."""
     from pyspark.sql import functions as F
 
     flagged = F.col("poison_p") <= F.lit(cut)
     for column in flag_columns:
         flagged = flagged | F.col(column)
+    for condition, _ in group_flags:
+        flagged = flagged | condition
     return flagged
 
 
-def source_counts(scored, source_column: str | None, cut: float, flag_columns=()) -> list[dict]:
+def source_counts(scored, source_column: str | None, cut: float, flag_columns=(), group_flags=()) -> list[dict]:
     """Rows and flagged rows per source (a groupBy), most flagged first."""
     if source_column is None:
         return []
@@ -148,7 +163,7 @@ def source_counts(scored, source_column: str | None, cut: float, flag_columns=()
 
     grouped = (scored.groupBy(source_column)
                .agg(F.count(F.lit(1)).alias("rows"),
-                    F.sum(flag_condition(cut, flag_columns).cast("long")).alias("flagged"))
+                    F.sum(flag_condition(cut, flag_columns, group_flags).cast("long")).alias("flagged"))
                .orderBy(F.desc("flagged"), F.desc("rows")).limit(MAX_SOURCES).collect())
     return [{"source": None if r[source_column] is None else str(r[source_column]), "rows": int(r["rows"]),
              "flagged": int(r["flagged"] or 0)} for r in grouped]
@@ -160,11 +175,12 @@ def flagged_frames(outcome: SparkOutcome) -> dict[str, Any]:
 
     plan, scored = outcome.plan, outcome.scored
     names = plan.signal_names + outcome.batch_names
-    flagged = flag_condition(outcome.cut, outcome.flag_columns)
+    flagged = flag_condition(outcome.cut, outcome.flag_columns, outcome.group_flags)
     own = [F.when(F.col(c), F.col(c.replace("_flagged", "_reason"))) for c in outcome.flag_columns]
+    own += [F.when(condition, reason) for condition, reason in outcome.group_flags]
     reasons = F.when(flagged, F.concat_ws("; ", *own, *[
         F.when(F.col(f"{name}_p") <= F.lit(max(outcome.cut, 0.0)),
-               F.format_string(f"{name}: conformal p=%.3g", F.col(f"{name}_p")))
+               F.format_string(f"{name}: p=%.3g", F.col(f"{name}_p")))
         for name in names])).otherwise(F.lit(""))
     reasons = F.when(flagged & (reasons == ""), F.lit("combined evidence of several signals")).otherwise(reasons)
     id_name = plan.id_name

@@ -36,7 +36,7 @@ class SplitModel:
 
 
 def run_structure(scored, plan: ScoringPlan, config: dict, planned: list[tuple[str, dict]], columns: list[str],
-                  n_families: int, timings: dict | None = None):
+                  n_families: int, timings: dict | None = None, prior: list[str] | None = None):
     """(gates, scored, names): the families' gates, the scored table with their
     `<name>_score/_p/_group` columns and the recombined poison_p (persisted; the
     caller unpersists the table it gave), and the signals' names."""
@@ -49,7 +49,7 @@ def run_structure(scored, plan: ScoringPlan, config: dict, planned: list[tuple[s
     timings["structure_fit"] = time.perf_counter() - t0
     names = [m.name for m in models]
     out_schema = _schema(scored, models)
-    body = functools.partial(_score_partition, plan, columns, models)
+    body = functools.partial(_score_partition, plan, columns, models, plan.signal_names if prior is None else prior)
     split = scored.mapInPandas(body, out_schema).persist(StorageLevel.MEMORY_AND_DISK)
     split.count()
     new = split
@@ -120,7 +120,8 @@ def _schema(scored, models: list[SplitModel]):
     return StructType(fields)
 
 
-def _score_partition(plan: ScoringPlan, columns, models, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _score_partition(plan: ScoringPlan, columns, models, prior: list[str],
+                     chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Pass 3: each row's split score, p-value and group per signal; poison_p
     recombined over every signal's p-value (poison_score keeps the per-row
     families' ranking: their ranking p-values are not kept in the table)."""
@@ -138,7 +139,7 @@ def _score_partition(plan: ScoringPlan, columns, models, chunks: Iterator[pd.Dat
         out = {}
         for m in models:
             out.update(split_columns(m, rep[m.name], y, half, rng))
-        pvalues = [chunk[f"{name}_p"].to_numpy(dtype=float) for name in plan.signal_names]
+        pvalues = [chunk[f"{name}_p"].to_numpy(dtype=float) for name in prior]
         pvalues += [out[f"{m.name}_p"] for m in models]
         combined = combine_pvalues(np.column_stack(pvalues), plan.combine)
         chunk["poison_p"] = combined
