@@ -43,7 +43,8 @@ def spark_sections() -> list[str]:
     from poison_expectations.engines.spark.batch_families import plan_batch
     from poison_expectations.engines.spark.engine import plan_signals, roles_options
 
-    cfg = job_config(None, label_column=LABEL, id_column=ID, profile="trusted.profile")
+    cfg = job_config(None, label_column=LABEL, id_column=ID)
+    cfg["data"]["profile"] = "trusted.profile"  # the families run against a trusted side
     run, _, batch = plan_signals(cfg, labelled=True)
     aggregated, _ = plan_batch(cfg, roles_options(cfg)[0])
     return [section for section, _ in run + batch] + aggregated
