@@ -32,22 +32,25 @@ from benchmarks.harness import machine_line, markdown_table, peak_rss_mb, script
 TRUSTED_ROWS = 100_000
 ENGINES = ("spark", "pandas")
 PER_ROW = ("label_consistency", "outliers", "influence")
+# --families all: every family the Spark engine runs against a profile (clean-label collisions are pandas-only)
+ALL = PER_ROW + ("near_duplicates", "spectral_signatures", "feature_clustering", "trigger_patterns", "sources")
+FAMILY_SETS = {"per-row": PER_ROW, "all": ALL}
 RESULTS = Path(__file__).with_name("results") / "spark.md"
 RECORDS = Path(__file__).with_name("results") / "spark.json"
 
 
-def config(**data):
+def config(families: str = "per-row", **data):
     from poison_expectations.apps.jobs import job_config
     from poison_expectations.core.params import FAMILIES
 
-    off = {f"expectations.{f.section}.enabled": False for f in FAMILIES if f.section not in PER_ROW}
+    off = {f"expectations.{f.section}.enabled": False for f in FAMILIES if f.section not in FAMILY_SETS[families]}
     return job_config(None, label_column="label", id_column="row_id", source_column="source", overrides=off, **data)
 
 
 CHUNK_ROWS = 1_000_000  # the batch is written as parquet files of at most this many rows (bounded memory)
 
 
-def prepare(rows: int, folder: Path) -> tuple[Path, Path]:
+def prepare(rows: int, folder: Path, families: str = "per-row") -> tuple[Path, Path]:
     """The profile (fitted once) and the batch: a parquet folder of CHUNK_ROWS-row files, each a
     fresh sample of the same distribution with 3% random flips, ids unique across the files."""
     import pandas as pd
@@ -55,11 +58,11 @@ def prepare(rows: int, folder: Path) -> tuple[Path, Path]:
     from poison_expectations.apps.fit import fit_job
     from poison_expectations.testing import make_tabular, random_flips
 
-    profile, batch_path = folder / "trusted.profile", folder / f"batch_{rows}"
+    profile, batch_path = folder / f"trusted_{families}.profile", folder / f"batch_{rows}"
     if not profile.exists():
         trusted = make_tabular(TRUSTED_ROWS, n_numeric=20, n_categorical=0, random_state=11, distribution_seed=7)
         trusted.to_parquet(folder / "trusted.parquet", index=False)
-        fit_job(folder / "trusted.parquet", config(), profile)
+        fit_job(folder / "trusted.parquet", config(families), profile)
     if not batch_path.exists():
         staging = folder / f"staging_{rows}"
         staging.mkdir(exist_ok=True)
@@ -104,13 +107,13 @@ class TreeSampler(threading.Thread):
             self.jvm, self.workers = max(self.jvm, jvm), max(self.workers, workers)
 
 
-def child(engine: str, rows: int, workdir: str) -> dict:
+def child(engine: str, rows: int, workdir: str, families: str = "per-row") -> dict:
     folder = Path(workdir)
     if engine == "prepare":  # its own process, so the measured driver's peak RSS is the run's alone
-        prepare(rows, folder)
+        prepare(rows, folder, families)
         return {}
-    profile, batch_path = folder / "trusted.profile", folder / f"batch_{rows}"
-    record = {"engine": engine, "rows": rows, "trusted_rows": TRUSTED_ROWS,
+    profile, batch_path = folder / f"trusted_{families}.profile", folder / f"batch_{rows}"
+    record = {"engine": engine, "families": families, "rows": rows, "trusted_rows": TRUSTED_ROWS,
               "load_1min_before": round(os.getloadavg()[0], 2)}
     sampler = TreeSampler()
     sampler.start()
@@ -118,7 +121,7 @@ def child(engine: str, rows: int, workdir: str) -> dict:
     if engine == "spark":
         from poison_expectations.apps.spark_validate import run_spark_job
 
-        outcome, _ = run_spark_job(str(batch_path), config(profile=str(profile)),
+        outcome, _ = run_spark_job(str(batch_path), config(families, profile=str(profile)),
                                    {"findings": str(folder / f"findings_{rows}")}, master="local[2]",
                                    conf={"spark.driver.memory": "4g", "spark.ui.enabled": "false"})
         record.update(verdict="pass" if outcome.success else "FAIL", flagged=outcome.flagged,
@@ -129,7 +132,8 @@ def child(engine: str, rows: int, workdir: str) -> dict:
         parts = sorted(batch_path.glob("*.parquet"))
         if len(parts) != 1:
             raise SystemExit("the pandas engine reads one file: measured up to CHUNK_ROWS rows")
-        outcome, _ = run_job(str(parts[0]), config(profile=str(profile)), {"findings": str(folder / "f.parquet")})
+        outcome, _ = run_job(str(parts[0]), config(families, profile=str(profile)),
+                             {"findings": str(folder / "f.parquet")})
         record.update(verdict="pass" if outcome.success else "FAIL", flagged=outcome.flagged_count)
     record["wall_s"] = round(time.perf_counter() - start, 1)
     sampler.stop.set()
@@ -155,24 +159,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--families", choices=sorted(FAMILY_SETS), default="per-row",
+                        help="per-row: label consistency, outliers, influence; all: every family Spark runs")
+    parser.add_argument("--workdir", help="keep the prepared tables here (default: a temporary folder)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        engine, rows, workdir = args.child
-        print(json.dumps(child(engine, int(rows), workdir)))
+        engine, rows, workdir, families = args.child
+        print(json.dumps(child(engine, int(rows), workdir, families)))
         return
     records = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = args.workdir or scratch
+        Path(workdir).mkdir(parents=True, exist_ok=True)
         for rows in (int(s) for s in args.sizes.split(",")):
-            script_child(__file__, "prepare", rows, workdir)
+            script_child(__file__, "prepare", rows, workdir, args.families)
             for engine in args.engines.split(","):
-                record = script_child(__file__, engine, rows, workdir)
+                record = script_child(__file__, engine, rows, workdir, args.families)
                 record["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
-                records = [r for r in records if (r["engine"], r["rows"]) != (engine, rows)] + [record]
+                key = (engine, rows, args.families)
+                records = [r for r in records if (r["engine"], r["rows"], r.get("families", "per-row")) != key]
+                records.append(record)
                 RECORDS.parent.mkdir(exist_ok=True)
                 RECORDS.write_text(json.dumps(records, indent=1))
                 print(json.dumps(record), flush=True)
-    records.sort(key=lambda r: (r["rows"], ENGINES.index(r["engine"])))
+    records.sort(key=lambda r: (r.get("families", "per-row"), r["rows"], ENGINES.index(r["engine"])))
     lines = ["# Spark engine benchmark (local[2]) beside the pandas engine", "", machine_line(), "",
              __doc__.split("\n\n")[1].replace("\n", " "), "", markdown_table(records)]
     RESULTS.write_text("\n".join(lines) + "\n")
