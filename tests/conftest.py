@@ -92,3 +92,22 @@ def spark():
     session = get_session("local[2]", conf)
     yield session
     session.stop()
+
+
+def parquet_folder(frame: pd.DataFrame, folder: Path, parts: int = 3) -> Path:
+    """`frame` as a folder of `parts` parquet files (a batch that spans several Spark partitions)."""
+    folder.mkdir()
+    for number, chunk in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        frame.iloc[chunk].to_parquet(folder / f"part-{number}.parquet", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def one_split_per_file(spark):
+    """The `spark` fixture splits files into 4 kB partitions (most of them empty): with 34 float columns
+    that is ~75 tasks of fixed overhead per pass. A module using this reads one partition per file;
+    the session's setting is given back after it."""
+    before = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(64 * 2**20))
+    yield
+    spark.conf.set("spark.sql.files.maxPartitionBytes", before)

@@ -4,7 +4,6 @@ flipped batch, and the CLI's parquet outputs. The session is conftest's `spark`.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,16 +12,9 @@ from scipy.stats import spearmanr
 
 pytest.importorskip("pyspark")
 
-from conftest import make_separable  # noqa: E402
+from conftest import make_separable, parquet_folder  # noqa: E402
 
 N_REF, N_BATCH = 1500, 600
-
-
-def _folder(frame: pd.DataFrame, folder: Path, parts: int = 3) -> Path:
-    folder.mkdir()
-    for number, chunk in enumerate(np.array_split(np.arange(len(frame)), parts)):
-        frame.iloc[chunk].to_parquet(folder / f"part-{number}.parquet", index=False)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +33,8 @@ def tables(tmp_path_factory):
     ref.to_parquet(root / "ref.parquet", index=False)
     fit_job(root / "ref.parquet", job_config(None, label_column="label", id_column="row_id"), root / "ref.profile")
     return {"root": root, "profile": root / "ref.profile", "clean": clean, "flipped": flipped, "mask": mask,
-            "clean_path": _folder(clean, root / "clean"), "flipped_path": _folder(flipped, root / "flipped")}
+            "clean_path": parquet_folder(clean, root / "clean"),
+            "flipped_path": parquet_folder(flipped, root / "flipped")}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ conftest's `spark`; small tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,8 @@ import pytest
 from scipy.stats import spearmanr
 
 pytest.importorskip("pyspark")
+
+from conftest import parquet_folder  # noqa: E402
 
 FAMILIES_RUN = ("outliers", "spectral_signatures", "feature_clustering")
 
@@ -26,25 +27,6 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _restore_split_size(spark):
-    """conftest splits files into 4 kB partitions (most of them empty): with 34 float
-    columns that is ~75 tasks of fixed overhead per pass; these tests read one
-    partition per file instead, and give the session's setting back after."""
-    before = spark.conf.get("spark.sql.files.maxPartitionBytes")
-    yield
-    spark.conf.set("spark.sql.files.maxPartitionBytes", before)
-
-
-def one_split_per_file(spark):
-    spark.conf.set("spark.sql.files.maxPartitionBytes", str(64 * 2**20))
-
-
-def _folder(frame: pd.DataFrame, folder: Path, parts: int = 3) -> Path:
-    folder.mkdir()
-    for number, chunk in enumerate(np.array_split(np.arange(len(frame)), parts)):
-        frame.iloc[chunk].to_parquet(folder / f"part-{number}.parquet", index=False)
-    return folder
 
 
 def _config(**data):
@@ -56,7 +38,7 @@ def _config(**data):
 
 
 @pytest.fixture(scope="module")
-def structure_runs(spark, tmp_path_factory):
+def structure_runs(spark, one_split_per_file, tmp_path_factory):
     """Both engines on a backdoored and a clean batch against one profile."""
     from poison_expectations import testing as attacks
     from poison_expectations.apps.fit import fit_job
@@ -71,9 +53,8 @@ def structure_runs(spark, tmp_path_factory):
     fit_job(root / "ref.parquet", _config(), root / "ref.profile")
     config = _config(profile=str(root / "ref.profile"))
     out = {}
-    one_split_per_file(spark)
     for name, frame in (("backdoor", _flat(poisoned)), ("clean", _flat(clean))):
-        outcome = run_spark(spark, str(_folder(frame, root / name)), config)
+        outcome = run_spark(spark, str(parquet_folder(frame, root / name)), config)
         findings = flagged_frames(outcome)["findings"].toPandas()
         halves = outcome.scored.select("row_id", "split_half", "spectral_group").toPandas()
         outcome.scored.unpersist()

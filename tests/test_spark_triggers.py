@@ -5,13 +5,14 @@ the same rows are flagged. local[2] via conftest's `spark`; small tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 pytest.importorskip("pyspark")
+
+from conftest import parquet_folder  # noqa: E402
 
 RUN = ("outliers", "trigger_patterns")
 
@@ -24,25 +25,6 @@ def _config(**data):
     return job_config(None, label_column="label", id_column="row_id", overrides=off, **data)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _restore_split_size(spark):
-    """conftest splits files into 4 kB partitions (most of them empty): with 34 float
-    columns that is ~75 tasks of fixed overhead per pass; these tests read one
-    partition per file instead, and give the session's setting back after."""
-    before = spark.conf.get("spark.sql.files.maxPartitionBytes")
-    yield
-    spark.conf.set("spark.sql.files.maxPartitionBytes", before)
-
-
-def one_split_per_file(spark):
-    spark.conf.set("spark.sql.files.maxPartitionBytes", str(64 * 2**20))
-
-
-def _folder(frame: pd.DataFrame, folder: Path, parts: int = 3) -> Path:
-    folder.mkdir()
-    for number, chunk in enumerate(np.array_split(np.arange(len(frame)), parts)):
-        frame.iloc[chunk].to_parquet(folder / f"part-{number}.parquet", index=False)
-    return folder
 
 
 def test_item_conditions_select_the_items_rows(spark):
@@ -70,7 +52,7 @@ def test_item_conditions_select_the_items_rows(spark):
 
 
 @pytest.fixture(scope="module")
-def trigger_runs(spark, tmp_path_factory):
+def trigger_runs(spark, one_split_per_file, tmp_path_factory):
     from poison_expectations import testing as attacks
     from poison_expectations.apps.fit import fit_job
     from poison_expectations.engines.spark.run import run_spark
@@ -84,9 +66,8 @@ def trigger_runs(spark, tmp_path_factory):
     fit_job(root / "ref.parquet", _config(), root / "ref.profile")
     config = _config(profile=str(root / "ref.profile"))
     out = {}
-    one_split_per_file(spark)
     for name, frame in (("backdoor", backdoored.frame), ("clean", clean)):
-        outcome = run_spark(spark, str(_folder(frame, root / name)), config)
+        outcome = run_spark(spark, str(parquet_folder(frame, root / name)), config)
         rows = outcome.scored.select("row_id", "trigger_flagged", "trigger_score").toPandas()
         outcome.scored.unpersist()
         out[name] = (outcome, rows, run_validation(frame, config))
