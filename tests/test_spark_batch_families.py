@@ -108,3 +108,10 @@ def test_a_poisoned_source_is_named_on_spark_as_on_pandas(runs):
     assert runs["bad"] in gate["offending_sources"] and gate["failed"]
     named = findings["reasons"].str.contains(f"source '{runs['bad']}'")
     assert named.sum() == int(pandas_run.data["source"].eq(runs["bad"]).sum())
+
+
+def test_an_empty_cell_partition_yields_no_pairs():
+    """Hashing a table with few distinct rows by grid cell leaves partitions empty: no pairs, no error."""
+    from poison_expectations.engines.spark.near_duplicates import _partition_pairs
+
+    assert list(_partition_pairs(1.0, "c0", iter([]))) == []

@@ -114,7 +114,8 @@ def _partition_pairs(radius: float, grid: str, chunks: Iterator[pd.DataFrame]) -
     """mapInPandas body over a partition hashed by cell: the close pairs of each
     cell holding two keys or more (most cells hold one; per-group
     applyInPandas calls cost ~20 ms each, this loop only the shared cells)."""
-    frame = pd.concat(list(chunks), ignore_index=True) if chunks else pd.DataFrame()
+    parts = list(chunks)  # a partition the cell hashing left empty has none (tic-tac-toe: few distinct rows)
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if len(frame) < 2:
         return
     shared = frame[frame[grid].duplicated(keep=False)]
