@@ -17,7 +17,8 @@ ways; the combination must not assume independence.
 ``poison_score`` maps a combined p-value to [0, 1] monotonically (smaller p,
 higher score) and keeps resolution near p = 0, where 1 - p would round
 distinct tiny p-values to the same 1.0. The findings' `poison_score` column
-is no longer this: it ranks by ranking.py (no random tie-breaks).
+applies it to the geometric mean of the signals' ranking p-values
+(ranking.py: no random tie-breaks), not to the combined p-value.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from .combine import poison_score
 from .conformal import _scores, class_groups
 
 _P_MIN = 1e-300  # as combine.py: p = 0 would give infinite evidence
@@ -123,4 +124,4 @@ def ranking_score(rank_pvalues) -> np.ndarray:
     if p.ndim != 2 or p.shape[1] == 0:
         raise ValueError("rank_pvalues must be a (rows, signals) matrix with at least one signal")
     evidence = -np.log10(np.clip(p, _P_MIN, 1.0)).mean(axis=1)
-    return evidence / (evidence + 2.0)
+    return poison_score(np.power(10.0, -evidence))  # the geometric mean on combine.py's scale
