@@ -141,16 +141,37 @@ def row_draws(X: np.ndarray, k: int, seed: int) -> np.ndarray:
     with the seed: as good as a random draw, independent of the row's position,
     so a row gets the same fold wherever it is scored (one batch, or one chunk
     of a Spark partition), and copies of a row get the same one."""
+    return (row_hashes(X, seed) % np.uint64(k)).astype(np.int64)
+
+
+def row_hashes(X: np.ndarray, seed: int) -> np.ndarray:
+    """A 64-bit hash of each row's encoded values with the seed (`row_draws`)."""
     rows = np.ascontiguousarray(X, dtype=np.float32)
     if rows.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.uint64)
     mix = np.random.default_rng([seed, 7]).integers(1, 2 ** 31, size=rows.shape[1], dtype=np.uint64)
     keys = rows.view(np.uint32).astype(np.uint64) * mix  # wraps around: a cheap universal-style hash
     h = np.bitwise_xor.reduce(keys, axis=1) if rows.shape[1] else np.zeros(rows.shape[0], dtype=np.uint64)
+    return _finalised(h)
+
+
+def _finalised(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, in place: every input bit moves every output bit."""
     h ^= h >> np.uint64(29)
     h *= np.uint64(0xBF58476D1CE4E5B9)
     h ^= h >> np.uint64(32)
-    return (h % np.uint64(k)).astype(np.int64)
+    return h
+
+
+def row_uniforms(X: np.ndarray, columns: int, seed: int) -> np.ndarray:
+    """(n, columns) uniforms in [0, 1), drawn by hashing each row once (`row_hashes`)
+    and mixing in the column: the same draws for a row in any batch or chunk."""
+    h = row_hashes(X, seed)
+    steps = np.arange(1, columns + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps, as intended
+    out = np.empty((len(h), columns))
+    for column, step in enumerate(steps):
+        out[:, column] = (_finalised(h + step) >> np.uint64(11)) * 2.0 ** -53
+    return out
 
 
 def _freeze(value: Any) -> Any:

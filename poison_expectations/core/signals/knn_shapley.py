@@ -93,38 +93,6 @@ def agreement(table_indices: np.ndarray, table_y: np.ndarray) -> np.ndarray:
     return table_y[table_indices] == table_y[:, None]
 
 
-def insertion_values(query_indices: np.ndarray, query_distances: np.ndarray, query_y: np.ndarray,
-                     table_indices: np.ndarray, table_distances: np.ndarray, table_y: np.ndarray,
-                     K: int, prior: np.ndarray, *, query_is_table: bool = False) -> np.ndarray:
-    """Values of query rows as if each were added to a trusted table.
-
-    query_indices/distances: each query row's k nearest table rows (the
-    validation points it is valued against). table_indices/distances: each
-    table row's M nearest other table rows. With `query_is_table` the query
-    rows ARE the table rows (the reference's own baseline): a row's position
-    in t's list is where it already stands, and absent means beyond M. On
-    full lists this equals `self_values` (tested); on truncated ones it
-    misses the rows that list a row but are not among its k nearest, as
-    for a batch row, so the two stay exchangeable.
-    """
-    agree = agreement(table_indices, table_y)
-    if not query_is_table:
-        return new_row_values(query_indices, query_distances, query_y, agree, table_distances, table_y, K, prior)
-    n, k = query_indices.shape
-    M = table_indices.shape[1]
-    c = coefficients(M, min(K, M))
-    tail = _tail_weights(agree.astype(np.float64), c)  # in place: the row already is in t's list
-    positions = np.arange(M)
-    values = np.zeros(n)
-    own = np.arange(n)
-    for column in range(k):
-        t = query_indices[:, column]
-        present = table_indices[t] == own[:, None]
-        rho = np.where(present, positions[None, :], M).min(axis=1)
-        values += _position_values(rho, np.minimum(rho + 1, M), t, query_y, table_y, c, tail, prior)
-    return values
-
-
 def new_row_values(query_indices: np.ndarray, query_distances: np.ndarray, query_y: np.ndarray,
                    table_agree: np.ndarray, table_distances: np.ndarray, table_y: np.ndarray,
                    K: int, prior: np.ndarray, ties: np.ndarray | None = None) -> np.ndarray:
@@ -141,7 +109,7 @@ def new_row_values(query_indices: np.ndarray, query_distances: np.ndarray, query
     for column in range(k):
         t = query_indices[:, column]
         rho = insert_position(table_distances[t], query_distances[:, column], None if ties is None else ties[:, column])
-        values += _position_values(rho, rho, t, query_y, table_y, c, tail, prior)
+        values += _value_at(rho, (query_y == table_y[t]).astype(np.float64), tail, t, prior[table_y[t]], c)
     return values
 
 
@@ -154,8 +122,6 @@ def reference_as_new_values(plus_indices: np.ndarray, plus_distances: np.ndarray
     n, m_plus = plus_indices.shape
     M = m_plus - 1
     c = coefficients(M, min(K, M))
-    w = np.zeros(M)
-    w[:-1] = c[:-1] - c[1:]  # as _tail_weights(shifted=True): entries behind move back one
     rows = np.arange(n)
     values = np.zeros(n)
     for column in range(min(k, M)):
@@ -164,13 +130,19 @@ def reference_as_new_values(plus_indices: np.ndarray, plus_distances: np.ndarray
         keep = np.ones(present.shape, dtype=bool)
         keep[rows, np.where(present.any(axis=1), present.argmax(axis=1), M)] = False
         others, distances = plus_indices[t][keep].reshape(n, M), plus_distances[t][keep].reshape(n, M)
-        agree = (y[others] == y[t][:, None]).astype(np.float64)
-        tail = np.concatenate([np.cumsum((agree * w)[:, ::-1], axis=1)[:, ::-1], np.zeros((n, 1))], axis=1)
+        tail = _tail_weights((y[others] == y[t][:, None]).astype(np.float64), c, shifted=True)
         rho = insert_position(distances, plus_distances[:, column], ties[:, column])
-        a = (y == y[t]).astype(np.float64)
-        s = a * c[np.minimum(rho, M - 1)] - tail[rows, np.minimum(rho, M)] - prior[y[t]] * c[-1]
-        values += np.where(rho < M, s, 0.0)
+        values += _value_at(rho, (y == y[t]).astype(np.float64), tail, rows, prior[y[t]], c)
     return values
+
+
+def _value_at(rho, agrees, tail, tail_rows, prior_t, c) -> np.ndarray:
+    """s_rho of a row inserted at 0-based position rho of a validation point's
+    list (0 beyond M): `agrees` whether the row shares the point's label,
+    `tail[tail_rows]` the list's suffix penalties with entries behind moved back one."""
+    M = len(c)
+    s = agrees * c[np.minimum(rho, M - 1)] - tail[tail_rows, np.minimum(rho, M)] - prior_t * c[-1]
+    return np.where(rho < M, s, 0.0)
 
 
 def insert_position(list_distances: np.ndarray, distance: np.ndarray, ties: np.ndarray | None) -> np.ndarray:
@@ -185,15 +157,6 @@ def insert_position(list_distances: np.ndarray, distance: np.ndarray, ties: np.n
 
 def tie_draws(X: np.ndarray, k: int, seed: int) -> np.ndarray:
     """(n, k) uniforms in [0, 1), one per row and list column, drawn by hashing the row's values."""
-    from poison_expectations.core.signals.base import row_draws
+    from poison_expectations.core.signals.base import row_uniforms
 
-    scale = 2 ** 30
-    return np.column_stack([row_draws(X, scale, seed + 1 + column) for column in range(k)]) / scale
-
-
-def _position_values(rho, behind, t, query_y, table_y, c, tail, prior) -> np.ndarray:
-    """s_rho of each query row at position rho of validation row t's list (0 beyond M)."""
-    M = len(c)
-    a_j = (query_y == table_y[t]).astype(np.float64)
-    s = a_j * c[np.minimum(rho, M - 1)] - tail[t, behind] - prior[table_y[t]] * c[-1]
-    return np.where(rho < M, s, 0.0)
+    return row_uniforms(X, k, seed + 1)
