@@ -89,7 +89,7 @@ def one_run(spark, table: str, seed: int, condition: str, sections: list[str], f
     spark_outcome = run_spark(spark, str(data), cfg)
     findings = flagged_frames(spark_outcome)["findings"].toPandas()
     spark_s = time.perf_counter() - start
-    spark_outcome.scored.unpersist()
+    spark_outcome.release()
     merged = pandas_outcome.findings.merge(findings, on=ID, suffixes=("_pandas", "_spark"))
     rho = {name: _spearman(merged[f"{name}_score_pandas"], merged[f"{name}_score_spark"])
            for name in spark_outcome.plan.signal_names if f"{name}_score_pandas" in merged}

@@ -59,7 +59,7 @@ def runs(spark, tmp_path_factory):
         frame.to_parquet(root / f"{name}.parquet", index=False)
         outcome = run_spark(spark, str(root / f"{name}.parquet"), config)
         findings = flagged_frames(outcome)["findings"].toPandas()
-        outcome.scored.unpersist()
+        outcome.release()
         out[name] = (outcome, findings, run_validation(frame, config, after_run=False))
     return out
 

@@ -49,7 +49,7 @@ def runs(spark, tables):
     for name in ("clean", "flipped"):
         outcome = run_spark(spark, str(tables[f"{name}_path"]), config)
         findings = flagged_frames(outcome)["findings"].toPandas()
-        outcome.scored.unpersist()
+        outcome.release()
         out[name] = (outcome, findings, run_validation(tables[name], config))
     return out
 
@@ -199,7 +199,7 @@ def test_self_check_without_an_id_column_numbers_the_rows_in_file_order(spark, t
     config = job_config(None, label_column="label", feature_columns=[f"f{i}" for i in range(10)])
     outcome = run_spark(spark, str(one_file), config, sample_rows=400)
     scored = outcome.scored.select("row_index", "row_id").toPandas().sort_values("row_index")
-    outcome.scored.unpersist()
+    outcome.release()
     assert outcome.mode.startswith("self-check") and "400 of 600" in outcome.mode
     assert scored["row_index"].tolist() == list(range(N_BATCH))
     assert scored["row_id"].tolist() == tables["clean"]["row_id"].tolist()

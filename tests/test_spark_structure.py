@@ -57,7 +57,7 @@ def structure_runs(spark, one_split_per_file, tmp_path_factory):
         outcome = run_spark(spark, str(parquet_folder(frame, root / name)), config)
         findings = flagged_frames(outcome)["findings"].toPandas()
         halves = outcome.scored.select("row_id", "split_half", "spectral_group").toPandas()
-        outcome.scored.unpersist()
+        outcome.release()
         out[name] = (outcome, findings.merge(halves, on="row_id"), run_validation(frame, config), frame)
     out["truth"] = pd.Series(truth, index=_flat(poisoned)["row_id"])
     out["profile"] = root / "ref.profile"

@@ -69,7 +69,7 @@ def trigger_runs(spark, one_split_per_file, tmp_path_factory):
     for name, frame in (("backdoor", backdoored.frame), ("clean", clean)):
         outcome = run_spark(spark, str(parquet_folder(frame, root / name)), config)
         rows = outcome.scored.select("row_id", "trigger_flagged", "trigger_score").toPandas()
-        outcome.scored.unpersist()
+        outcome.release()
         out[name] = (outcome, rows, run_validation(frame, config))
     out["truth"] = pd.Series(backdoored.is_poison, index=backdoored.frame["row_id"])
     return out

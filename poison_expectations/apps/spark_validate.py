@@ -64,7 +64,7 @@ def spark_job(data: str, config: dict, outputs: Mapping[str, str | None], *, mas
         report = summary(outcome, str(data))
         written = publish(outcome, outputs, str(data), report)
     finally:
-        outcome.scored.unpersist()
+        outcome.release()
     return outcome, written, report
 
 

@@ -18,7 +18,8 @@ STRUCTURE_SECTIONS = ("spectral_signatures", "feature_clustering")
 @dataclass
 class BatchOutcome:
     gates: dict[str, dict] = field(default_factory=dict)
-    scored: Any = None  # the persisted scored table with the families' columns
+    scored: Any = None  # the scored table with the families' columns (a projection of `cached`)
+    cached: Any = None  # the persisted table `scored` reads: the last mapInPandas output
     names: list[str] = field(default_factory=list)  # signals with <name>_score and <name>_p columns
     flag_columns: list[str] = field(default_factory=list)  # bool columns whose rows are flagged besides BH
     timings: dict[str, float] = field(default_factory=dict)
@@ -26,32 +27,28 @@ class BatchOutcome:
 
 def run_batch_families(scored, plan: ScoringPlan, config: dict, batch: list[tuple[str, dict]], columns: list[str],
                        rows: int, n_families: int, prior: list[str] | None = None) -> BatchOutcome:
-    """Run the planned batch families in turn; each persisted step replaces (and
-    unpersists) the table it was given. `prior`: the signals whose p-values
-    poison_p already combines (default: the per-row ones)."""
-    from pyspark import StorageLevel
-
+    """Run the planned batch families in turn. Only a pass that computes in
+    Python (mapInPandas) is persisted, and it replaces (unpersists) the cached
+    table once materialised; column expressions (the trigger flags, the
+    spectral normalisation) stay projections of it. `prior`: the signals
+    whose p-values poison_p already combines (default: the per-row ones)."""
     from poison_expectations.engines.spark.structure_run import run_structure
     from poison_expectations.engines.spark.triggers import FLAG, run_triggers
 
-    out = BatchOutcome(scored=scored)
+    out = BatchOutcome(scored=scored, cached=scored)
     structure = [(s, p) for s, p in batch if s in STRUCTURE_SECTIONS]
     if structure:
         t0 = time.perf_counter()
-        gates, new, out.names = run_structure(scored, plan, config, structure, columns, n_families, out.timings,
-                                              prior=prior)
-        out.scored.unpersist()
-        out.scored = new
+        gates, new, split, out.names = run_structure(scored, plan, config, structure, columns, n_families,
+                                                     out.timings, prior=prior)
+        out.cached.unpersist()
+        out.scored, out.cached = new, split
         out.gates.update(gates)
         out.timings["structure"] = time.perf_counter() - t0
     trigger = dict(batch).get("trigger_patterns")
     if trigger is not None:
         t0 = time.perf_counter()
-        gate, new = run_triggers(out.scored, plan, config, trigger, columns, rows, n_families)
-        new = new.persist(StorageLevel.MEMORY_AND_DISK)
-        new.count()
-        out.scored.unpersist()
-        out.scored = new
+        gate, out.scored = run_triggers(out.scored, plan, config, trigger, columns, rows, n_families)
         out.gates["trigger"] = gate
         out.flag_columns.append(FLAG)
         out.timings["triggers"] = time.perf_counter() - t0

@@ -38,15 +38,20 @@ class SparkOutcome:
     skipped: list[str]  # enabled families the Spark engine does not run
     mode: str  # "profile", "reference" or "self-check (sample of N rows)"
     plan: ScoringPlan
-    scored: Any  # the persisted, scored Spark DataFrame
+    scored: Any  # the scored Spark DataFrame (column expressions over `cached`)
     columns: list[str]  # the input's columns
     timings: dict[str, float] = field(default_factory=dict)
     batch_names: list[str] = field(default_factory=list)  # batch families' signals with _score and _p (batch.py)
     flag_columns: list[str] = field(default_factory=list)  # bool columns flagging rows besides BH (batch.py)
     group_flags: list = field(default_factory=list)  # (row condition, reason column) of group findings (sources)
+    cached: Any = None  # the persisted table `scored` reads (None: `scored` itself)
 
     def failed_signals(self) -> list[str]:
         return [name for name, gate in self.gates.items() if gate.get("failed")]
+
+    def release(self) -> None:
+        """Unpersist the cached scored table (once the outputs are written)."""
+        (self.scored if self.cached is None else self.cached).unpersist()
 
 
 def roles_options(config: dict) -> tuple[Roles, Options]:

@@ -75,7 +75,8 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     timings["total"] = time.perf_counter() - start
     success = not any(gate.get("failed") for gate in gates.values())
     return SparkOutcome(success, rows, flagged, cut, gates, sources, skipped, mode, plan, scored,
-                        list(sdf.columns), timings, dup_names + more.names, more.flag_columns, group_flags)
+                        list(sdf.columns), timings, dup_names + more.names, more.flag_columns, group_flags,
+                        more.cached)
 
 
 def executor_error(exc: Exception) -> Exception:

@@ -37,9 +37,10 @@ class SplitModel:
 
 def run_structure(scored, plan: ScoringPlan, config: dict, planned: list[tuple[str, dict]], columns: list[str],
                   n_families: int, timings: dict | None = None, prior: list[str] | None = None):
-    """(gates, scored, names): the families' gates, the scored table with their
-    `<name>_score/_p/_group` columns and the recombined poison_p (persisted; the
-    caller unpersists the table it gave), and the signals' names."""
+    """(gates, scored, split, names): the families' gates, the scored table with
+    their `<name>_score/_p/_group` columns and the recombined poison_p (a
+    projection of `split`, the persisted pass-3 output; the caller unpersists
+    the table it gave, and `split` when done), and the signals' names."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -55,14 +56,11 @@ def run_structure(scored, plan: ScoringPlan, config: dict, planned: list[tuple[s
     new = split
     for model in (m for m in models if m.kind == "spectral"):
         new = _normalised(new, model.name, F)
-    new = new.drop(*[f"{m.name}_class" for m in models if m.kind == "spectral"])
-    new = new.persist(StorageLevel.MEMORY_AND_DISK)
-    new.count()
-    split.unpersist()
+    new = new.drop(*[f"{m.name}_class" for m in models if m.kind == "spectral"])  # column expressions only
     timings["structure_score"] = time.perf_counter() - t0 - timings["structure_fit"]
     alpha = config["verdicts"]["alpha"] / n_families
     gates = {m.name: structure_gate(new, m, alpha, config["verdicts"]["min_effect"], plan.seed) for m in models}
-    return gates, new, names
+    return gates, new, split, names
 
 
 def fit_models(scored, plan: ScoringPlan, planned, columns) -> list[SplitModel]:
