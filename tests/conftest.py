@@ -111,3 +111,15 @@ def one_split_per_file(spark):
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(64 * 2**20))
     yield
     spark.conf.set("spark.sql.files.maxPartitionBytes", before)
+
+
+def trusted_and_batches(n_ref: int = 1500, n_batch: int = 600, flip_rate: float = 0.1):
+    """(trusted table, clean batch, batch with `flip_rate` of its labels flipped, the flip mask): one
+    separable draw split in two, for the tests that fit a profile and score batches against it."""
+    full, _ = make_separable(n=n_ref + n_batch, seed=0)
+    ref = full.iloc[:n_ref].reset_index(drop=True)
+    clean = full.iloc[n_ref:].reset_index(drop=True)
+    flipped = clean.copy()
+    mask = np.random.default_rng(5).random(n_batch) < flip_rate
+    flipped.loc[mask, "label"] = 1 - flipped.loc[mask, "label"]
+    return ref, clean, flipped, mask

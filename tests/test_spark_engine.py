@@ -12,7 +12,7 @@ from scipy.stats import spearmanr
 
 pytest.importorskip("pyspark")
 
-from conftest import make_separable, parquet_folder  # noqa: E402
+from conftest import parquet_folder, trusted_and_batches  # noqa: E402
 
 N_REF, N_BATCH = 1500, 600
 
@@ -24,12 +24,7 @@ def tables(tmp_path_factory):
     from poison_expectations.apps.jobs import job_config
 
     root = tmp_path_factory.mktemp("spark")
-    full, _ = make_separable(n=N_REF + N_BATCH, seed=0)
-    ref = full.iloc[:N_REF].reset_index(drop=True)
-    clean = full.iloc[N_REF:].reset_index(drop=True)
-    flipped = clean.copy()
-    mask = np.random.default_rng(5).random(N_BATCH) < 0.1
-    flipped.loc[mask, "label"] = 1 - flipped.loc[mask, "label"]
+    ref, clean, flipped, mask = trusted_and_batches(N_REF, N_BATCH)
     ref.to_parquet(root / "ref.parquet", index=False)
     fit_job(root / "ref.parquet", job_config(None, label_column="label", id_column="row_id"), root / "ref.profile")
     return {"root": root, "profile": root / "ref.profile", "clean": clean, "flipped": flipped, "mask": mask,

@@ -13,12 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("pyspark")
 
-from conftest import REPO, make_separable  # noqa: E402
+from conftest import REPO, trusted_and_batches  # noqa: E402
 
 N_REF, N_BATCH = 1500, 600
 FEATURES = [f"f{i}" for i in range(10)]
@@ -38,12 +37,7 @@ def tables(tmp_path_factory):
     from poison_expectations.apps.jobs import job_config
 
     root = tmp_path_factory.mktemp("spark_gx")
-    full, _ = make_separable(n=N_REF + N_BATCH, seed=0)
-    ref = full.iloc[:N_REF].reset_index(drop=True)
-    clean = full.iloc[N_REF:].reset_index(drop=True)
-    flipped = clean.copy()
-    mask = np.random.default_rng(5).random(N_BATCH) < 0.1
-    flipped.loc[mask, "label"] = 1 - flipped.loc[mask, "label"]
+    ref, clean, flipped, mask = trusted_and_batches(N_REF, N_BATCH)
     for name, frame in (("ref", ref), ("clean", clean), ("flipped", flipped)):
         frame.to_parquet(root / f"{name}.parquet", index=False)
     fit_job(root / "ref.parquet", job_config(None, label_column="label", id_column="row_id",
