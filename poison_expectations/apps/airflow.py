@@ -109,17 +109,15 @@ def check_batch(data_path: str | Path, *, config: str | Path | None = None, labe
                      id_column=_blank_to_none(id_column), source_column=_blank_to_none(source_column),
                      feature_columns=_columns(features), reference=_blank_to_none(reference),
                      profile=_blank_to_none(profile), overrides=overrides)
-    if engine == "spark":
-        for target in outputs.values():
-            if target is not None and create_dirs:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-        master, conf = session_settings(_blank_to_none(spark_master), spark_conf, _blank_to_none(spark_conn_id))
-        return check_batch_spark(data_path, cfg, outputs, master=master, conf=conf)
-    check_outputs(data_path, outputs, folders=not create_dirs)  # run_job checks them once created
+    if engine == "pandas":
+        check_outputs(data_path, outputs, folders=not create_dirs)  # run_job checks them once created
     if create_dirs:
         for target in outputs.values():
             if target is not None:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
+    if engine == "spark":  # spark_job checks its outputs (parquet datasets)
+        master, conf = session_settings(_blank_to_none(spark_master), spark_conf, _blank_to_none(spark_conn_id))
+        return check_batch_spark(data_path, cfg, outputs, master=master, conf=conf)
     outcome, written = run_job(data_path, cfg, outputs)
     record = {
         "verdict": PASSED if outcome.success else POISONED,
