@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 # Peak copies of the encoded matrix a run holds at once (the matrix, the kNN
 # index's copy, a model's binned copy and temporaries): the memory estimate.
 MATRIX_COPIES = 3
+SELF_MARGIN = 1  # extra neighbours searched in a table's graph among its own rows (see Analysis._graph)
 
 
 @dataclass
@@ -71,20 +72,29 @@ class Analysis:
     # -- shared, computed on first use -----------------------------------
     def neighbors(self, against: str = "self", k: int | None = None) -> Neighbors:
         """k-NN of the batch rows, against the batch (self excluded) or the reference."""
+        if against == "self":
+            return self._graph("self", k, lambda kk: self._find(self.batch.X, None, kk, "batch"))
+        return self._graph(against, k,
+                           lambda kk: self._find(self.batch.X, self.require_reference().X, kk, "reference"))
+
+    def _graph(self, kind: str, k: int | None, search: Callable[[int], Neighbors]) -> Neighbors:
+        """A k-NN graph computed once per kind: a larger one already computed
+        answers a smaller k. A table's graph among its own rows is searched with
+        SELF_MARGIN more neighbours than asked, so a signal that needs each
+        row's neighbours' lists without that row (influence: k + 1) reads the
+        same search instead of a second one."""
         k = k or self.options.k
-        key = (against, k)
+        key = (kind, k)
         with self._lock:
             if key not in self._neighbors:
-                # a larger k already computed answers a smaller one
-                larger = [kk for (a, kk) in self._neighbors if a == against and kk >= k]
-                if larger:
-                    big = self._neighbors[(against, min(larger))]
-                    self._neighbors[key] = Neighbors(big.indices[:, :k], big.distances[:, :k], big.exact,
-                                                     big.recall_estimate)
-                elif against == "self":
-                    self._neighbors[key] = self._find(self.batch.X, None, k, "batch")
-                else:
-                    self._neighbors[key] = self._find(self.batch.X, self.require_reference().X, k, "reference")
+                larger = [kk for (a, kk) in self._neighbors if a == kind and kk >= k]
+                if not larger:
+                    big = search(k + (SELF_MARGIN if kind in ("self", "reference-self") else 0))
+                    self._neighbors[(kind, big.k)] = big
+                    larger = [big.k]
+                big = self._neighbors[(kind, min(larger))]
+                self._neighbors[key] = Neighbors(big.indices[:, :k], big.distances[:, :k], big.exact,
+                                                 big.recall_estimate)
             return self._neighbors[key]
 
     @property
@@ -98,19 +108,8 @@ class Analysis:
 
     def reference_neighbors(self, k: int | None = None) -> Neighbors:
         """k-NN of the reference rows among themselves (for reference baselines)."""
-        k = k or self.options.k
-        key = ("reference-self", k)
-        with self._lock:
-            if key not in self._neighbors:
-                larger = [kk for (a, kk) in self._neighbors if a == "reference-self" and kk >= k]
-                if larger:
-                    big = self._neighbors[("reference-self", min(larger))]
-                    self._neighbors[key] = Neighbors(big.indices[:, :k], big.distances[:, :k], big.exact,
-                                                     big.recall_estimate)
-                else:
-                    ref = self.require_reference()
-                    self._neighbors[key] = self._find(ref.X, ref.X, k, "reference", self_search=True)
-            return self._neighbors[key]
+        ref = self.require_reference()
+        return self._graph("reference-self", k, lambda kk: self._find(ref.X, ref.X, kk, "reference", self_search=True))
 
     def _find(self, query: np.ndarray, indexed: np.ndarray | None, k: int, table: str,
               self_search: bool = False) -> Neighbors:
@@ -151,9 +150,11 @@ class Analysis:
             return self.batch_index
 
     def self_graphs(self) -> dict[int, Neighbors]:
-        """The batch self-graphs computed so far, by k (fitting a profile stores them)."""
+        """The batch self-graph computed so far with the most neighbours, by its k
+        (fitting a profile stores it; every smaller k is a slice of it)."""
         with self._lock:
-            return {k: nb for (what, k), nb in self._neighbors.items() if what == "self"}
+            ks = [k for (what, k) in self._neighbors if what == "self"]
+            return {max(ks): self._neighbors[("self", max(ks))]} if ks else {}
 
     def index_reference(self) -> NeighborIndex:
         """The neighbour index over the reference rows, built once."""
