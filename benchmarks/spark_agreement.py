@@ -40,7 +40,7 @@ RESULTS = Path(__file__).with_name("results")
 def spark_sections() -> list[str]:
     """Config sections of the families the Spark engine runs."""
     from poison_expectations.apps.jobs import job_config
-    from poison_expectations.engines.spark.batch_families import plan_batch
+    from poison_expectations.engines.spark.batch import plan_batch
     from poison_expectations.engines.spark.engine import plan_signals, roles_options
 
     cfg = job_config(None, label_column=LABEL, id_column=ID)

@@ -147,7 +147,7 @@ def test_cli_writes_parquet_datasets_at_one_commit_point(spark, tables, tmp_path
                   "--accepted", out / "accepted", "--quarantine", out / "quarantine", "--report", out / "r.json")
     assert result.exit_code == 1, result.output
     assert "FAILED (spark)" in result.output and "SKIP  clean_label_collision" in result.output
-    assert "near_duplicate: " in result.output  # a batch family (engines/spark/batch_families.py)
+    assert "near_duplicate: " in result.output  # a batch family (engines/spark/batch.py)
     findings = pd.read_parquet(out / "findings")
     accepted, quarantine = pd.read_parquet(out / "accepted"), pd.read_parquet(out / "quarantine")
     assert not (out / "findings" / "stale.parquet").exists()

@@ -162,7 +162,7 @@ def verdict_lines(outcome, data: str, top: list[dict] | None = None) -> list[str
             lines.append(f"  {status}  {name}: {gate['patterns']} trigger pattern(s) (at most {gate['max_patterns']}); "
                          f"{gate['method']}")
             continue
-        if "line" in gate:  # a batch family's own test (engines/spark/batch_families.py)
+        if "line" in gate:  # a batch family's own test (engines/spark/batch.py)
             lines.append(f"  {status}  {name}: {gate['line']}")
             continue
         lines.append(f"  {status}  {name}: Higher Criticism {gate.get('statistic', 0):.3g}, "

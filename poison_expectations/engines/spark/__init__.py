@@ -25,7 +25,7 @@ Where the Spark result is an approximation of the pandas one:
 1. Signals run: the per-row signals (label consistency, outliers,
    influence), whose `score` reads nothing but the row and the trusted side,
    then the batch families: near duplicates (with a trusted side only) and
-   sources from aggregates (`batch_families.py`, items 10 and 11), spectral
+   sources from aggregates (`batch.py`, items 10 and 11), spectral
    signatures and feature clustering (split conformal, `structure.py`) and
    trigger patterns (`triggers.py`) (`batch.py`, items 8 and 9).
    Clean-label collisions are not run (listed as skipped in the report).

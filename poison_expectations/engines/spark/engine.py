@@ -77,7 +77,7 @@ def plan_signals(config: dict, labelled: bool) -> tuple[list[tuple[str, dict]], 
         if not section.get("enabled", True):
             continue
         if family.section in BATCH_SECTIONS:
-            continue  # run from aggregates after the per-row scoring (batch_families.py)
+            continue  # run from aggregates after the per-row scoring (batch.py)
         if family.section not in PER_ROW_SIGNALS and family.section not in BATCH_SIGNALS:
             skipped.append(f"{family.section} (needs within-batch structure; not on the Spark engine)")
         elif family.needs_label and not labelled:

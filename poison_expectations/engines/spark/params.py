@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from poison_expectations.core.params.shared import shared_values
 
-BATCH_SECTIONS = ("near_duplicates", "sources")  # run from aggregates (batch_families.py)
+BATCH_SECTIONS = ("near_duplicates", "sources")  # run from aggregates (batch.py)
 
 
 def family_params(config: dict, family) -> dict:

@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 
 from poison_expectations.core.errors import InputError
-from poison_expectations.engines.spark import batch_families, decide
+from poison_expectations.engines.spark import batch, decide
 from poison_expectations.engines.spark.engine import (MAX_SOURCES, SAMPLE_ROWS, SparkOutcome, check_columns,
                                                       partition_offsets, plan_signals, probe, read_data,
                                                       roles_options, score, trusted_bytes)
 from poison_expectations.engines.spark.scoring import (ROW_INDEX, ScoringPlan, class_conditional,
                                                        class_reference_sizes, make_signal)
-from poison_expectations.engines.spark.batch import run_batch_families
 from poison_expectations.engines.spark.structure import HALF
 
 
@@ -32,19 +31,19 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     sdf = read_data(spark, data)
     roles, options = roles_options(config)
     check_columns(sdf.columns, roles)
-    signals, skipped, batch = plan_signals(config, labelled=roles.label_column is not None)
-    sections, more_skipped = batch_families.plan_batch(config, roles)  # near duplicates, sources
+    signals, skipped, learned = plan_signals(config, labelled=roles.label_column is not None)
+    sections, more_skipped = batch.plan_batch(config, roles)  # near duplicates, sources
     skipped += more_skipped
-    profile_bytes, mode = trusted_bytes(spark, sdf, config, roles, options, signals + batch, sample_rows=sample_rows,
-                                        seed=options.random_state, extra=batch_families.fit_extra(config, sections))
-    n_families = len(signals) + len(batch) + len(sections)  # the gates alpha is split over, as alpha / F
+    profile_bytes, mode = trusted_bytes(spark, sdf, config, roles, options, signals + learned, sample_rows=sample_rows,
+                                        seed=options.random_state, extra=batch.fit_extra(config, sections))
+    n_families = len(signals) + len(learned) + len(sections)  # the gates alpha is split over, as alpha / F
     timings["trusted_side"] = time.perf_counter() - start
     offsets = None if roles.id_column else partition_offsets(sdf)
     fdr = config["verdicts"]["q"]
     plan = ScoringPlan(profile_bytes, roles, options, signals, seed=options.random_state, offsets=offsets,
                        combine=config["verdicts"]["combine"])
     probe(sdf, plan)
-    scored = with_halves(score(sdf, plan), plan.seed, bool(batch)).persist(StorageLevel.MEMORY_AND_DISK)
+    scored = with_halves(score(sdf, plan), plan.seed, bool(learned)).persist(StorageLevel.MEMORY_AND_DISK)
     t0 = time.perf_counter()
     try:
         rows = scored.count()  # scores every partition once (persisted for the aggregates and outputs)
@@ -52,12 +51,12 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
         raise executor_error(exc) from None
     timings["score"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    scored, dup_gates, dup_names = batch_families.before_cut(spark, sdf, scored, plan, config, rows, sections,
+    scored, dup_gates, dup_names = batch.before_cut(spark, sdf, scored, plan, config, rows, sections,
                                                              skipped, n_gates=n_families)
     timings["near_duplicates"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     gates, small = signal_gates(scored, plan, config, fdr, n_families=n_families)
-    more = run_batch_families(scored, plan, config, batch, list(sdf.columns), rows, n_families,
+    more = batch.run_batch_families(scored, plan, config, learned, list(sdf.columns), rows, n_families,
                               prior=plan.signal_names + dup_names)
     scored, gates = more.scored, {**gates, **dup_gates, **more.gates}
     timings.update(more.timings)
@@ -65,7 +64,7 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
         small = _column(scored.where(scored["poison_p"] <= decide.collect_cut(fdr)).select("poison_p"))
     cut = decide.bh_cut(small, rows, fdr)
     names = plan.signal_names + dup_names + more.names
-    source_gates, group_flags = batch_families.after_cut(scored, plan, config, sections, names, n_families)
+    source_gates, group_flags = batch.after_cut(scored, plan, config, sections, names, n_families)
     gates.update(source_gates)
     flags = (more.flag_columns, group_flags)
     flagged = (int((small <= cut).sum()) if not (more.flag_columns or group_flags)
