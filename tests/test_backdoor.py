@@ -201,6 +201,27 @@ def test_collision_found_in_self_check_and_against_a_reference(collided):
     assert analysis_of(clean).result(CleanLabelCollision()).summary["groups"] == []
 
 
+def repeated_rows(n, seed):
+    """Titanic-like: every row is one of 6 distinct feature rows, and each spot
+    carries both labels (30% / 70% of one of them): identical rows, no poison."""
+    rng = np.random.default_rng(seed)
+    spots = np.random.default_rng(0).normal(size=(6, 4)).round(2)
+    which = rng.integers(0, 6, size=n)
+    frame = pd.DataFrame(spots[which], columns=[f"x{i}" for i in range(4)])
+    frame.insert(0, "row_id", np.arange(n) + seed * 100_000)
+    frame["label"] = (rng.random(n) < np.where(which % 2 == 0, 0.3, 0.7)).astype(int)
+    return frame
+
+
+def test_repeated_rows_of_both_labels_are_no_collision_against_a_reference():
+    """The rows of one label at a spot are tested against the reference's rows
+    of that label at the spot, not against the class's overall disagreement
+    rate (which counted hundreds of identical rows as independent evidence)."""
+    result = analysis_of(repeated_rows(1500, 1), repeated_rows(1500, 2)).result(CleanLabelCollision())
+    assert result.summary["candidate_groups"] > 0
+    assert result.summary["groups"] == [] and not result.flags.any()
+
+
 def test_tight_groups_are_same_label_components_within_the_radius():
     indices = np.array([[1, 2], [0, 2], [0, 1], [0, 1]])
     distances = np.array([[0.1, 0.2], [0.1, 0.1], [0.2, 0.1], [5.0, 5.0]], dtype=np.float32)

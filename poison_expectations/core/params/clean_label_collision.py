@@ -23,7 +23,7 @@ CLEAN_LABEL_COLLISION = FamilyParams(
                                 note="rows a group needs to be tested"),
         "min_other_share": rate(0.5, "Share of a group that must look like another class.",
                                 note="majority of the group must look like another class"),
-        "alpha": replace(TEST_ALPHA, note="binomial test against the baseline, Bonferroni over groups"),
+        "alpha": replace(TEST_ALPHA, note="local excess test of the group's label, Bonferroni over groups"),
         "max_train_rows": Param(50_000, int, "Rows the self-check model trains on at most.", low=100),
     },
     limits={

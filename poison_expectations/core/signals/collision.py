@@ -15,22 +15,31 @@ neighbour-label check passes them. What gives them away is the pair:
 2. surroundings of another class: the group's rows are judged without the
    group. With a reference, by the labels of their k nearest reference
    rows (a row is "unlike" its label when most of them carry another
-   class), against the reference rows' own rate of that. Self-check: by a
-   model trained on the batch minus every row with a tight same-label
-   neighbour (every candidate group and the smaller fragments of one, which
-   one-hot categorical differences can split off; exclusionary
-   reclassification), against the model's held-out error for that class.
+   class). Self-check: by a model trained on the batch minus every row with
+   a tight same-label neighbour (every candidate group and the smaller
+   fragments of one, which one-hot categorical differences can split off;
+   exclusionary reclassification).
 A group is a collision when at least `min_other_share` of its rows are
-unlike their label and the one-sided binomial test against the baseline
-gives p <= `alpha` (Bonferroni over groups). Its rows are flagged.
+unlike their label and its test gives p <= `alpha` (Bonferroni over
+groups). Its rows are flagged. The test:
+- with a reference (`judge_groups`): an excess of the group's label where
+  it lies. Around up to 16 of its rows, within the fitted rows' median
+  k-th neighbour distance, the batch's share of that label's rows is
+  hypergeometric if batch and reference came from one distribution
+  (Simes over the rows). Rows repeated in both tables with either label
+  (titanic) are no evidence; the binomial test this replaces counted each
+  of hundreds of identical rows as independent and named 19-22% of clean
+  titanic batches as collisions;
+- self-check: the one-sided binomial test of the group's unlike rows
+  against the model's held-out error for that class (nominal: it treats
+  the rows as independent).
 
 What it leaves to other signals: single mislabelled rows (label
 consistency), loose clusters of relabelled rows (feature clustering,
 spectral signatures), exact copies (near duplicates).
 
 Fit and score. `fit` learns from the fitted table only: the radius, the
-neighbour-majority baseline per class (what `score` tests a batch group
-against), and the fitted table's own groups with their reclassification
+local radius of the test, and the fitted table's own groups with their reclassification
 (the self-check, `score_fitted`). `reference_scores` is each fitted row's
 share of its k nearest fitted rows (itself excluded) that carry another
 label; `row_scores` gives a batch row the same share among its k nearest
@@ -41,6 +50,7 @@ closest row-level quantity, not the group's score.
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -72,8 +82,8 @@ class CleanLabelCollision(Signal):
         n_classes = analysis.n_classes
         nb = analysis.fitted_neighbors(p["k"])
         radius = p["radius_factor"] * float(np.median(nb.distances[:, 0]))
+        local_radius = max(radius, float(np.median(nb.distances[:, -1])))
         other = fitted.y[nb.indices] != y[:, None]
-        major = _majority(y[nb.indices], n_classes)
         groups: list = []
         packed = np.zeros(fitted.n, dtype=bool)
         if analysis.reference is None:  # against a reference, score finds the batch's groups
@@ -84,9 +94,7 @@ class CleanLabelCollision(Signal):
             group[members] = number
         return {
             "classes": [plain(v) for v in analysis.classes],
-            "radius": radius,
-            "baseline_wrong": np.bincount(y[major != y], minlength=n_classes).astype(np.int64),
-            "baseline_rows": np.bincount(y, minlength=n_classes).astype(np.int64),
+            "radius": radius, "local_radius": local_radius,
             "self_check": analysis.reference is None, "group": group, "n_groups": len(groups), "unlike": unlike,
             "self_baseline_wrong": self_baseline[0], "self_baseline_rows": self_baseline[1],
             "reference_scores": other.mean(axis=1).astype(float),
@@ -98,24 +106,56 @@ class CleanLabelCollision(Signal):
             raise InputError(f"{self.name}: this state was fitted as a reference; it scores batches, not its own rows")
         groups = [np.flatnonzero(state["group"] == g) for g in range(state["n_groups"])]
         baseline = _by_code(analysis, state, state["self_baseline_wrong"], state["self_baseline_rows"])
-        return self._report(analysis, groups, state["unlike"], baseline, state["radius"], "self")
+        unlike = state["unlike"]
+        pvalues = [excess_test(int(np.count_nonzero(unlike[g] >= 0)), len(g),
+                               *baseline.get(int(analysis.batch.y[g[0]]), (0, 0))) for g in groups]
+        return self._report(analysis, groups, unlike, pvalues, state["radius"], "self")
 
     def score(self, state: State, analysis) -> SignalResult:
-        """Batch groups (tight within the stored radius), judged by their
-        nearest reference rows' labels against the stored baseline."""
+        """Batch groups (tight within the stored radius), each judged against
+        the reference where it lies (`judge_groups`)."""
         p = self.params
         y = analysis.require_labels()
-        ref = analysis.require_reference()
         nb = analysis.neighbors("self", p["k"])
         groups, _ = tight_groups(nb.indices, nb.distances, y, state["radius"], p["min_group_size"])
+        rng = np.random.default_rng(p["random_state"])
+        reps = [g if len(g) <= REPRESENTATIVES else rng.choice(g, REPRESENTATIVES, replace=False) for g in groups]
+        near = [_count_within(analysis, "self", r, _local_radius(state), y[r]) for r in reps]
+        return self.judge_groups(state, analysis, groups, reps, near)
+
+    def judge_groups(self, state: State, analysis, groups: list[np.ndarray], reps: list[np.ndarray],
+                     batch_near: list[np.ndarray]) -> SignalResult:
+        """Judge batch groups against the reference. `groups[g]`: row positions
+        in `analysis.batch`; `reps[g]`: some of its rows (all, or a random
+        REPRESENTATIVES); `batch_near[g]`: per rep, the other batch rows of its
+        label within `local_radius` of it. Reads only those rows and the
+        reference, so an engine that finds groups its own way (Spark) judges
+        them here.
+
+        The test is an excess of the group's label b where it lies. Around a
+        rep (a ball of the fixed `local_radius`: the fitted rows' median k-th
+        neighbour distance), if batch and reference came from one
+        distribution, the batch's share of the label-b rows in the ball is
+        hypergeometric (the rep itself left out, so the ball does not depend
+        on who is in it). A group's p-value is Simes' over its reps (valid
+        under their positive dependence), Bonferroni over groups. Rows
+        repeated in both tables (titanic's identical passengers of either
+        fate) are no evidence; a pile of b where the reference has few b is."""
+        y = analysis.require_labels()
+        ref = analysis.require_reference()
         unlike = np.full(len(y), -1, dtype=np.int64)
         members = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
-        ref_nb = analysis.neighbors("reference", p["k"])
+        ref_nb = analysis.neighbors("reference", self.params["k"])
         majority = _majority(ref.y[ref_nb.indices[members]], analysis.n_classes)
         other = majority != y[members]
         unlike[members[other]] = majority[other]
-        baseline = _by_code(analysis, state, state["baseline_wrong"], state["baseline_rows"])
-        return self._report(analysis, groups, unlike, baseline, state["radius"], "reference")
+        pvalues = []
+        for r, near in zip(reps, batch_near, strict=True):
+            c = int(y[r[0]])
+            in_ref = _count_within(analysis, "reference", r, _local_radius(state), np.full(len(r), c))
+            rows = (int(np.count_nonzero(y == c)) - 1, int(np.count_nonzero(ref.y == c)))
+            pvalues.append(simes(excess_pvalues(np.asarray(near), in_ref, *rows)))
+        return self._report(analysis, groups, unlike, pvalues, state["radius"], "reference")
 
     def batch_scores(self, state: State, analysis, result=None) -> np.ndarray:
         """Batch rows on the scale of `reference_scores`: the share of their k
@@ -125,8 +165,9 @@ class CleanLabelCollision(Signal):
         nb = analysis.neighbors("reference", self.params["k"])
         return (ref.y[nb.indices] != y[:, None]).mean(axis=1).astype(float)
 
-    def _report(self, analysis, groups, unlike, baseline, radius, mode) -> SignalResult:
-        """Test each group against its class baseline; flag the collisions."""
+    def _report(self, analysis, groups, unlike, pvalues, radius, mode) -> SignalResult:
+        """Flag the groups that look like another class and whose p-value
+        (`pvalues[g]`) holds with Bonferroni over the groups."""
         y = analysis.batch.y
         n = len(y)
         scores = np.zeros(n)
@@ -135,7 +176,7 @@ class CleanLabelCollision(Signal):
         group_col = np.full(n, -1, dtype=np.int64)
         reports = []
         for number, members in enumerate(groups):
-            report = self._group_report(analysis, number, members, unlike, baseline, len(groups))
+            report = self._group_report(analysis, number, members, unlike, pvalues[number], len(groups))
             reports.append(report)
             scores[members] = report["unlike_share"]
             if report["collision"]:
@@ -150,25 +191,21 @@ class CleanLabelCollision(Signal):
                  f"{', '.join(map(str, r['ids'][:5]))}" for r in found]
         summary = {"radius": radius, "candidate_groups": len(groups), "groups": found,
                    "rejected_groups": len(groups) - len(found), "mode": mode, "console_lines": lines}
-        # against a reference the gate is Higher Criticism over the rows' conformal p-values (valid),
-        # not these group tests: a group's members share neighbourhoods, which the binomial test
-        # treats as independent (on titanic's 24 distinct rows it failed 3 clean batches of 3)
+        # against a reference the gate is Higher Criticism over the rows' conformal p-values, not
+        # these group tests: the binomial test treats a group's rows as independent draws
         return SignalResult(self.name, scores, flags, reasons, summary, {"collision_group": group_col})
 
-    def _group_report(self, analysis, number, members, unlike, baseline, n_groups) -> dict:
+    def _group_report(self, analysis, number, members, unlike, p_value, n_groups) -> dict:
         p = self.params
         c = int(analysis.batch.y[members[0]])
         other = unlike[members]
         k = int(np.count_nonzero(other >= 0))
         share = k / len(members)
-        base_wrong, base_rows = baseline.get(c, (0, 0))
-        p_value = excess_test(k, len(members), base_wrong, base_rows)
         collision = share >= p["min_other_share"] and p_value * n_groups <= p["alpha"]
         looks = np.bincount(other[other >= 0], minlength=analysis.n_classes)
         looks_like = plain(analysis.classes[int(looks.argmax())]) if k else None
         return {"group": number, "label": plain(analysis.classes[c]), "rows": int(len(members)),
                 "unlike_share": share, "looks_like": looks_like, "p_value": p_value,
-                "baseline_rate": base_wrong / base_rows if base_rows else 0.0,
                 "collision": bool(collision), "ids": sample_ids(analysis.batch.ids, members)}
 
     def _reclassified(self, X, y, groups, packed, n_classes):
@@ -220,3 +257,44 @@ def _majority(labels: np.ndarray, n_classes: int) -> np.ndarray:
         counts[:, c] = (labels == c).sum(axis=1)
     return counts.argmax(axis=1)
 
+
+REPRESENTATIVES = 16  # rows of a group whose surroundings are counted
+MAX_SEARCH = 4096  # neighbours a crowded spot is searched for at most
+
+
+def _local_radius(state: State) -> float:
+    if "local_radius" not in state:
+        raise InputError("clean_label_collision: the profile predates the collision test's local radius; "
+                         "fit it again (poison-check fit)")
+    return float(state["local_radius"])
+
+
+def _count_within(analysis, against: str, rows: np.ndarray, radius: float, labels: np.ndarray) -> np.ndarray:
+    """Per batch row in `rows`: rows of the batch ("self", the row itself left
+    out) or of the reference with the row's label within `radius`. The
+    search doubles its k while a list is full, so a row repeated hundreds
+    of times is counted in full (up to MAX_SEARCH neighbours)."""
+    table = analysis.require_reference() if against == "reference" else analysis.batch
+    most = min(MAX_SEARCH, table.n - (against == "self"))
+    k = min(32, most)
+    while True:
+        nb = analysis.search_rows(against, rows, k)
+        if nb.k >= most or not (nb.distances[:, -1] <= radius).any():
+            within = (nb.distances <= radius) & (table.y[nb.indices] == labels[:, None])
+            return within.sum(axis=1)
+        k = min(2 * nb.k, most)
+
+
+def excess_pvalues(batch_near: np.ndarray, reference_near: np.ndarray, batch_rows: int,
+                   reference_rows: int) -> np.ndarray:
+    """P(at least `batch_near` of the label's rows in a ball are batch rows)
+    when the ball's batch_near + reference_near rows are a random draw from
+    the label's batch_rows + reference_rows rows (hypergeometric)."""
+    drawn = batch_near + reference_near
+    return stats.hypergeom.sf(batch_near - 1, batch_rows + reference_rows, batch_rows, drawn)
+
+
+def simes(pvalues: np.ndarray) -> float:
+    """Simes' combination: min_j p_(j) m / j (valid under positive dependence)."""
+    p = np.sort(np.asarray(pvalues, dtype=float))
+    return float(min(1.0, (p * len(p) / np.arange(1, len(p) + 1)).min())) if len(p) else 1.0
