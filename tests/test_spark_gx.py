@@ -80,8 +80,8 @@ def test_row_level_expectation_on_spark_lists_the_ids_pandas_lists(spark, tables
     import poison_expectations as pe
 
     frame = tables[name]
-    not_on_spark = pe.ExpectLargestNearDuplicateClusterToBeAtMost(label_column="label", id_column="row_id",
-                                                                  profile=tables["profile"])
+    not_on_spark = pe.ExpectCleanLabelCollisionGroupCountToBeAtMost(label_column="label", id_column="row_id",
+                                                                    profile=tables["profile"])
     on_spark = _checkpoint_results(frame, [_row_level(tables["profile"]), not_on_spark], spark=spark)
     on_pandas = _checkpoint_results(frame, [_row_level(tables["profile"])])
     rows = "expect_row_labels_to_be_consistent"
@@ -95,9 +95,9 @@ def test_row_level_expectation_on_spark_lists_the_ids_pandas_lists(spark, tables
         assert len(ids[0] & ids[1]) >= 0.95 * max(len(ids[0]), len(ids[1])) > 0.05 * N_BATCH, ids
         assert len(ids[0] & tables["flipped_ids"]) >= 0.8 * len(ids[0])
     # a family not on Spark yet fails its expectation with one line, not a provider traceback
-    near = on_spark["expect_largest_near_duplicate_cluster_to_be_at_most"]
+    near = on_spark[COLLISION]
     (info,) = near.exception_info.values()
-    assert not near.success and "near_duplicate: not available on Spark yet" in info["exception_message"]
+    assert not near.success and "collision: not available on Spark yet" in info["exception_message"]
     assert "\n" not in info["exception_message"]
 
 
@@ -114,6 +114,68 @@ def test_row_level_expectation_on_spark_names_what_it_needs(spark, tables):
     (result,) = _checkpoint_results(tables["clean"].head(50), [no_trusted], spark=spark).values()
     (info,) = result.exception_info.values()
     assert not result.success and "needs a trusted side" in info["exception_message"]
+
+
+FAMILIES = ("label_consistency", "outliers", "near_duplicates", "trigger_patterns")
+SHARE = "expect_near_duplicate_cluster_share_to_be_at_most"
+COLLISION = "expect_clean_label_collision_group_count_to_be_at_most"
+
+
+@pytest.fixture(scope="module")
+def flood(tables):
+    """A profile fitted with per-row and batch families, and the clean batch with a 5% flood of near copies."""
+    from poison_expectations.apps.fit import fit_job
+    from poison_expectations.apps.jobs import job_config
+    from poison_expectations.core.params import FAMILIES as ALL_FAMILIES
+    from poison_expectations.testing.floods import near_duplicate_flood
+
+    root = tables["root"]
+    off = {f"expectations.{f.section}.enabled": False for f in ALL_FAMILIES if f.section not in FAMILIES}
+    fit_job(root / "ref.parquet", job_config(None, label_column="label", id_column="row_id", overrides=off),
+            root / "families.profile")
+    flooded = near_duplicate_flood(tables["clean"], rate=0.05, id_column="row_id", random_state=1).frame
+    return {"profile": str(root / "families.profile"), "clean": tables["clean"], "flooded": flooded}
+
+
+def _suite(profile: str) -> list:
+    """A batch expectation of each family of the profile, the near-duplicate reports, and collisions."""
+    import poison_expectations as pe
+
+    common = {"label_column": "label", "id_column": "row_id", "profile": profile}
+    return [pe.ExpectLabelInconsistencyRateToBeAtMost(**common), pe.ExpectClassOutlierRateToBeAtMost(**common),
+            pe.ExpectNearDuplicateClusterShareToBeAtMost(**common),
+            pe.ExpectLargestNearDuplicateClusterToBeAtMost(**common),
+            pe.ExpectConflictingNearDuplicateClustersToBeAtMost(**common),
+            pe.ExpectTriggerPatternCountToBeAtMost(**common),
+            pe.ExpectCleanLabelCollisionGroupCountToBeAtMost(**common)]
+
+
+@pytest.mark.parametrize("name", ["flooded", "clean"])
+def test_a_spark_checkpoint_runs_the_engine_once_and_fails_like_pandas(spark, flood, name, monkeypatch):
+    """Every family of the suite from ONE engine run; the same expectations fail on both engines (the
+    flood: near duplicates' density test), a clean batch passes on both; collisions fail with one line."""
+    from poison_expectations.engines.spark import run as spark_run
+
+    calls = []
+    real = spark_run.run_spark
+    monkeypatch.setattr(spark_run, "run_spark", lambda *a, **k: calls.append(1) or real(*a, **k))
+    frame = flood[name]
+    on_spark = _checkpoint_results(frame, _suite(flood["profile"]), spark=spark)
+    on_pandas = _checkpoint_results(frame, _suite(flood["profile"]))
+    assert len(calls) == 1
+    (info,) = on_spark.pop(COLLISION).exception_info.values()
+    assert "collision: not available on Spark yet" in info["exception_message"]
+    assert "\n" not in info["exception_message"]
+    on_pandas.pop(COLLISION)
+    assert not any(r.exception_info and r.exception_info.get("raised_exception") for r in on_spark.values()), \
+        {t: r.exception_info for t, r in on_spark.items()}
+    failed = [{t for t, r in results.items() if not r.success} for results in (on_spark, on_pandas)]
+    assert failed[0] == failed[1] == ({SHARE} if name == "flooded" else set())
+    if name == "flooded":  # the rows each engine flags as near duplicates (BH over their p-values)
+        ids = [set(results[SHARE].result["unexpected_index_list"]) for results in (on_spark, on_pandas)]
+        print("near-duplicate ids: spark", len(ids[0]), "pandas", len(ids[1]), "both", len(ids[0] & ids[1]))
+        assert len(ids[0] & ids[1]) >= 0.8 * max(len(ids[0]), len(ids[1])) > 0, ids
+        assert on_spark[SHARE].result["element_count"] == len(frame)
 
 
 OPERATOR_RUN = """
