@@ -1,6 +1,8 @@
-"""GX on Spark beyond the batch expectations, and the Airflow operator on
-Spark: the row-level expectation lists the ids the pandas checkpoint lists,
-a family not on Spark fails its expectation with one line, and
+"""GX on Spark and the Airflow operator on Spark: a checkpoint runs the
+engine once for every family of its suite and fails the expectations the
+pandas checkpoint fails (a near-copy flood; a clean batch passes), the
+row-level expectation lists the ids the pandas checkpoint lists, a family
+not on Spark fails its expectation with one line, and
 `PoisonCheckOperator(engine="spark")` passes a clean batch, fails a flipped
 one and writes parquet outputs. conftest's local[2] session; small tables."""
 
