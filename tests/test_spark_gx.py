@@ -118,44 +118,54 @@ def test_row_level_expectation_on_spark_names_what_it_needs(spark, tables):
     assert not result.success and "needs a trusted side" in info["exception_message"]
 
 
-FAMILIES = ("label_consistency", "outliers", "near_duplicates", "trigger_patterns")
 SHARE = "expect_near_duplicate_cluster_share_to_be_at_most"
+SOURCES = "expect_source_flagged_rates_to_not_exceed_rest"
 COLLISION = "expect_clean_label_collision_group_count_to_be_at_most"
 
 
 @pytest.fixture(scope="module")
 def flood(tables):
-    """A profile fitted with per-row and batch families, and the clean batch with a 5% flood of near copies."""
+    """A profile fitted with every family but collisions and influence (two per-row families test
+    their reading) on the trusted table with six sources, and the clean batch with them, without and
+    with a 5% flood of near copies (copies of a few rows: their source's flagged rate stands out)."""
+    import pandas as pd
+
     from poison_expectations.apps.fit import fit_job
     from poison_expectations.apps.jobs import job_config
-    from poison_expectations.core.params import FAMILIES as ALL_FAMILIES
     from poison_expectations.testing.floods import near_duplicate_flood
 
     root = tables["root"]
-    off = {f"expectations.{f.section}.enabled": False for f in ALL_FAMILIES if f.section not in FAMILIES}
-    fit_job(root / "ref.parquet", job_config(None, label_column="label", id_column="row_id", overrides=off),
+    ref = pd.read_parquet(root / "ref.parquet")
+    ref.assign(source=[f"s{i % 6}" for i in range(len(ref))]).to_parquet(root / "ref_sources.parquet", index=False)
+    fit_job(root / "ref_sources.parquet",
+            job_config(None, label_column="label", id_column="row_id", source_column="source",
+                       overrides={f"expectations.{f}.enabled": False for f in ("clean_label_collision", "influence")}),
             root / "families.profile")
-    flooded = near_duplicate_flood(tables["clean"], rate=0.05, id_column="row_id", random_state=1).frame
-    return {"profile": str(root / "families.profile"), "clean": tables["clean"], "flooded": flooded}
+    clean = tables["clean"].assign(source=[f"s{i % 6}" for i in range(N_BATCH)])
+    flooded = near_duplicate_flood(clean, rate=0.05, id_column="row_id", random_state=1).frame
+    return {"profile": str(root / "families.profile"), "clean": clean, "flooded": flooded}
 
 
 def _suite(profile: str) -> list:
     """A batch expectation of each family of the profile, the near-duplicate reports, and collisions."""
     import poison_expectations as pe
 
-    common = {"label_column": "label", "id_column": "row_id", "profile": profile}
+    common = {"label_column": "label", "id_column": "row_id", "source_column": "source", "profile": profile}
     return [pe.ExpectLabelInconsistencyRateToBeAtMost(**common), pe.ExpectClassOutlierRateToBeAtMost(**common),
             pe.ExpectNearDuplicateClusterShareToBeAtMost(**common),
             pe.ExpectLargestNearDuplicateClusterToBeAtMost(**common),
             pe.ExpectConflictingNearDuplicateClustersToBeAtMost(**common),
-            pe.ExpectTriggerPatternCountToBeAtMost(**common),
+            pe.ExpectSpectralSignatureClassCountToBeAtMost(**common),
+            pe.ExpectFeatureClusteringClassCountToBeAtMost(**common), pe.ExpectTriggerPatternCountToBeAtMost(**common),
+            pe.ExpectSourceFlaggedRatesToNotExceedRest(**common, signals=["*"]),  # as the profile's config
             pe.ExpectCleanLabelCollisionGroupCountToBeAtMost(**common)]
 
 
 @pytest.mark.parametrize("name", ["flooded", "clean"])
 def test_a_spark_checkpoint_runs_the_engine_once_and_fails_like_pandas(spark, flood, name, monkeypatch):
     """Every family of the suite from ONE engine run; the same expectations fail on both engines (the
-    flood: near duplicates' density test), a clean batch passes on both; collisions fail with one line."""
+    flood: near duplicates' density test, and the flood's source), a clean batch passes on both;
+    collisions fail with one line."""
     from poison_expectations.engines.spark import run as spark_run
 
     calls = []
@@ -172,7 +182,9 @@ def test_a_spark_checkpoint_runs_the_engine_once_and_fails_like_pandas(spark, fl
     assert not any(r.exception_info and r.exception_info.get("raised_exception") for r in on_spark.values()), \
         {t: r.exception_info for t, r in on_spark.items()}
     failed = [{t for t, r in results.items() if not r.success} for results in (on_spark, on_pandas)]
-    assert failed[0] == failed[1] == ({SHARE} if name == "flooded" else set())
+    assert failed[0] == failed[1] == ({SHARE, SOURCES} if name == "flooded" else set())
+    assert len(on_spark) == 9 and on_spark[SOURCES].result["observed_value"] == on_pandas[SOURCES].result[
+        "observed_value"]
     if name == "flooded":  # the rows each engine flags as near duplicates (BH over their p-values)
         ids = [set(results[SHARE].result["unexpected_index_list"]) for results in (on_spark, on_pandas)]
         print("near-duplicate ids: spark", len(ids[0]), "pandas", len(ids[1]), "both", len(ids[0] & ids[1]))
