@@ -172,9 +172,11 @@ def test_a_spark_checkpoint_runs_the_engine_once_and_fails_like_pandas(spark, fl
     real = spark_run.run_spark
     monkeypatch.setattr(spark_run, "run_spark", lambda *a, **k: calls.append(1) or real(*a, **k))
     frame = flood[name]
+    cached = spark.sparkContext._jsc.getPersistentRDDs().size()
     on_spark = _checkpoint_results(frame, _suite(flood["profile"]), spark=spark)
     on_pandas = _checkpoint_results(frame, _suite(flood["profile"]))
     assert len(calls) == 1
+    assert spark.sparkContext._jsc.getPersistentRDDs().size() == cached  # the engine's tables released
     (info,) = on_spark.pop(COLLISION).exception_info.values()
     assert "collision: not available on Spark yet" in info["exception_message"]
     assert "\n" not in info["exception_message"]
