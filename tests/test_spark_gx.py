@@ -194,6 +194,34 @@ def test_a_spark_checkpoint_runs_the_engine_once_and_fails_like_pandas(spark, fl
         assert on_spark[SHARE].result["element_count"] == len(frame)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.03])
+def test_the_engine_gate_read_as_batch_test_decides_as_the_pandas_gate(share):
+    """The engine's per-signal gate (decide.signal_gate over padded small p-values), handed to the
+    expectation as `batch_test`, gives the decision, p-value and bound the pandas expectation computes
+    from every row p-value (family_verdict) at the same level. No Spark here."""
+    import numpy as np
+
+    from poison_expectations.core.signals.base import SignalResult
+    from poison_expectations.core.verdicts.gate import family_verdict
+    from poison_expectations.engines.spark import decide
+    from poison_expectations.gx.metrics.spark_results import SparkSignalResult, batch_test
+
+    rng = np.random.default_rng(3)
+    n, n_ref, alpha = 2000, 1000, 0.01
+    p = (rng.integers(1, n_ref + 2, n) / (n_ref + 1)).astype(float)  # conformal p-values of clean rows
+    p[: int(share * n)] = 1.0 / (n_ref + 1)  # a contaminated share ranks above every trusted row
+    small = p <= decide.ALPHA0
+    gate = decide.signal_gate(p[small], np.zeros(small.sum(), dtype=np.int64), {0: n}, {0: n_ref}, alpha=alpha)
+    pandas = SignalResult("s", np.zeros(n), np.zeros(n, dtype=bool), np.full(n, "", dtype=object))
+    pandas.pvalues, pandas.pvalue_groups = p, (((n_ref, n),), np.zeros(n, dtype=np.int64))
+    spark = SparkSignalResult("s", np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=object), total_rows=n)
+    spark.batch_test = batch_test(gate, n)
+    on = [family_verdict(r, alpha=alpha, min_effect=0.005) for r in (spark, pandas)]
+    assert [v["failed"] for v in on] == [share > 0] * 2
+    assert on[0]["p_value"] == on[1]["p_value"] and on[0]["lower_bound"] == on[1]["lower_bound"]
+    assert on[0]["lower_share"] == on[1]["lower_share"] and spark.n_rows == n
+
+
 OPERATOR_RUN = """
 import json, sys
 from poison_expectations.apps.airflow import PoisonCheckInputError, PoisonCheckOperator, PoisonDetected
