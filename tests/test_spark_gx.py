@@ -1,6 +1,8 @@
-"""GX on Spark beyond the batch expectations, and the Airflow operator on
-Spark: the row-level expectation lists the ids the pandas checkpoint lists,
-a family not on Spark fails its expectation with one line, and
+"""GX on Spark and the Airflow operator on Spark: a checkpoint runs the
+engine once for every family of its suite and fails the expectations the
+pandas checkpoint fails (a near-copy flood; a clean batch passes), the
+row-level expectation lists the ids the pandas checkpoint lists, a family
+not on Spark fails its expectation with one line, and
 `PoisonCheckOperator(engine="spark")` passes a clean batch, fails a flipped
 one and writes parquet outputs. conftest's local[2] session; small tables."""
 
@@ -80,8 +82,8 @@ def test_row_level_expectation_on_spark_lists_the_ids_pandas_lists(spark, tables
     import poison_expectations as pe
 
     frame = tables[name]
-    not_on_spark = pe.ExpectLargestNearDuplicateClusterToBeAtMost(label_column="label", id_column="row_id",
-                                                                  profile=tables["profile"])
+    not_on_spark = pe.ExpectCleanLabelCollisionGroupCountToBeAtMost(label_column="label", id_column="row_id",
+                                                                    profile=tables["profile"])
     on_spark = _checkpoint_results(frame, [_row_level(tables["profile"]), not_on_spark], spark=spark)
     on_pandas = _checkpoint_results(frame, [_row_level(tables["profile"])])
     rows = "expect_row_labels_to_be_consistent"
@@ -95,9 +97,9 @@ def test_row_level_expectation_on_spark_lists_the_ids_pandas_lists(spark, tables
         assert len(ids[0] & ids[1]) >= 0.95 * max(len(ids[0]), len(ids[1])) > 0.05 * N_BATCH, ids
         assert len(ids[0] & tables["flipped_ids"]) >= 0.8 * len(ids[0])
     # a family not on Spark yet fails its expectation with one line, not a provider traceback
-    near = on_spark["expect_largest_near_duplicate_cluster_to_be_at_most"]
+    near = on_spark[COLLISION]
     (info,) = near.exception_info.values()
-    assert not near.success and "near_duplicate: not available on Spark yet" in info["exception_message"]
+    assert not near.success and "collision: not available on Spark yet" in info["exception_message"]
     assert "\n" not in info["exception_message"]
 
 
@@ -114,6 +116,110 @@ def test_row_level_expectation_on_spark_names_what_it_needs(spark, tables):
     (result,) = _checkpoint_results(tables["clean"].head(50), [no_trusted], spark=spark).values()
     (info,) = result.exception_info.values()
     assert not result.success and "needs a trusted side" in info["exception_message"]
+
+
+SHARE = "expect_near_duplicate_cluster_share_to_be_at_most"
+SOURCES = "expect_source_flagged_rates_to_not_exceed_rest"
+COLLISION = "expect_clean_label_collision_group_count_to_be_at_most"
+
+
+@pytest.fixture(scope="module")
+def flood(tables):
+    """A profile fitted with every family but collisions and influence (two per-row families test
+    their reading) on the trusted table with six sources, and the clean batch with them, without and
+    with a 5% flood of near copies (copies of a few rows: their source's flagged rate stands out)."""
+    import pandas as pd
+
+    from poison_expectations.apps.fit import fit_job
+    from poison_expectations.apps.jobs import job_config
+    from poison_expectations.testing.floods import near_duplicate_flood
+
+    root = tables["root"]
+    ref = pd.read_parquet(root / "ref.parquet")
+    ref.assign(source=[f"s{i % 6}" for i in range(len(ref))]).to_parquet(root / "ref_sources.parquet", index=False)
+    fit_job(root / "ref_sources.parquet",
+            job_config(None, label_column="label", id_column="row_id", source_column="source",
+                       overrides={f"expectations.{f}.enabled": False for f in ("clean_label_collision", "influence")}),
+            root / "families.profile")
+    clean = tables["clean"].assign(source=[f"s{i % 6}" for i in range(N_BATCH)])
+    flooded = near_duplicate_flood(clean, rate=0.05, id_column="row_id", random_state=1).frame
+    return {"profile": str(root / "families.profile"), "clean": clean, "flooded": flooded}
+
+
+def _suite(profile: str) -> list:
+    """A batch expectation of each family of the profile, the near-duplicate reports, and collisions."""
+    import poison_expectations as pe
+
+    common = {"label_column": "label", "id_column": "row_id", "source_column": "source", "profile": profile}
+    return [pe.ExpectLabelInconsistencyRateToBeAtMost(**common), pe.ExpectClassOutlierRateToBeAtMost(**common),
+            pe.ExpectNearDuplicateClusterShareToBeAtMost(**common),
+            pe.ExpectLargestNearDuplicateClusterToBeAtMost(**common),
+            pe.ExpectConflictingNearDuplicateClustersToBeAtMost(**common),
+            pe.ExpectSpectralSignatureClassCountToBeAtMost(**common),
+            pe.ExpectFeatureClusteringClassCountToBeAtMost(**common), pe.ExpectTriggerPatternCountToBeAtMost(**common),
+            pe.ExpectSourceFlaggedRatesToNotExceedRest(**common, signals=["*"]),  # as the profile's config
+            pe.ExpectCleanLabelCollisionGroupCountToBeAtMost(**common)]
+
+
+@pytest.mark.parametrize("name", ["flooded", "clean"])
+def test_a_spark_checkpoint_runs_the_engine_once_and_fails_like_pandas(spark, flood, name, monkeypatch):
+    """Every family of the suite from ONE engine run; the same expectations fail on both engines (the
+    flood: near duplicates' density test, and the flood's source), a clean batch passes on both;
+    collisions fail with one line."""
+    from poison_expectations.engines.spark import run as spark_run
+
+    calls = []
+    real = spark_run.run_spark
+    monkeypatch.setattr(spark_run, "run_spark", lambda *a, **k: calls.append(1) or real(*a, **k))
+    frame = flood[name]
+    cached = spark.sparkContext._jsc.getPersistentRDDs().size()
+    on_spark = _checkpoint_results(frame, _suite(flood["profile"]), spark=spark)
+    on_pandas = _checkpoint_results(frame, _suite(flood["profile"]))
+    assert len(calls) == 1
+    assert spark.sparkContext._jsc.getPersistentRDDs().size() == cached  # the engine's tables released
+    (info,) = on_spark.pop(COLLISION).exception_info.values()
+    assert "collision: not available on Spark yet" in info["exception_message"]
+    assert "\n" not in info["exception_message"]
+    on_pandas.pop(COLLISION)
+    assert not any(r.exception_info and r.exception_info.get("raised_exception") for r in on_spark.values()), \
+        {t: r.exception_info for t, r in on_spark.items()}
+    failed = [{t for t, r in results.items() if not r.success} for results in (on_spark, on_pandas)]
+    assert failed[0] == failed[1] == ({SHARE, SOURCES} if name == "flooded" else set())
+    assert len(on_spark) == 9 and on_spark[SOURCES].result["observed_value"] == on_pandas[SOURCES].result[
+        "observed_value"]
+    if name == "flooded":  # the rows each engine flags as near duplicates (BH over their p-values)
+        ids = [set(results[SHARE].result["unexpected_index_list"]) for results in (on_spark, on_pandas)]
+        print("near-duplicate ids: spark", len(ids[0]), "pandas", len(ids[1]), "both", len(ids[0] & ids[1]))
+        assert len(ids[0] & ids[1]) >= 0.8 * max(len(ids[0]), len(ids[1])) > 0, ids
+        assert on_spark[SHARE].result["element_count"] == len(frame)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.03])
+def test_the_engine_gate_read_as_batch_test_decides_as_the_pandas_gate(share):
+    """The engine's per-signal gate (decide.signal_gate over padded small p-values), handed to the
+    expectation as `batch_test`, gives the decision, p-value and bound the pandas expectation computes
+    from every row p-value (family_verdict) at the same level. No Spark here."""
+    import numpy as np
+
+    from poison_expectations.core.signals.base import SignalResult
+    from poison_expectations.core.verdicts.gate import family_verdict
+    from poison_expectations.engines.spark import decide
+    from poison_expectations.gx.metrics.spark_results import SparkSignalResult, batch_test
+
+    rng = np.random.default_rng(3)
+    n, n_ref, alpha = 2000, 1000, 0.01
+    p = (rng.integers(1, n_ref + 2, n) / (n_ref + 1)).astype(float)  # conformal p-values of clean rows
+    p[: int(share * n)] = 1.0 / (n_ref + 1)  # a contaminated share ranks above every trusted row
+    small = p <= decide.ALPHA0
+    gate = decide.signal_gate(p[small], np.zeros(small.sum(), dtype=np.int64), {0: n}, {0: n_ref}, alpha=alpha)
+    pandas = SignalResult("s", np.zeros(n), np.zeros(n, dtype=bool), np.full(n, "", dtype=object))
+    pandas.pvalues, pandas.pvalue_groups = p, (((n_ref, n),), np.zeros(n, dtype=np.int64))
+    spark = SparkSignalResult("s", np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=object), total_rows=n)
+    spark.batch_test = batch_test(gate, n)
+    on = [family_verdict(r, alpha=alpha, min_effect=0.005) for r in (spark, pandas)]
+    assert [v["failed"] for v in on] == [share > 0] * 2
+    assert on[0]["p_value"] == on[1]["p_value"] and on[0]["lower_bound"] == on[1]["lower_bound"]
+    assert on[0]["lower_share"] == on[1]["lower_share"] and spark.n_rows == n
 
 
 OPERATOR_RUN = """

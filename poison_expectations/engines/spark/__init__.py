@@ -125,4 +125,20 @@ Where the Spark result is an approximation of the pandas one:
    (a missing source is "None").
 12. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
    the HTML report; `limits.max_rows` does not apply.
+13. A GX checkpoint on a Spark dataframe asset (`gx/metrics/spark.py`)
+   runs this engine ONCE per batch and set of shared value keys, with the
+   suite's families and parameters (plus the signals sources read, and a
+   per-row family of the profile when the suite names none: the engine
+   scores with one) at alpha = gate_alpha x F, so each gate is at the
+   expectations' `gate_alpha`. Each expectation reads its family's gate as
+   the signal's `batch_test` (p-value, lower bound) and decides by its own
+   rule; a result carries only the rows its signal flags (BH at q over its
+   p-values, a trigger's carriers, an offending source's rows). Not given
+   to the expectations: near-duplicate clusters (the largest- and
+   conflicting-cluster expectations pass saying so where they only report,
+   and fail with one line where they would gate on clusters), the
+   structure families' per-class report, rejected trigger candidates; the
+   source policy expectations (allow/deny lists, reputations) name their
+   offending sources but list as unexpected only the rows of sources the
+   flagged-rate test names. A trusted side is required.
 """

@@ -91,8 +91,11 @@ def plan_signals(config: dict, labelled: bool) -> tuple[list[tuple[str, dict]], 
     return run, skipped, batch
 
 
-def read_data(spark, path: str | os.PathLike):
-    """A parquet file or folder, a CSV file (header row), or any path Spark reads as parquet."""
+def read_data(spark, path):
+    """A parquet file or folder, a CSV file (header row), or any path Spark reads
+    as parquet; a Spark DataFrame as it is (a GX batch: gx/metrics/spark.py)."""
+    if not isinstance(path, (str, os.PathLike)) and hasattr(path, "mapInPandas"):
+        return path
     text = str(path)
     local = Path(text)
     if "://" not in text and not local.exists():

@@ -20,7 +20,7 @@ from poison_expectations.engines.spark.structure import HALF
 
 
 def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> SparkOutcome:
-    """Validate DATA (a path Spark reads) with the config's families: the per-row
+    """Validate DATA (a path Spark reads, or a Spark DataFrame) with the config's families: the per-row
     ones, then near duplicates, the structure families and triggers, and sources
     last (they read the others' p-values), at the config's `verdicts` levels
     (q, alpha split over every gate of the run, min_effect)."""

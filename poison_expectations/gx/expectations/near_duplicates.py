@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
+from poison_expectations.core.errors import InputError
 from poison_expectations.core.gates import clopper_pearson_upper
 from poison_expectations.core.params import NEAR_DUPLICATES
 from poison_expectations.core.registry import ExpectationFamily, register_family
@@ -61,6 +62,18 @@ class _NearDuplicateExpectation(PoisonBatchExpectation, family_fields(NEAR_DUPLI
                    or bool(result.summary.get("recorded_on_grid")))
         return super().judges(result) and (against_reference(result) or not lattice)
 
+    def _without_clusters(self, result, runtime_configuration) -> dict:
+        """A result without clusters (the Spark engine tests density and builds
+        none): an expectation that only reports clusters passes saying so; one
+        that gates on them cannot be evaluated, and fails with one line."""
+        if self.judges(result):
+            raise InputError(f"{type(self).__name__}: near-duplicate clusters are not computed on Spark (it tests "
+                             "density against the trusted side); validate this expectation on a pandas batch")
+        return self.build_result(success=True, observed_value=None, flags=np.zeros(len(result.flags), dtype=bool),
+                                 result=result, runtime_configuration=runtime_configuration,
+                                 details={"clusters": "not computed on Spark (the share expectation's density "
+                                                      "test judges near duplicates there)"})
+
     def _base_details(self, result) -> dict:
         s = result.summary
         return {"radius": s["radius"], "radius_rule": s["radius_rule"], "clusters": s["clusters"],
@@ -94,7 +107,7 @@ class ExpectNearDuplicateClusterShareToBeAtMost(_NearDuplicateExpectation,
         ref = s["reference"]
         # a self-check counts only the clusters improbable under the clean size model (score_fitted)
         counted = s["suspicious_rows"] if ref else s.get("improbable_rows", s["suspicious_rows"])
-        share = counted / result.n_rows if result.n_rows else 0.0
+        share = counted / result.n_rows if result.n_rows and counted is not None else 0.0  # None: Spark
         details = {**self._base_details(result), "suspicious_clusters": s["suspicious_clusters"],
                    "suspicious_rows": s["suspicious_rows"], "counted_rows": counted,
                    "cluster_summaries": self._clusters(result, lambda c: c["suspicious"])}
@@ -131,6 +144,8 @@ class ExpectLargestNearDuplicateClusterToBeAtMost(_NearDuplicateExpectation):
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         s = result.summary
+        if s["clusters"] is None:
+            return self._without_clusters(result, runtime_configuration)
         limit = s["allowed_cluster_size"]  # max_cluster_size, else the size model's limit
         sizes = result.cluster_sizes
         flags = self._cluster_rows(result, sizes > limit)
@@ -171,6 +186,8 @@ class ExpectConflictingNearDuplicateClustersToBeAtMost(_NearDuplicateExpectation
     def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
         result = self.signal_result(metrics)
         s = result.summary
+        if s["clusters"] is None:
+            return self._without_clusters(result, runtime_configuration)
         by_chance = chance_allowance(s["expected_conflicting_clusters"], self.alpha)
         allowed = self.max_conflicting_clusters + by_chance
         flags = self._cluster_rows(result, result.cluster_conflicting)

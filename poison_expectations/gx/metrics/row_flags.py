@@ -10,11 +10,13 @@ are the domain's `column_list` without the label and id columns.
   them when it matches, else one built here), self-check or against the
   `profile` / `reference`; a row meets the condition unless flagged.
 * Spark: the condition depends on the family metric computed on the whole
-  table (its Spark implementation, `gx/metrics/spark.py`: mapInPandas
-  against the profile or reference), and is `NOT id IN (flagged ids)`: a
-  Column GX can filter the domain with, so the count, `unexpected_index_list`
-  and the query work as for GX's own map metrics. It needs `id_column` and a
-  trusted side, and the driver holds the flagged ids.
+  table (its Spark implementation, `gx/metrics/spark.py`: read from one
+  Spark engine run against the profile or reference; its value keys name
+  the features, so it is a run of its own, of this family only), and is
+  `NOT id IN (flagged ids)`: a Column GX can filter the domain with, so the
+  count, `unexpected_index_list` and the query work as for GX's own map
+  metrics. It needs `id_column` and a trusted side, and the driver holds the
+  flagged ids (the result carries the flagged rows only).
 """
 
 from __future__ import annotations

@@ -1,91 +1,263 @@
 """SparkDFExecutionEngine implementations of the poison metrics, so a GX
 checkpoint on a Spark dataframe asset (`context.data_sources.add_spark`)
-runs the expectations of the families the Spark engine scores.
+runs every family the Spark engine runs, in ONE engine run per batch.
 
-`poison.analysis` gets a Spark implementation that only hands the
-DataFrame and the value keys on. Every signal metric then gets one too
-(`register_spark_metrics`, run on import): a subclass of the pandas metric
-with a second `@metric_value(engine=SparkDFExecutionEngine)` (same metric
-name: GX keeps one provider per engine). It computes the signal's
-`SignalResult` with the function `SPARK_RESULTS` names for the signal: for
-the per-row families, `spark_signal_result` (mapInPandas against the
-profile or reference; the driver collects id, score, p-value, group and
-reason per row, not the table). A family that lands on the Spark engine is
-wired with one line there. A family that has none fails its expectation
-with one line saying so (GX records it as the expectation's exception, the
-checkpoint fails): a suite is a contract, and an expectation that was not
-evaluated must not pass. The row-level expectation's Spark condition reads
-the same result (`gx/metrics/row_flags.py`).
+* While GX builds the checkpoint's metric graph (before computing anything),
+  each signal metric's Spark provider registers itself with the batch's
+  `poison.analysis` (`register`: keyed by the engine, the batch and the
+  shared value keys).
+* `poison.analysis` on Spark then runs the Spark engine once
+  (`engines/spark/run.py: run_spark` on the DataFrame GX hands over) with a
+  config naming exactly the registered families and parameters, reads every
+  requested signal's result out of that one outcome (the flagged rows and the
+  gate: `spark_results.py`), unpersists the engine's cached tables, and
+  returns a `SparkRun`.
+* Each signal metric (`register_spark_metrics`: the pandas metric with a
+  second `@metric_value(engine=SparkDFExecutionEngine)`) looks its result up
+  there, so an expectation costs nothing more, and the SAME expectation
+  class decides on both engines: the run's alpha / F is the expectations'
+  `gate_alpha`, and its gate reaches the expectation as the signal's
+  `batch_test`.
 
-pyspark is needed only when a Spark batch is validated.
+A family the Spark engine does not run (`ON_SPARK`; today clean-label
+collisions) fails its expectation with one line (GX records it as the
+expectation's exception, the checkpoint fails): a suite is a contract, and
+an expectation that was not evaluated must not pass. A family that lands on
+the engine is wired by adding its config section to `ON_SPARK` (its outcome
+gate and columns are read by `spark_results.READERS`, or as a p-value gated
+family by default). The row-level expectation's Spark condition reads the
+same results (`gx/metrics/row_flags.py`).
+
+GX retries a failing metric 3 times and recomputes every metric of a failed
+round, so the run (or its error) is kept with the request until the next
+graph build. pyspark is needed only when a Spark batch is validated.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+import json
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from great_expectations.core.metric_domain_types import MetricDomainTypes
 from great_expectations.execution_engine import SparkDFExecutionEngine
 from great_expectations.expectations.metrics.metric_provider import metric_value
+from great_expectations.validator.metric_configuration import MetricConfiguration
 
 from poison_expectations.core.errors import InputError
-from poison_expectations.core.signals.base import SignalResult
-from poison_expectations.engines.spark.scoring import PER_ROW_SIGNALS
-from poison_expectations.gx.metrics.base import PoisonAnalysisMetric, PoisonSignalMetric, options_from, roles_from
+from poison_expectations.core.params import EXPECTATION_KEYS, FAMILIES
+from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.engines.spark.params import BATCH_SECTIONS
+from poison_expectations.engines.spark.scoring import BATCH_SIGNALS, PER_ROW_SIGNALS
+from poison_expectations.gx.metrics.base import SHARED_KEYS, PoisonAnalysisMetric, PoisonSignalMetric
+
+# config sections whose families the Spark engine runs
+ON_SPARK = frozenset(PER_ROW_SIGNALS) | frozenset(BATCH_SIGNALS) | frozenset(BATCH_SECTIONS)
+CARRIER = "outliers"  # the per-row family run when a suite asks for none (the engine scores with one)
+Request = tuple[type[PoisonSignalMetric], dict]  # a signal metric's class and value kwargs
 
 
 @dataclass
-class SparkBatch:
-    """What `poison.analysis` is on Spark: the DataFrame and the run's value keys."""
+class SparkRun:
+    """What `poison.analysis` is on Spark: each requested signal's result (or error), by cache key."""
 
-    frame: Any
-    kwargs: dict
+    results: dict[tuple, SignalResult | Exception] = field(default_factory=dict)
+    rows: int = 0
+    mode: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def result(self, signal: Signal) -> SignalResult:
+        found = self.results.get(signal.cache_key())
+        if found is None:
+            raise InputError(f"{signal.name}: not requested from the Spark run of this batch")
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+
+@dataclass
+class RunEntry:
+    requests: dict[str, Request] = field(default_factory=dict)  # metric id -> (metric class, value kwargs)
+    run: SparkRun | None = None
+    error: Exception | None = None
+
+
+# engine -> {run key: RunEntry}; weak, so a finished validator's entries go with its engine
+ENTRIES: "weakref.WeakKeyDictionary[Any, dict[tuple, RunEntry]]" = weakref.WeakKeyDictionary()
+
+
+def run_key(domain_kwargs, value_kwargs) -> tuple:
+    """One engine run per batch and set of shared value keys."""
+    shared = {key: value_kwargs.get(key) for key in SHARED_KEYS}
+    return str(domain_kwargs.get("batch_id")), json.dumps(shared, sort_keys=True, default=str)
+
+
+def register(engine, metric_class: type[PoisonSignalMetric], metric: MetricConfiguration,
+             analysis: MetricConfiguration) -> None:
+    """Note that `metric` will read the run of `analysis` (called while GX builds the graph)."""
+    runs = ENTRIES.setdefault(engine, {})
+    key = run_key(analysis.metric_domain_kwargs, analysis.metric_value_kwargs)
+    entry = runs.get(key)
+    if entry is None or entry.run is not None or entry.error is not None:  # a new checkpoint run
+        entry = runs[key] = RunEntry()
+    entry.requests[str(metric.id)] = (metric_class, dict(metric.metric_value_kwargs))
 
 
 class SparkAnalysisMetric(PoisonAnalysisMetric):
     @metric_value(engine=SparkDFExecutionEngine)
     def _spark(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
+        entry = ENTRIES.get(execution_engine, {}).get(run_key(metric_domain_kwargs, metric_value_kwargs))
+        if entry is None:
+            raise InputError("poison.analysis on Spark: no poison metric of this batch was registered")
+        if entry.run is not None:
+            return entry.run
+        if entry.error is not None:
+            raise entry.error
         frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE)
-        return SparkBatch(frame, dict(metric_value_kwargs))
+        try:
+            entry.run = run_batch(frame, dict(metric_value_kwargs), list(entry.requests.values()))
+        except Exception as exc:  # noqa: BLE001 - kept for GX's retries, re-raised as it is
+            entry.error = exc
+            raise
+        return entry.run
 
 
-def per_row_result(batch: SparkBatch, signal) -> SignalResult:
-    """A per-row family's result: every row scored by mapInPandas against the trusted side."""
-    from poison_expectations.engines.spark.signal_result import spark_signal_result
+def requested_signals(requests: list[Request]) -> tuple[dict[str, Signal], dict[tuple, Exception]]:
+    """(config section -> the signal the engine runs, cache key -> error of a signal it cannot give)."""
+    chosen: dict[str, Signal] = {}
+    errors: dict[tuple, Exception] = {}
+    for metric_class, kwargs in requests:
+        signal = metric_class.make_signal(kwargs)
+        section = signal.declaration.section if signal.declaration else signal.name
+        if section not in ON_SPARK:
+            errors[signal.cache_key()] = not_on_spark(signal.name)
+        elif chosen.setdefault(section, signal).cache_key() != signal.cache_key():
+            errors[signal.cache_key()] = InputError(
+                f"{signal.name}: the Spark run of a batch takes one parameter set per family, and this suite "
+                f"asks for two ({chosen[section].params} and {signal.params})")
+    return chosen, errors
 
-    kwargs = batch.kwargs
-    return spark_signal_result(batch.frame, signal, roles_from(kwargs), options_from(kwargs),
-                               profile=kwargs.get("profile"), reference=kwargs.get("reference"))
+
+def run_batch(frame, shared: dict, requests: list[Request]) -> SparkRun:
+    """Run the engine once on `frame` for the requested families; every result read, the cache released."""
+    from poison_expectations.engines.spark.run import run_spark
+    from poison_expectations.gx.metrics.spark_results import results_from
+
+    chosen, errors = requested_signals(requests)
+    run = SparkRun(dict(errors))
+    if not chosen:
+        return run
+    if not (shared.get("profile") or shared.get("reference")):
+        raise InputError("the Spark implementation needs a trusted side: set `profile` (poison-check fit) "
+                         "or `reference`")
+    config = run_config(shared, chosen)
+    outcome = run_spark(frame.sparkSession, frame, config)
+    try:
+        found = results_from(outcome, {s.name: s for s in chosen.values()}, config["verdicts"]["q"])
+    finally:
+        outcome.release()  # the results hold the flagged rows; nothing reads the scored table again
+    run.results.update({signal.cache_key(): found[signal.name] for signal in chosen.values()})
+    run.rows, run.mode, run.timings = outcome.rows, outcome.mode, dict(outcome.timings)
+    return run
 
 
-# signal name -> its result on a Spark batch: (SparkBatch, Signal) -> SignalResult. One line per family.
-SPARK_RESULTS: dict[str, Callable[[SparkBatch, Any], SignalResult]] = {
-    name: per_row_result for name, _, _ in PER_ROW_SIGNALS.values()}
+def run_config(shared: dict, chosen: dict[str, Signal]) -> dict:
+    """The engine's config: the shared keys, the chosen families with their
+    parameters (plus what sources read and a per-row family to score with),
+    and alpha = gate_alpha x F, so each gate of the run is at `gate_alpha`."""
+    from poison_expectations.core.config import load_config
+    from poison_expectations.engines.spark import batch
+    from poison_expectations.engines.spark.engine import plan_signals, roles_options
+    from poison_expectations.gx.paths import project_path
+
+    sections = {section: dict(signal.params) for section, signal in chosen.items()}
+    labelled = shared.get("label_column") is not None
+    for section in input_sections(chosen.get("sources"), labelled):
+        sections.setdefault(section, {})
+    if not set(sections) & set(PER_ROW_SIGNALS):
+        section, params = carrier(shared.get("profile") and project_path(shared["profile"]), labelled)
+        sections[section] = params
+    overrides: dict[str, Any] = {f"expectations.{f.section}.enabled": f.section in sections for f in FAMILIES}
+    for family in FAMILIES:
+        for key in family.signal_keys:
+            if key in sections.get(family.section, {}):
+                overrides[f"expectations.{family.section}.{key}"] = sections[family.section][key]
+    for key, path in EXPECTATION_KEYS.items():
+        if key != "gate_alpha" and shared.get(key) is not None:
+            value = project_path(shared[key]) if key in ("profile", "reference") else shared[key]
+            overrides[".".join(path)] = value
+    config = load_config(None, overrides)
+    if shared.get("gate_alpha") is not None:
+        roles, _ = roles_options(config)
+        run, _, learned = plan_signals(config, labelled=roles.label_column is not None)
+        planned, _ = batch.plan_batch(config, roles)
+        config["verdicts"]["alpha"] = float(shared["gate_alpha"]) * (len(run) + len(learned) + len(planned))
+    return config
+
+
+def carrier(profile: str | None, labelled: bool) -> tuple[str, dict]:
+    """(section, parameters) of a per-row family to score with when the suite
+    asks for none (the engine's batch families work on its scored table): one
+    the profile was fitted with, with its fitted parameters, else outliers."""
+    if profile:
+        from poison_expectations.stores.profiles import read_manifest
+
+        fitted = read_manifest(profile).get("config", {}).get("expectations", {})
+        for family in FAMILIES:
+            section = fitted.get(family.section) or {}
+            if family.section in PER_ROW_SIGNALS and section.get("enabled") and (labelled or not family.needs_label):
+                return family.section, {k: section[k] for k in family.signal_keys if k in section}
+    return CARRIER, {}
+
+
+def input_sections(sources: Signal | None, labelled: bool) -> list[str]:
+    """Config sections of the signals the sources test reads (as its pandas metric computes them)."""
+    if sources is None:
+        return []
+    from poison_expectations.core.params.sources import ALL
+    from poison_expectations.gx.metrics.sources import metric_classes
+
+    wanted = sources.params.get("signals")
+    names = (["label_consistency"] if labelled else []) if wanted is None else [n for n in wanted if n != ALL]
+    skip = set(sources.params.get("exclude_signals") or ())
+    metrics = metric_classes()
+    out = []
+    for name in names:
+        declaration = metrics[name].signal_class.declaration if name in metrics else None
+        if name not in skip and declaration is not None and declaration.section in ON_SPARK:
+            out.append(declaration.section)
+    return out
 
 
 def not_on_spark(signal_name: str) -> InputError:
-    on_spark = ", ".join(sorted(SPARK_RESULTS)) or "none"
+    on_spark = ", ".join(sorted(ON_SPARK))
     return InputError(f"{signal_name}: not available on Spark yet (the Spark engine runs {on_spark}); "
                       "validate this expectation on a pandas batch, or remove it from the Spark suite")
 
 
-def spark_result(cls: type[PoisonSignalMetric], metric_value_kwargs: dict, metrics: dict) -> SignalResult:
-    """The metric's SignalResult on the Spark batch, or the one-line error of a family not on Spark."""
-    compute = SPARK_RESULTS.get(cls.signal_class.name)
-    if compute is None:
-        raise not_on_spark(cls.signal_class.name)
-    return compute(metrics[PoisonAnalysisMetric.metric_name], cls.make_signal(metric_value_kwargs))
+class SparkSignalMetric:
+    """Mixin of a signal metric's Spark provider: register with the batch's run
+    while GX builds the graph, then read the signal's result from it."""
 
+    @metric_value(engine=SparkDFExecutionEngine)
+    def _spark(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
+        return metrics[PoisonAnalysisMetric.metric_name].result(cls.make_signal(metric_value_kwargs))
 
-def _spark(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
-    return spark_result(cls, metric_value_kwargs, metrics)
+    @classmethod
+    def _get_evaluation_dependencies(cls, metric: MetricConfiguration, configuration=None, execution_engine=None,
+                                     runtime_configuration=None):
+        dependencies = super()._get_evaluation_dependencies(  # type: ignore[misc]
+            metric, configuration, execution_engine, runtime_configuration)
+        if isinstance(execution_engine, SparkDFExecutionEngine):
+            register(execution_engine, cast("type[PoisonSignalMetric]", cls), metric,
+                     dependencies[PoisonAnalysisMetric.metric_name])
+        return dependencies
 
 
 def with_spark(metric: type[PoisonSignalMetric]) -> type[PoisonSignalMetric]:
     """A subclass of `metric` that also has the Spark implementation (registered with GX on creation)."""
-    return type(f"{metric.__name__}OnSpark", (metric,),
-                {"_spark": metric_value(engine=SparkDFExecutionEngine)(_spark), "__module__": __name__})
+    return type(f"{metric.__name__}OnSpark", (SparkSignalMetric, metric), {"__module__": __name__})
 
 
 def register_spark_metrics() -> dict[str, type[PoisonSignalMetric]]:
@@ -101,7 +273,8 @@ def register_spark_metrics() -> dict[str, type[PoisonSignalMetric]]:
         name = getattr(metric, "metric_name", None)
         if name and (name not in leaves or issubclass(metric, leaves[name])):
             leaves[name] = metric
-    return {name: metric if "_spark" in vars(metric) else with_spark(metric) for name, metric in leaves.items()}
+    return {name: metric if issubclass(metric, SparkSignalMetric) else with_spark(metric)
+            for name, metric in leaves.items()}
 
 
 SPARK_METRICS = register_spark_metrics()
