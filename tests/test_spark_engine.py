@@ -99,9 +99,9 @@ def test_same_exit_code_as_the_pandas_engine(runs, tables):
 
 
 def test_a_gx_checkpoint_on_a_spark_dataframe_asset_fails_like_the_pandas_one(spark, tables):
-    """The per-row families' metrics have SparkDFExecutionEngine implementations
-    (gx/metrics/spark.py): the same successes, and about the same rows flagged
-    (BH over p-values whose tie-breaks are other draws)."""
+    """The per-row families' expectations on a Spark asset (gx/metrics/spark.py:
+    read from one Spark engine run): the same successes, and about the same
+    rows flagged (BH over p-values whose tie-breaks are other draws)."""
     import great_expectations as gx
 
     import poison_expectations.gx.register  # noqa: F401
