@@ -198,3 +198,26 @@ def test_self_check_without_an_id_column_numbers_the_rows_in_file_order(spark, t
     assert outcome.mode.startswith("self-check") and "400 of 600" in outcome.mode
     assert scored["row_index"].tolist() == list(range(N_BATCH))
     assert scored["row_id"].tolist() == tables["clean"]["row_id"].tolist()
+
+
+def test_intermediate_tables_persist_at_the_configured_level(spark):
+    """Local disk unless `spark.poison.persist` says otherwise; a level Spark
+    does not know is a one-line input error."""
+    from pyspark import StorageLevel
+
+    from poison_expectations.core.errors import InputError
+    from poison_expectations.engines.spark.storage import CONF_KEY, persisted
+
+    frame = spark.range(10)
+    try:
+        assert persisted(frame).storageLevel == StorageLevel.DISK_ONLY
+        frame.unpersist()
+        spark.conf.set(CONF_KEY, "memory_and_disk")
+        assert persisted(frame).storageLevel == StorageLevel.MEMORY_AND_DISK
+        frame.unpersist()
+        spark.conf.set(CONF_KEY, "IN_THE_CLOUD")
+        with pytest.raises(InputError, match="spark.poison.persist=IN_THE_CLOUD: not a Spark storage level"):
+            persisted(frame)
+    finally:
+        spark.conf.unset(CONF_KEY)
+        frame.unpersist()

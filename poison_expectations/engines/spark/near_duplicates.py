@@ -36,6 +36,7 @@ from poison_expectations.core.signals.near_duplicates_density import (
 from poison_expectations.core.signals.near_duplicates_graph import row_keys
 from poison_expectations.core.verdicts import combine_pvalues
 from poison_expectations.core.verdicts.gate import family_verdict
+from poison_expectations.engines.spark.storage import persisted
 
 SECTION = "near_duplicates"
 NAME = NearDuplicates.name  # "near_duplicate": its columns are near_duplicate_p and near_duplicate_score
@@ -152,7 +153,6 @@ def _rescore(plan: GridPlan, involved: tuple[np.ndarray, np.ndarray, np.ndarray]
 def close_pairs(spark, sdf, plan: GridPlan, ref_keys: np.ndarray, ref_X: np.ndarray, rows: int):
     """(distinct keys with batch and reference row counts, persisted; the close
     key pairs, on the driver)."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     schema = f"{KEY} long, {VEC} array<float>, c0 long, c1 long"
@@ -163,10 +163,9 @@ def close_pairs(spark, sdf, plan: GridPlan, ref_keys: np.ndarray, ref_X: np.ndar
     ref = spark.createDataFrame(pd.DataFrame({KEY: codes, "nr": counts.astype(np.int64), VEC: list(X),
                                               "c0": plan.cells(X, 0.0), "c1": plan.cells(X, 0.5)}),
                                 f"{KEY} long, nr long, {VEC} array<float>, c0 long, c1 long")
-    keys = (batch.join(ref, KEY, "full")
+    keys = persisted(batch.join(ref, KEY, "full")
             .select(KEY, F.coalesce("nb", F.lit(0)).alias("nb"), F.coalesce("nr", F.lit(0)).alias("nr"),
-                    *[F.coalesce(batch[c], ref[c]).alias(c) for c in (VEC, "c0", "c1")])
-            .persist(StorageLevel.MEMORY_AND_DISK))
+                    *[F.coalesce(batch[c], ref[c]).alias(c) for c in (VEC, "c0", "c1")]))
     keys.count()  # materialised once: both grids read it
     parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))  # not spark.sql.shuffle.partitions: a Python task each
     found = [keys.select(KEY, VEC, "c0", "c1").repartition(parts, grid)
@@ -239,7 +238,6 @@ class _Padded:
 
 def run(spark, sdf, scored, plan, config: dict, rows: int, *, names: list[str], alpha: float):
     """(rescored frame with near_duplicate_p in poison_p, the family's gate)."""
-    from pyspark import StorageLevel
     from pyspark.sql.types import StructField, StructType, DoubleType
 
     from poison_expectations.engines.spark.decide import ALPHA0
@@ -268,7 +266,7 @@ def run(spark, sdf, scored, plan, config: dict, rows: int, *, names: list[str], 
     schema = StructType(list(scored.schema.fields) + [StructField(f"{NAME}_score", DoubleType()),
                                                       StructField(f"{NAME}_p", DoubleType())])
     body = functools.partial(_rescore, grid, involved, (rows, n_r), names + [NAME], plan.combine)
-    rescored = scored.mapInPandas(body, schema).persist(StorageLevel.MEMORY_AND_DISK)
+    rescored = persisted(scored.mapInPandas(body, schema))
     small = rescored.where(rescored[f"{NAME}_p"] <= ALPHA0).select(f"{NAME}_p").toPandas().iloc[:, 0].to_numpy()
     gate = family_verdict(_Padded(rows, small, test), alpha=alpha, min_effect=config["verdicts"]["min_effect"])
     gate["line"] = (f"{test['statistic']:.0f} close batch-batch pairs ({test['permutation']['expected_under_null']:.1f}"

@@ -16,6 +16,7 @@ from poison_expectations.engines.spark.engine import (MAX_SOURCES, SAMPLE_ROWS, 
                                                       roles_options, score, trusted_bytes)
 from poison_expectations.engines.spark.scoring import (ROW_INDEX, ScoringPlan, class_conditional,
                                                        class_reference_sizes, make_signal)
+from poison_expectations.engines.spark.storage import persisted
 from poison_expectations.engines.spark.structure import HALF
 
 
@@ -24,8 +25,6 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     ones, then near duplicates, the structure families and triggers, and sources
     last (they read the others' p-values), at the config's `verdicts` levels
     (q, alpha split over every gate of the run, min_effect)."""
-    from pyspark import StorageLevel
-
     timings: dict[str, float] = {}
     start = time.perf_counter()
     sdf = read_data(spark, data)
@@ -43,7 +42,7 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     plan = ScoringPlan(profile_bytes, roles, options, signals, seed=options.random_state, offsets=offsets,
                        combine=config["verdicts"]["combine"])
     probe(sdf, plan)
-    scored = with_halves(score(sdf, plan), plan.seed, bool(learned)).persist(StorageLevel.MEMORY_AND_DISK)
+    scored = persisted(with_halves(score(sdf, plan), plan.seed, bool(learned)))
     t0 = time.perf_counter()
     try:
         rows = scored.count()  # scores every partition once (persisted for the aggregates and outputs)

@@ -17,6 +17,7 @@ from poison_expectations.core.verdicts import combine_pvalues, conformal_pvalues
 from poison_expectations.core.verdicts.gate import family_verdict
 from poison_expectations.engines.spark import decide
 from poison_expectations.engines.spark.scoring import ScoringPlan, make_signal
+from poison_expectations.engines.spark.storage import persisted
 from poison_expectations.engines.spark.structure import (HALF, MIN_CLASS_ROWS, apply_scorer, class_samples,
                                                          class_sums, encoded, fit_clustering, padded_result,
                                                          signal_state, spectral_scorer)
@@ -41,7 +42,6 @@ def run_structure(scored, plan: ScoringPlan, config: dict, planned: list[tuple[s
     their `<name>_score/_p/_group` columns and the recombined poison_p (a
     projection of `split`, the persisted pass-3 output; the caller unpersists
     the table it gave, and `split` when done), and the signals' names."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     timings = {} if timings is None else timings
@@ -51,7 +51,7 @@ def run_structure(scored, plan: ScoringPlan, config: dict, planned: list[tuple[s
     names = [m.name for m in models]
     out_schema = _schema(scored, models)
     body = functools.partial(_score_partition, plan, columns, models, plan.signal_names if prior is None else prior)
-    split = scored.mapInPandas(body, out_schema).persist(StorageLevel.MEMORY_AND_DISK)
+    split = persisted(scored.mapInPandas(body, out_schema))
     split.count()
     new = split
     for model in (m for m in models if m.kind == "spectral"):
