@@ -75,7 +75,12 @@ Where the Spark result is an approximation of the pandas one:
    halves differ, so row p-values are other draws of the same law (on the
    1,500-row embedding backdoor test both engines fail the same gates with
    lower bounds within a few rows; clean rows' p-values do not correlate
-   between engines, as two pandas runs with other halves would not). Given
+   between engines, as two pandas runs with other halves would not). So a
+   gate near its level can go either way: on splice with a 5% near-copy
+   flood Spark failed the spectral gate (lower bound 27 rows) and pandas
+   passed it (7), but pandas fails it with 4 of 6 other split seeds (0-52);
+   on breast_cancer with 10% flips pandas failed feature clustering with
+   its seed and passes it with 7 of 7 others, as Spark did. Given
    the halves the computation is the core's: spectral directions from exact
    float64 class sums per half (the core's `_direction` up to rounding:
    tested to the conformal interval), 2-means on a uniform sample of at most
@@ -134,7 +139,11 @@ Where the Spark result is an approximation of the pandas one:
    expectation's level (min(sources.alpha, verdicts.alpha / F)) are
    flagged with its reason. The label divergence from the reference
    distribution is not reported (null), and sources are compared as text
-   (a missing source is "None").
+   (a missing source is "None"). The counts inherit the p-value
+   differences of items 3, 8 and 10: on breast_cancer with a 10% near-copy
+   flood the flooded source's near-duplicate hits were 12 of 26 rows on
+   pandas, 13 on Spark (and fewer elsewhere), its q-value 0.004 vs 7e-5 at
+   level 0.00125: Spark failed the sources gate, pandas passed it.
 12. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
    the HTML report; `limits.max_rows` does not apply.
 """
