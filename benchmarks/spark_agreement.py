@@ -348,15 +348,17 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--resume", action="store_true", help="keep the runs in the JSON, run the others")
     parser.add_argument("--header", default="", help="what the report's header says about this run")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the JSON, run nothing")
     args = parser.parse_args()
     sections = spark_sections()
-    records = json.loads(OUT_JSON.read_text()) if args.resume and OUT_JSON.exists() else []
+    records = json.loads(OUT_JSON.read_text()) if (args.resume or args.report_only) and OUT_JSON.exists() else []
     RESULTS.mkdir(exist_ok=True)
-    spark = get_session("local[2]", {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4"})
-    try:
-        run_all(spark, args, sections, records)
-    finally:
-        spark.stop()
+    if not args.report_only:
+        spark = get_session("local[2]", {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4"})
+        try:
+            run_all(spark, args, sections, records)
+        finally:
+            spark.stop()
     commits = ", ".join(sorted({r.get("commit", "?") for r in records}))
     header = args.header or f"Finished {time.strftime('%Y-%m-%d %H:%M')}; code under test (commits): {commits}."
     write_report(records, {"sections": sections, "header": header})
