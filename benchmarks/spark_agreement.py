@@ -314,10 +314,10 @@ def summary(records: list[dict]) -> list[str]:
 def disagreements(records: list[dict]) -> list[str]:
     """The runs whose verdict or failed gates differ, with both engines' test numbers."""
     rows = [r for r in records if "error" not in r and not r["gates_agree"]]
-    lines = ["## Runs whose failed gates differ", "", "| table | condition | pandas | spark | gates failed on one "
-             "engine only: both engines' numbers |", "|---|---|---|---|---|"]
-    lines += [f"| {r['table']} | {r['condition']} | {r['pandas']} | {r['spark']} | {r.get('gate_diff', '')} |"
-              for r in rows]
+    lines = ["## Runs whose failed gates differ", "", "| table | seed | condition | pandas | spark | gates failed on "
+             "one engine only: both engines' numbers |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['table']} | {r['seed']} | {r['condition']} | {r['pandas']} | {r['spark']} | "
+              f"{r.get('gate_diff', '')} |" for r in rows]
     return lines if rows else ["No run's failed gates differ."]
 
 
