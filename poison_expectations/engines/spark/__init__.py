@@ -36,10 +36,19 @@ Where the Spark result is an approximation of the pandas one:
    0.999 of it (iris in 3 chunks). Rows are flagged from the p-values of
    the whole batch (BH), never from per-chunk flags.
 3. Conformal p-values: the same formula; the random tie-break U_j is drawn
-   per partition (seeded by the partition id), so a row's p-value differs
-   from the in-process one by at most 1 / (n_ref + 1); ties inside a
-   partition are shuffled together ("shared"), ties across partitions
-   independently (same marginal law; the joint law differs only with ties).
+   per partition (seeded by the partition id), so a row's p-value lies in
+   the same interval [above, above + equal + 1] / (n_ref + 1) as in-process
+   with another draw: at most 1 / (n_ref + 1) apart when no trusted score
+   ties with the row's, up to (equal + 1) / (n_ref + 1) when `equal` do.
+   Ties inside a partition are shuffled together ("shared"), ties across
+   partitions independently (same marginal law; the joint law differs only
+   with ties). Scores capped at 1.0 (influence, outliers) tie on many rows
+   of small or integer-valued tables (wisconsin, 20% flips: 121 of 546 batch
+   rows at influence 1.0, p-values up to 0.15 apart), so there the rows BH
+   flags and a gate near its level are partly the draw, on either engine:
+   with a 10% bad source the pandas engine failed wisconsin's influence gate,
+   which fails in 1 of 40 redraws of its own tie-breaks, and Spark passed it
+   (benchmarks/results/spark_agreement.md).
 4. Self-check: the profile is fitted on a random sample of at most
    `sample_rows` batch rows; every batch row (the sampled ones included,
    which are then scored against a trusted side that contains them) is
@@ -66,7 +75,15 @@ Where the Spark result is an approximation of the pandas one:
    halves differ, so row p-values are other draws of the same law (on the
    1,500-row embedding backdoor test both engines fail the same gates with
    lower bounds within a few rows; clean rows' p-values do not correlate
-   between engines, as two pandas runs with other halves would not). Given
+   between engines, as two pandas runs with other halves would not). So a
+   gate near its level can go either way: on splice with a 5% near-copy
+   flood Spark failed the spectral gate (lower bound 27 rows) and pandas
+   passed it (7), but pandas fails it with 4 of 6 other split seeds (0-52);
+   on breast_cancer with 10% flips pandas failed feature clustering with
+   its seed and passes it with 7 of 7 others, as Spark did. On twonorm
+   with 5% flips Spark's feature-clustering lower bounds over 5 half seeds
+   (0-51, 1 failing) lay below pandas' over 6 split seeds (27-44, 4
+   failing): possibly a little less power on Spark, not settled. Given
    the halves the computation is the core's: spectral directions from exact
    float64 class sums per half (the core's `_direction` up to rounding:
    tested to the conformal interval), 2-means on a uniform sample of at most
@@ -113,6 +130,9 @@ Where the Spark result is an approximation of the pandas one:
    computed. The near-duplicate row p-values enter `poison_p` as in the
    pandas findings (poison_score keeps the per-row families' ranking). No clusters, cluster sizes or conflicting-label
    clusters are reported, and no near-duplicate test runs in a self-check.
+   `near_duplicate_score` is 1 - the row p-value (the pandas engine's is
+   its cluster's size score, 0 outside a cluster): the two score columns
+   do not correlate; compare the p-values.
 11. Sources (`sources.py`): the pandas signal's tests from a
    `groupBy(source, label)` of the rows each signal of the run finds
    suspicious (p <= 0.05), through the core's `count_table`: the same
@@ -122,7 +142,15 @@ Where the Spark result is an approximation of the pandas one:
    expectation's level (min(sources.alpha, verdicts.alpha / F)) are
    flagged with its reason. The label divergence from the reference
    distribution is not reported (null), and sources are compared as text
-   (a missing source is "None").
+   (a missing source is "None"). The counts inherit the p-value
+   differences of items 3, 8 and 10: on breast_cancer with a 10% near-copy
+   flood the flooded source's near-duplicate hits were 12 of 26 rows on
+   pandas, 13 on Spark (and fewer elsewhere), its q-value 0.004 vs 7e-5 at
+   level 0.00125: Spark failed the sources gate, pandas passed it. The
+   pandas signal flags a suspicious source's rows at `sources.alpha`
+   (0.01) even when the gate passes at the lower expectation level; Spark
+   flags them only at that level (australian, split seed 1, 5% flood: 39
+   rows of one source flagged on pandas at q 0.0025, none on Spark).
 12. Not run on Spark: the reputation ledger (after-run hooks), GX Data Docs,
    the HTML report; `limits.max_rows` does not apply.
 13. A GX checkpoint on a Spark dataframe asset (`gx/metrics/spark.py`)
