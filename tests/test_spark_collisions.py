@@ -151,3 +151,16 @@ def test_a_cell_forest_keeps_the_components_of_the_close_pairs():
     assert (forest["nu"] == forest["u"] // 7 + 1).all() and (forest["nv"] == forest["v"] // 7 + 1).all()
     graph = coo_matrix((np.ones(len(forest)), (forest["u"] // 7, forest["v"] // 7)), shape=(2501, 2501))
     assert connected_components(graph, directed=False)[0] == 2
+
+
+def test_collisions_run_with_a_trusted_side_and_are_skipped_in_a_self_check():
+    from poison_expectations.apps.jobs import job_config
+    from poison_expectations.engines.spark.engine import plan_signals
+
+    config = job_config(None, label_column="label")
+    run, skipped, _ = plan_signals(config, labelled=True)
+    assert "clean_label_collision" not in dict(run)
+    assert [s for s in skipped if s.startswith("clean_label_collision (") and "--profile" in s]
+    config["data"]["profile"] = "trusted.profile"
+    run, skipped, _ = plan_signals(config, labelled=True)
+    assert "clean_label_collision" in dict(run) and not skipped
