@@ -135,22 +135,27 @@ def test_no_collision_in_a_clean_batch_or_repeated_rows(runs, name):
         assert outcome.gates["collision"]["candidate_groups"] > 0
 
 
-def test_a_cell_forest_keeps_the_components_of_the_close_pairs():
-    """Blocks of BLOCK nodes: a chain crossing blocks stays one component, a far node stays alone."""
-    from scipy.sparse.csgraph import connected_components
+def test_a_partition_forest_keeps_the_components_of_the_close_pairs():
+    """A chain of 2,500 nodes in one cell (distance blocks) stays one tree, a far node of
+    that cell stays alone; of two small cells one holds a close pair, the other none."""
     from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
     from poison_expectations.engines.spark import collisions
 
-    rng = np.random.default_rng(0)
-    X = np.concatenate([np.cumsum(np.full((2500, 2), 0.3), axis=0), [[1e4, 1e4]]])[rng.permutation(2501)]
-    frame = pd.DataFrame({"nd_key": np.arange(2501) * 7, "nd_vec": list(X.astype(np.float32)),
-                          "cl_rows": np.arange(2501) + 1})
-    forest = collisions.cell_forest(0.5, "c0", frame)
-    assert len(forest) == 2499  # one edge a linked node: the chain's 2500 nodes in one tree
+    chain = np.concatenate([np.cumsum(np.full((2500, 2), 0.3), axis=0), [[1e4, 1e4]]])
+    X = np.concatenate([chain, [[0, 50], [0, 50.4], [9, 50], [9, 51]]])
+    order = np.random.default_rng(0).permutation(len(X))
+    frame = pd.DataFrame({"nd_key": order * 7, "nd_vec": list(X[order].astype(np.float32)),
+                          "c0": np.r_[np.zeros(2501), 1, 1, 2, 2].astype(np.int64)[order],
+                          "cl_rows": order + 1})
+    forest = pd.concat(collisions._partition_forest(0.5, "c0", iter([frame[:1000], frame[1000:]])))
+    assert len(forest) == 2499 + 1  # one edge a linked node: the chain's tree and the close small pair
     assert (forest["nu"] == forest["u"] // 7 + 1).all() and (forest["nv"] == forest["v"] // 7 + 1).all()
-    graph = coo_matrix((np.ones(len(forest)), (forest["u"] // 7, forest["v"] // 7)), shape=(2501, 2501))
-    assert connected_components(graph, directed=False)[0] == 2
+    graph = coo_matrix((np.ones(len(forest)), (forest["u"] // 7, forest["v"] // 7)), shape=(len(X), len(X)))
+    _, component = connected_components(graph, directed=False)
+    assert len(set(component[:2500])) == 1 and component[2501] == component[2502]
+    assert len(set(component)) == 1 + 1 + 1 + 2  # the chain, the far node, the close pair, two apart
 
 
 def test_collisions_run_with_a_trusted_side_and_are_skipped_in_a_self_check():

@@ -66,7 +66,7 @@ def run_batch_families(scored, plan: ScoringPlan, config: dict, batch: list[tupl
         out.timings["triggers"] = time.perf_counter() - t0
     if collisions.SECTION in dict(plan.signals):  # its per-row part ran in the scoring pass
         t0 = time.perf_counter()
-        report, out.scored = collisions.run(out.scored, plan, columns)
+        report, out.scored = collisions.run(out.scored, plan, columns, rows)
         out.gates[collisions.NAME] = report  # merged into the collision signal's gate (merged_gates)
         out.flag_columns.append(collisions.FLAG)
         out.timings["collisions"] = time.perf_counter() - t0

@@ -14,8 +14,9 @@ flags:
    few nodes.
 2. Tight groups: node pairs of one label within the state's `radius`, from
    the near-duplicate module's two shifted grids (cells salted with the
-   label code). Each cell yields a spanning forest of its close pairs (one
-   edge a node, distances in blocks of BLOCK nodes), so the driver collects
+   label code). Each partition of cells yields a spanning forest of its
+   close pairs (one edge a node; small cells' pairs compared at once, a
+   large cell in distance blocks of BLOCK nodes), so the driver collects
    at most two edges per node that has a close partner of its label, and
    runs connected components (scipy) on them. Groups: components of at
    least `min_group_size` rows.
@@ -45,14 +46,16 @@ from scipy.sparse.csgraph import connected_components
 
 from poison_expectations.core.analysis import build_analysis
 from poison_expectations.core.signals.collision import REPRESENTATIVES, CleanLabelCollision
-from poison_expectations.engines.spark.near_duplicates import GRID_FACTOR, KEY, VEC, grid_cells, grid_pairs, within
+from poison_expectations.engines.spark.near_duplicates import (GRID_FACTOR, KEY, ROWS_PER_CELL_PARTITION, VEC,
+                                                               grid_cells, grid_pairs, within)
 from poison_expectations.engines.spark.scoring import ScoringPlan
 
 SECTION = "clean_label_collision"
 NAME = CleanLabelCollision.name  # "collision"
 FLAG, REASON, SCORE = f"{NAME}_member_flagged", f"{NAME}_member_reason", f"{NAME}_member_score"
 LABEL, COUNT = "cl_label", "cl_rows"
-BLOCK = 1024  # nodes of a cell whose distances to the cell's nodes are computed at once
+BLOCK = 1024  # nodes of a large cell whose distances to the cell's nodes are computed at once
+SMALL_CELL = 256  # cells of at most this many nodes: their pairs are compared all at once
 MAX_MEMBER_ROWS = 500_000  # group members collected on the driver at most (ids, features, label)
 
 
@@ -94,27 +97,75 @@ def _encode_nodes(plan: NodePlan, chunks: Iterator[pd.DataFrame]) -> Iterator[pd
                                 "c1": grid_cells(X, plan.width, 0.5, y)})
 
 
-def cell_forest(radius: float, grid: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """A spanning forest (u, v, and their row counts nu, nv) of one cell's
-    node pairs within the radius: the same components as all its close
-    pairs, with at most one edge a node."""
+def _partition_forest(radius: float, grid: str, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """mapInPandas body over a partition hashed by cell: a spanning forest (u,
+    v, and their row counts nu, nv) of the close node pairs of its shared
+    cells, at most one edge a node. The pairs of cells of at most SMALL_CELL
+    nodes are compared all at once (vectorised; per-cell calls cost ~1 ms
+    each, and a partition holds tens of thousands of shared cells), a larger
+    cell in distance blocks (`cell_roots`)."""
+    parts = list(chunks)
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if len(frame) < 2:
+        return
+    frame = frame[frame[grid].duplicated(keep=False)].sort_values(grid, kind="stable").reset_index(drop=True)
+    if len(frame) < 2:
+        return
+    cells = frame[grid].to_numpy(np.int64)
+    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+    sizes = np.diff(np.r_[starts, len(cells)])
     X = np.stack(frame[VEC].to_numpy()).astype(np.float64)
-    keys = frame[KEY].to_numpy(dtype=np.int64)
-    m = len(keys)
+    small = sizes <= SMALL_CELL
+    u, v = [], []
+    for a, b in cell_pairs_of(starts[small], sizes[small]):
+        d = X[a] - X[b]
+        close = (d * d).sum(axis=1) <= radius ** 2 * (1 + 1e-9) + 1e-12
+        u.append(a[close])
+        v.append(b[close])
+    for start, size in zip(starts[~small], sizes[~small], strict=True):
+        root = cell_roots(X[start:start + size], radius)
+        u.append(start + np.arange(size))
+        v.append(start + root)
+    root = roots(len(frame), np.concatenate(u), np.concatenate(v))
+    linked = np.flatnonzero(root != np.arange(len(frame)))
+    keys, counts = frame[KEY].to_numpy(np.int64), frame[COUNT].to_numpy(np.int64)
+    yield pd.DataFrame({"u": keys[linked], "v": keys[root[linked]], "nu": counts[linked],
+                        "nv": counts[root[linked]]})
+
+
+def cell_pairs_of(starts: np.ndarray, sizes: np.ndarray, limit: int = 1 << 22) -> Iterator[tuple[np.ndarray, ...]]:
+    """(a, b) row positions of every pair a < b within each cell (rows
+    starts[c] .. starts[c] + sizes[c] - 1), in batches of about `limit` candidates."""
+    square = sizes.astype(np.int64) ** 2
+    batch = np.cumsum(square) // limit
+    for number in np.unique(batch):
+        s, m = starts[batch == number], sizes[batch == number].astype(np.int64)
+        mm = m * m
+        cell = np.repeat(np.arange(len(m)), mm)
+        at = np.arange(int(mm.sum())) - np.repeat(np.cumsum(mm) - mm, mm)
+        a, b = at // m[cell], at % m[cell]
+        keep = a < b
+        yield s[cell][keep] + a[keep], s[cell][keep] + b[keep]
+
+
+def roots(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per node 0..n-1 the smallest node of its connected component (edges u-v)."""
+    graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    first = np.full(component.max() + 1, n)
+    np.minimum.at(first, component, np.arange(n))
+    return first[component]
+
+
+def cell_roots(X: np.ndarray, radius: float) -> np.ndarray:
+    """`roots` of one cell's close pairs, from distance blocks of BLOCK rows
+    against the cell (the forest so far keeps the earlier blocks' components)."""
+    m = len(X)
     root = np.arange(m)
     for start in range(0, m, BLOCK):
         i, j = np.nonzero(within(X[start:start + BLOCK], X, radius))
-        rows = np.concatenate([i + start, np.arange(m)])
-        cols = np.concatenate([j, root])  # the forest so far keeps the earlier blocks' components
-        graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(m, m))
-        _, component = connected_components(graph, directed=False)
-        first = np.full(component.max() + 1, m)
-        np.minimum.at(first, component, np.arange(m))
-        root = first[component]
-    linked = np.flatnonzero(root != np.arange(m))
-    counts = frame[COUNT].to_numpy(dtype=np.int64)
-    return pd.DataFrame({"u": keys[linked], "v": keys[root[linked]], "nu": counts[linked],
-                         "nv": counts[root[linked]]})
+        root = roots(m, np.concatenate([i + start, np.arange(m)]), np.concatenate([j, root]))
+    return root
 
 
 def _near_counts(reps: tuple[np.ndarray, np.ndarray], radius: float,
@@ -146,9 +197,11 @@ def _members(plan: NodePlan, node_group: dict[int, int], keep: list[str],
 
 # -- driver -------------------------------------------------------------------
 
-def run(scored, plan: ScoringPlan, columns: list[str]) -> tuple[dict[str, Any], Any]:
+def run(scored, plan: ScoringPlan, columns: list[str], rows: int) -> tuple[dict[str, Any], Any]:
     """(what the collision gate reports besides its Higher Criticism: the
-    groups; scored with FLAG / REASON / SCORE)."""
+    groups; scored with FLAG / REASON / SCORE). The nodes are hashed into one
+    partition per ROWS_PER_CELL_PARTITION rows (a Python task each, not
+    spark.sql.shuffle.partitions: 200 tasks of ~1,000 nodes cost 90 s at 200k rows)."""
     from pyspark import StorageLevel
 
     params = dict(plan.signals)[SECTION]
@@ -159,7 +212,9 @@ def run(scored, plan: ScoringPlan, columns: list[str]) -> tuple[dict[str, Any], 
     schema = f"{KEY} long, {LABEL} long, {VEC} array<float>, c0 long, c1 long"
     from pyspark.sql import functions as F
 
-    nodes = (scored.mapInPandas(functools.partial(_encode_nodes, nodes_plan), schema).groupBy(KEY)
+    parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))
+    nodes = (scored.mapInPandas(functools.partial(_encode_nodes, nodes_plan), schema).repartition(parts, KEY)
+             .groupBy(KEY)
              .agg(F.count(F.lit(1)).alias(COUNT), *[F.first(c).alias(c) for c in (LABEL, VEC, "c0", "c1")])
              .persist(StorageLevel.MEMORY_AND_DISK))
     try:
@@ -201,7 +256,7 @@ def tight_groups(nodes, radius: float, n_nodes: int, min_size: int, alone: tuple
     nodes' close same-label pairs (spanning forests per cell) with at least
     `min_size` rows; `alone`: (keys, rows) of the nodes that many identical
     rows make a group without a partner."""
-    edges = grid_pairs(nodes, radius, n_nodes, per_cell=cell_forest, extra=(COUNT,),
+    edges = grid_pairs(nodes, radius, n_nodes, body=_partition_forest, extra=(COUNT,),
                        schema="u long, v long, nu long, nv long").toPandas()
     u, v = edges["u"].to_numpy(np.int64), edges["v"].to_numpy(np.int64)
     table = pd.DataFrame({KEY: np.concatenate([u, v, alone[0]]),

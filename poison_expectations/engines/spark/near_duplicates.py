@@ -125,31 +125,32 @@ def cell_pairs(radius: float, grid: str, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"u": keys[iu], "v": keys[iv]})
 
 
-def _partition_pairs(radius: float, grid: str, chunks: Iterator[pd.DataFrame],
-                     per_cell: Callable[[float, str, pd.DataFrame], pd.DataFrame] = cell_pairs
-                     ) -> Iterator[pd.DataFrame]:
-    """mapInPandas body over a partition hashed by cell: `per_cell`'s pairs
-    (default: the close pairs) of each cell holding two keys or more (most
-    cells hold one; per-group applyInPandas calls cost ~20 ms each, this loop
-    only the shared cells)."""
+def _partition_pairs(radius: float, grid: str, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """mapInPandas body over a partition hashed by cell: the close pairs of each
+    cell holding two keys or more (most cells hold one; per-group
+    applyInPandas calls cost ~20 ms each, this loop only the shared cells)."""
     parts = list(chunks)  # a partition the cell hashing left empty has none (tic-tac-toe: few distinct rows)
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if len(frame) < 2:
         return
     shared = frame[frame[grid].duplicated(keep=False)]
     for _, cell in shared.groupby(grid, sort=False):
-        yield per_cell(radius, grid, cell)
+        yield cell_pairs(radius, grid, cell)
 
 
-def grid_pairs(keys, radius: float, rows: int, per_cell=cell_pairs, extra: tuple[str, ...] = (),
+PartitionBody = Callable[[float, str, Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]
+
+
+def grid_pairs(keys, radius: float, rows: int, body: PartitionBody = _partition_pairs, extra: tuple[str, ...] = (),
                schema: str = "u long, v long"):
-    """The key pairs `per_cell` finds in each cell of both grids (c0, c1) of
-    a frame of KEY, VEC, c0, c1 (and the `extra` columns per_cell reads), as
-    `schema` (default u, v): a Spark DataFrame, not collected. One Python
-    task per ROWS_PER_CELL_PARTITION of `rows`."""
+    """The key pairs `body` (default: every close pair of a shared cell) finds
+    in each partition of both grids (c0, c1) of a frame of KEY, VEC, c0, c1
+    (and the `extra` columns `body` reads), repartitioned by cell, as
+    `schema`: a Spark DataFrame, not collected. One Python task per
+    ROWS_PER_CELL_PARTITION of `rows`."""
     parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))  # not spark.sql.shuffle.partitions: a Python task each
     found = [keys.select(KEY, VEC, "c0", "c1", *extra).repartition(parts, grid)
-             .mapInPandas(functools.partial(_partition_pairs, radius, grid, per_cell=per_cell), schema)
+             .mapInPandas(functools.partial(body, radius, grid), schema)
              for grid in ("c0", "c1")]
     return found[0].unionByName(found[1])
 
