@@ -165,7 +165,7 @@ Where the Spark result is an approximation of the pandas one:
    driver holds at most two edges per distinct row with a close same-label
    partner (spanning forests per cell; 32 bytes an edge) and the members'
    rows (at most `collisions.MAX_MEMBER_ROWS`; above that the groups are
-   reported as not judged and flag nothing, the gate still decides). The
-   cell comparison is O(m^2 / 1,024) distance blocks for a cell of m
-   distinct rows.
+   reported as not judged and flag nothing, the gate still decides). A
+   cell of m distinct rows costs O(m^2) distances (in blocks of 1,024 rows
+   above 256).
 """
