@@ -60,7 +60,7 @@ def _both(spark, root, name, profile, batch):
     config = _config(profile=str(profile))
     outcome = run_spark(spark, str(parquet_folder(batch, root / name)), config)
     rows = outcome.scored.select("row_id", "collision_member_flagged", "collision_member_reason",
-                                 "collision_score").toPandas().set_index("row_id")
+                                 "collision_member_score", "collision_score").toPandas().set_index("row_id")
     outcome.release()
     return outcome, rows, run_validation(batch, config, after_run=False)
 
@@ -102,6 +102,8 @@ def test_a_planted_collision_flags_the_pandas_engines_group_rows(runs):
     spark_flags = rows["collision_member_flagged"].reindex(pandas_flags.index)
     assert pandas_flags.sum() >= 5 and runs["truth"].reindex(pandas_flags.index)[pandas_flags].all()
     assert (spark_flags == pandas_flags).all(), (spark_flags.sum(), pandas_flags.sum())
+    pandas_scores = pd.Series(result.scores, index=pandas_flags.index)  # the groups' unlike shares
+    assert np.allclose(rows["collision_member_score"].reindex(pandas_scores.index), pandas_scores)
     gate = outcome.gates["collision"]
     found = gate["collision_groups"]
     assert [(g["label"], g["looks_like"], g["rows"]) for g in found] == [

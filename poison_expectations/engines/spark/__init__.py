@@ -149,8 +149,9 @@ Where the Spark result is an approximation of the pandas one:
    bound over the rows' class-conditional conformal p-values of
    `batch_scores` (the share of the k nearest reference rows with another
    label), computed in the per-row pass (equal scores; p-values as in item
-   3); `collision_score` is that share (the pandas engine's is the group's
-   unlike share, for group members only: here `collision_member_score`).
+   3); `collision_score` is that share (the pandas engine's
+   `collision_score`, the group's unlike share for group members only, is
+   `collision_member_score` here).
    The groups only flag rows and are reported in the gate, with these
    differences. Tight groups are the connected components of ALL same-label
    pairs within the state's radius that the two shifted grids find (cell

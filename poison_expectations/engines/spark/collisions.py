@@ -27,9 +27,10 @@ flags:
    reps per group are drawn from it, each rep's other batch rows of its
    label within `local_radius` are counted in one pass over the nodes, and
    `judge_groups` runs with the batch's rows per class.
-4. The collision groups' rows get `collision_member_flagged` / `_reason` /
-   `_score` (their group's unlike share) by a broadcast join on the id; they
-   join the flagged set as the trigger flags do.
+4. The collision groups' rows get `collision_member_flagged` / `_reason`,
+   and every group member `collision_member_score` (its group's unlike
+   share: the pandas engine's `collision_score`), by a broadcast join on the
+   id; flagged rows join the flagged set as the trigger flags do.
 """
 
 from __future__ import annotations
@@ -244,9 +245,9 @@ def run(scored, plan: ScoringPlan, columns: list[str], rows: int) -> tuple[dict[
         nodes.unpersist()
     report["collision_groups"] = result.summary["groups"]
     report["console_lines"] = result.summary["console_lines"]
-    flagged = np.flatnonzero(result.flags)
-    rows = pd.DataFrame({plan.id_name: small.batch.ids[flagged], FLAG: True,
-                         REASON: result.reasons[flagged].astype(str), SCORE: result.scores[flagged]})
+    shown = np.flatnonzero(result.flags | (result.scores > 0))  # as the pandas collision_score: every group's share
+    rows = pd.DataFrame({plan.id_name: small.batch.ids[shown], FLAG: result.flags[shown],
+                         REASON: result.reasons[shown].astype(str), SCORE: result.scores[shown]})
     return report, with_flags(scored, plan, rows.drop_duplicates(plan.id_name))
 
 
