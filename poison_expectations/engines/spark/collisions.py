@@ -200,24 +200,18 @@ def _members(plan: NodePlan, node_group: dict[int, int], keep: list[str],
 
 def run(scored, plan: ScoringPlan, columns: list[str], rows: int) -> tuple[dict[str, Any], Any]:
     """(what the collision gate reports besides its Higher Criticism: the
-    groups; scored with FLAG / REASON / SCORE). The nodes are hashed into one
-    partition per ROWS_PER_CELL_PARTITION rows (a Python task each, not
-    spark.sql.shuffle.partitions: 200 tasks of ~1,000 nodes cost 90 s at 200k rows)."""
-    from pyspark import StorageLevel
+    groups; scored with FLAG / REASON / SCORE)."""
+    from pyspark.sql import functions as F
 
     params = dict(plan.signals)[SECTION]
     signal = CleanLabelCollision(**params)
     state = plan.profile().states[signal.cache_key()]
+    if "local_radius" not in state:  # the per-row part (the gate) needs none; the group test does
+        return ({"candidate_groups": 0, "collision_groups": [], "not_judged": "the profile predates the "
+                 "collision test's local radius; fit it again (poison-check fit)"}, with_flags(scored, plan, None))
     radius, local = float(state["radius"]), float(state["local_radius"])
     nodes_plan = NodePlan(plan, params, columns, GRID_FACTOR * radius if radius > 0 else 1.0)
-    schema = f"{KEY} long, {LABEL} long, {VEC} array<float>, c0 long, c1 long"
-    from pyspark.sql import functions as F
-
-    parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))
-    nodes = (scored.mapInPandas(functools.partial(_encode_nodes, nodes_plan), schema).repartition(parts, KEY)
-             .groupBy(KEY)
-             .agg(F.count(F.lit(1)).alias(COUNT), *[F.first(c).alias(c) for c in (LABEL, VEC, "c0", "c1")])
-             .persist(StorageLevel.MEMORY_AND_DISK))
+    nodes = distinct_nodes(scored, nodes_plan, rows)
     try:
         min_size = signal.params["min_group_size"]
         # one aggregation: rows per class, distinct rows, and the nodes that are a group alone
@@ -249,6 +243,20 @@ def run(scored, plan: ScoringPlan, columns: list[str], rows: int) -> tuple[dict[
     rows = pd.DataFrame({plan.id_name: small.batch.ids[shown], FLAG: result.flags[shown],
                          REASON: result.reasons[shown].astype(str), SCORE: result.scores[shown]})
     return report, with_flags(scored, plan, rows.drop_duplicates(plan.id_name))
+
+
+def distinct_nodes(scored, plan: NodePlan, rows: int):
+    """The persisted nodes (KEY, COUNT, LABEL, VEC, c0, c1), hashed into one
+    partition per ROWS_PER_CELL_PARTITION rows (a Python task each, not
+    spark.sql.shuffle.partitions: 200 tasks of ~1,000 nodes cost 90 s at 200k rows)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    schema = f"{KEY} long, {LABEL} long, {VEC} array<float>, c0 long, c1 long"
+    parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))
+    return (scored.mapInPandas(functools.partial(_encode_nodes, plan), schema).repartition(parts, KEY).groupBy(KEY)
+            .agg(F.count(F.lit(1)).alias(COUNT), *[F.first(c).alias(c) for c in (LABEL, VEC, "c0", "c1")])
+            .persist(StorageLevel.MEMORY_AND_DISK))
 
 
 def tight_groups(nodes, radius: float, n_nodes: int, min_size: int, alone: tuple[np.ndarray, np.ndarray]
