@@ -50,6 +50,7 @@ from poison_expectations.core.signals.collision import REPRESENTATIVES, CleanLab
 from poison_expectations.engines.spark.near_duplicates import (GRID_FACTOR, KEY, ROWS_PER_CELL_PARTITION, VEC,
                                                                grid_cells, grid_pairs, within)
 from poison_expectations.engines.spark.scoring import ScoringPlan
+from poison_expectations.engines.spark.storage import persisted
 
 SECTION = "clean_label_collision"
 NAME = CleanLabelCollision.name  # "collision"
@@ -249,14 +250,13 @@ def distinct_nodes(scored, plan: NodePlan, rows: int):
     """The persisted nodes (KEY, COUNT, LABEL, VEC, c0, c1), hashed into one
     partition per ROWS_PER_CELL_PARTITION rows (a Python task each, not
     spark.sql.shuffle.partitions: 200 tasks of ~1,000 nodes cost 90 s at 200k rows)."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     schema = f"{KEY} long, {LABEL} long, {VEC} array<float>, c0 long, c1 long"
     parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))
-    return (scored.mapInPandas(functools.partial(_encode_nodes, plan), schema).repartition(parts, KEY).groupBy(KEY)
-            .agg(F.count(F.lit(1)).alias(COUNT), *[F.first(c).alias(c) for c in (LABEL, VEC, "c0", "c1")])
-            .persist(StorageLevel.MEMORY_AND_DISK))
+    return persisted(scored.mapInPandas(functools.partial(_encode_nodes, plan), schema).repartition(parts, KEY)
+                     .groupBy(KEY)
+                     .agg(F.count(F.lit(1)).alias(COUNT), *[F.first(c).alias(c) for c in (LABEL, VEC, "c0", "c1")]))
 
 
 def tight_groups(nodes, radius: float, n_nodes: int, min_size: int, alone: tuple[np.ndarray, np.ndarray]
