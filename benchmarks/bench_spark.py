@@ -32,8 +32,9 @@ from benchmarks.harness import machine_line, markdown_table, peak_rss_mb, script
 TRUSTED_ROWS = 100_000
 ENGINES = ("spark", "pandas")
 PER_ROW = ("label_consistency", "outliers", "influence")
-# --families all: every family the Spark engine runs against a profile (clean-label collisions are pandas-only)
-ALL = PER_ROW + ("near_duplicates", "spectral_signatures", "feature_clustering", "trigger_patterns", "sources")
+# --families all: every family the Spark engine runs against a profile
+ALL = PER_ROW + ("near_duplicates", "spectral_signatures", "feature_clustering", "trigger_patterns",
+                 "clean_label_collision", "sources")
 FAMILY_SETS = {"per-row": PER_ROW, "all": ALL}
 RESULTS = Path(__file__).with_name("results") / "spark.md"
 RECORDS = Path(__file__).with_name("results") / "spark.json"

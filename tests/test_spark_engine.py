@@ -146,7 +146,7 @@ def test_cli_writes_parquet_datasets_at_one_commit_point(spark, tables, tmp_path
     result = _cli(tables["flipped_path"], "--profile", tables["profile"], "--findings", out / "findings",
                   "--accepted", out / "accepted", "--quarantine", out / "quarantine", "--report", out / "r.json")
     assert result.exit_code == 1, result.output
-    assert "FAILED (spark)" in result.output and "SKIP  clean_label_collision" in result.output
+    assert "FAILED (spark)" in result.output and "collision: Higher Criticism" in result.output
     assert "near_duplicate: " in result.output  # a batch family (engines/spark/batch.py)
     findings = pd.read_parquet(out / "findings")
     accepted, quarantine = pd.read_parquet(out / "accepted"), pd.read_parquet(out / "quarantine")

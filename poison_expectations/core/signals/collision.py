@@ -124,13 +124,14 @@ class CleanLabelCollision(Signal):
         return self.judge_groups(state, analysis, groups, reps, near)
 
     def judge_groups(self, state: State, analysis, groups: list[np.ndarray], reps: list[np.ndarray],
-                     batch_near: list[np.ndarray]) -> SignalResult:
+                     batch_near: list[np.ndarray], class_rows: np.ndarray | None = None) -> SignalResult:
         """Judge batch groups against the reference. `groups[g]`: row positions
         in `analysis.batch`; `reps[g]`: some of its rows (all, or a random
         REPRESENTATIVES); `batch_near[g]`: per rep, the other batch rows of its
         label within `local_radius` of it. Reads only those rows and the
         reference, so an engine that finds groups its own way (Spark) judges
-        them here.
+        them here. `class_rows`: the batch's rows per class code, when
+        `analysis.batch` holds only some of them (Spark: the groups' members).
 
         The test is an excess of the group's label b where it lies. Around a
         rep (a ball of the fixed `local_radius`: the fitted rows' median k-th
@@ -153,7 +154,8 @@ class CleanLabelCollision(Signal):
         for r, near in zip(reps, batch_near, strict=True):
             c = int(y[r[0]])
             in_ref = _count_within(analysis, "reference", r, _local_radius(state), np.full(len(r), c))
-            rows = (int(np.count_nonzero(y == c)) - 1, int(np.count_nonzero(ref.y == c)))
+            in_batch = int(np.count_nonzero(y == c)) if class_rows is None else int(class_rows[c])
+            rows = (in_batch - 1, int(np.count_nonzero(ref.y == c)))
             pvalues.append(simes(excess_pvalues(np.asarray(near), in_ref, *rows)))
         return self._report(analysis, groups, unlike, pvalues, state["radius"], "reference")
 

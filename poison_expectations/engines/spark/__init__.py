@@ -27,8 +27,9 @@ Where the Spark result is an approximation of the pandas one:
    then the batch families: near duplicates (with a trusted side only) and
    sources from aggregates (`batch.py`, items 10 and 11), spectral
    signatures and feature clustering (split conformal, `structure.py`) and
-   trigger patterns (`triggers.py`) (`batch.py`, items 8 and 9).
-   Clean-label collisions are not run (listed as skipped in the report).
+   trigger patterns (`triggers.py`) (`batch.py`, items 8 and 9), and
+   clean-label collisions (with a trusted side only: `collisions.py`,
+   item 14).
 2. Row scores: equal to the pandas engine's `score` against the same
    profile for outliers and influence (fold model and tie placement drawn
    by hashing the row's values; small classes ranked among their trusted
@@ -169,4 +170,31 @@ Where the Spark result is an approximation of the pandas one:
    source policy expectations (allow/deny lists, reputations) name their
    offending sources but list as unexpected only the rows of sources the
    flagged-rate test names. A trusted side is required.
+14. Clean-label collisions (`collisions.py`), against a profile or
+   reference only (skipped in a self-check with that reason: the pandas
+   self-check judges groups with a model trained on the whole batch). The
+   gate is the pandas checkpoint's: Higher Criticism and the closed-testing
+   bound over the rows' class-conditional conformal p-values of
+   `batch_scores` (the share of the k nearest reference rows with another
+   label), computed in the per-row pass (equal scores; p-values as in item
+   3); `collision_score` is that share (the pandas engine's
+   `collision_score`, the group's unlike share for group members only, is
+   `collision_member_score` here).
+   The groups only flag rows and are reported in the gate, with these
+   differences. Tight groups are the connected components of ALL same-label
+   pairs within the state's radius that the two shifted grids find (cell
+   side 2 x radius), not of the k-NN lists' edges: a pandas component is
+   part of a Spark one (two of them can merge through a pair neither row
+   lists among its k nearest; a pair split by both grids is missed), and
+   identical rows of one label are one node, so they are one group however
+   many there are. Reps are drawn from the members in collection order (other
+   random rows than the pandas draw when a group has more than 16), and
+   each rep's batch rows within the local radius are counted exactly over
+   the whole batch (the pandas search stops at 4,096 neighbours). The
+   driver holds at most two edges per distinct row with a close same-label
+   partner (spanning forests per cell; 32 bytes an edge) and the members'
+   rows (at most `collisions.MAX_MEMBER_ROWS`; above that the groups are
+   reported as not judged and flag nothing, the gate still decides). A
+   cell of m distinct rows costs O(m^2) distances (in blocks of 1,024 rows
+   above 256).
 """

@@ -8,6 +8,9 @@ batch, run after the per-row pass on the persisted scored table.
 * Learned on the batch (`run_batch_families`): spectral signatures and
   feature clustering (structure_run.py), trigger patterns (triggers.py).
   Each adds its columns to the scored table and returns its gate.
+* The groups of clean-label collisions (collisions.py), whose per-row part
+  (and gate) came with the per-row pass: they flag rows and add the groups
+  to the collision gate (`merged_gates`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from poison_expectations.core.params import NEAR_DUPLICATES
+from poison_expectations.engines.spark import collisions
 from poison_expectations.engines.spark.params import family_params
 from poison_expectations.engines.spark.scoring import ScoringPlan
 
@@ -60,7 +64,25 @@ def run_batch_families(scored, plan: ScoringPlan, config: dict, batch: list[tupl
         out.gates["trigger"] = gate
         out.flag_columns.append(FLAG)
         out.timings["triggers"] = time.perf_counter() - t0
+    if collisions.SECTION in dict(plan.signals):  # its per-row part ran in the scoring pass
+        t0 = time.perf_counter()
+        report, out.scored = collisions.run(out.scored, plan, columns, rows)
+        out.gates[collisions.NAME] = report  # merged into the collision signal's gate (merged_gates)
+        out.flag_columns.append(collisions.FLAG)
+        out.timings["collisions"] = time.perf_counter() - t0
     return out
+
+
+def merged_gates(*parts: dict[str, dict]) -> dict[str, dict]:
+    """The run's gates: a later part's entry for a gate already there (the
+    collision groups beside the collision signal's Higher Criticism) adds to it."""
+    gates: dict[str, dict] = {}
+    for part in parts:
+        for name, gate in part.items():
+            gates[name] = {**gates.get(name, {}), **gate}
+    if collisions.NAME in gates:
+        gates[collisions.NAME]["line"] = collisions.gate_line(gates[collisions.NAME])
+    return gates
 
 
 def _enabled(config: dict, section: str) -> bool:

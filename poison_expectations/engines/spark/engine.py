@@ -19,8 +19,8 @@ from poison_expectations.core.params import FAMILIES
 from poison_expectations.core.params.shared import shared_values
 from poison_expectations.core.tables import Options, Roles
 from poison_expectations.engines.spark.params import BATCH_SECTIONS, family_params
-from poison_expectations.engines.spark.scoring import (PER_ROW_SIGNALS, ROW_INDEX, BATCH_SIGNALS, ScoringPlan,
-                                                       make_signal, score_frame, score_partitions)
+from poison_expectations.engines.spark.scoring import (GROUP_SIGNALS, ROW_INDEX, ROW_SIGNALS, BATCH_SIGNALS,
+                                                       ScoringPlan, make_signal, score_frame, score_partitions)
 
 SAMPLE_ROWS = 20_000  # self-check: the most batch rows the driver fits the trusted side on
 PROBE_ROWS = 50  # rows scored on the driver first, so an input error is one line, not a task failure
@@ -72,18 +72,22 @@ def plan_signals(config: dict, labelled: bool) -> tuple[list[tuple[str, dict]], 
     enabled families this engine does not run (with why), and (section,
     parameters) of each enabled batch family (batch.py)."""
     run, skipped, batch = [], [], []
+    trusted = bool(config["data"].get("profile") or config["data"].get("reference"))
     for family in FAMILIES:
         section = config["expectations"].get(family.section, {})
         if not section.get("enabled", True):
             continue
         if family.section in BATCH_SECTIONS:
             continue  # run from aggregates after the per-row scoring (batch.py)
-        if family.section not in PER_ROW_SIGNALS and family.section not in BATCH_SIGNALS:
+        if family.section not in ROW_SIGNALS and family.section not in BATCH_SIGNALS:
             skipped.append(f"{family.section} (needs within-batch structure; not on the Spark engine)")
         elif family.needs_label and not labelled:
             skipped.append(f"{family.section} (needs a label column)")
+        elif family.section in GROUP_SIGNALS and not trusted:
+            skipped.append(f"{family.section} (the Spark engine judges groups against a trusted side: give "
+                           "--profile or --reference)")
         else:
-            planned = run if family.section in PER_ROW_SIGNALS else batch
+            planned = run if family.section in ROW_SIGNALS else batch
             planned.append((family.section, family_params(config, family)))
     if not run:
         raise InputError("no per-row family is enabled: the Spark engine runs label_consistency, outliers "

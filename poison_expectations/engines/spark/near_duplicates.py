@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -66,9 +66,17 @@ class GridPlan:
         return keys, np.asarray(analysis.batch.X, dtype=np.float32)
 
     def cells(self, X: np.ndarray, shift: float) -> np.ndarray:
-        """int64 hash of each vector's grid cell (cells of side `width`, offset by `shift` x width)."""
-        cell = np.floor(X.astype(np.float64) / self.width + shift).astype(np.int64)
-        return pd.util.hash_pandas_object(pd.DataFrame(cell), index=False).to_numpy().view(np.int64)
+        return grid_cells(X, self.width, shift)
+
+
+def grid_cells(X: np.ndarray, width: float, shift: float, salt: np.ndarray | None = None) -> np.ndarray:
+    """int64 hash of each vector's grid cell (cells of side `width`, offset by
+    `shift` x width); with `salt` (e.g. the label code) rows of another salt
+    never share a cell, so a cell compares only rows of one salt."""
+    cell = pd.DataFrame(np.floor(X.astype(np.float64) / width + shift).astype(np.int64))
+    if salt is not None:
+        cell["salt"] = np.asarray(salt, dtype=np.int64)
+    return pd.util.hash_pandas_object(cell, index=False).to_numpy().view(np.int64)
 
 
 def pooled_radius(state: dict, n_b: int, configured: float | None) -> float:
@@ -94,6 +102,14 @@ def _encode(plan: GridPlan, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataF
             yield pd.DataFrame({KEY: keys, VEC: list(X), "c0": plan.cells(X, 0.0), "c1": plan.cells(X, 0.5)})
 
 
+def within(A: np.ndarray, B: np.ndarray, radius: float) -> np.ndarray:
+    """(len(A), len(B)) mask of the float64 vector pairs at most `radius` apart
+    (squared distances, with a relative tolerance for the rounding of the expansion)."""
+    sa, sb = (A * A).sum(axis=1), (B * B).sum(axis=1)
+    d2 = sa[:, None] + sb[None, :] - 2.0 * A @ B.T
+    return d2 <= radius ** 2 + 1e-9 * (1 + sa[:, None] + sb[None, :])
+
+
 def cell_pairs(radius: float, grid: str, frame: pd.DataFrame) -> pd.DataFrame:
     """applyInPandas body: the key pairs of one cell within the radius (on the
     shifted grid c1, only those not sharing a cell of the first grid c0)."""
@@ -101,9 +117,7 @@ def cell_pairs(radius: float, grid: str, frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"u": np.zeros(0, np.int64), "v": np.zeros(0, np.int64)})
     X = np.stack(frame[VEC].to_numpy()).astype(np.float64)
     keys = frame[KEY].to_numpy(dtype=np.int64)
-    sq = (X * X).sum(axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * X @ X.T
-    iu, iv = np.nonzero(np.triu(d2 <= radius ** 2 + 1e-9 * (1 + sq[:, None] + sq[None, :]), k=1))
+    iu, iv = np.nonzero(np.triu(within(X, X, radius), k=1))
     if grid == "c1":
         first = frame["c0"].to_numpy(dtype=np.int64)
         keep = first[iu] != first[iv]
@@ -122,6 +136,23 @@ def _partition_pairs(radius: float, grid: str, chunks: Iterator[pd.DataFrame]) -
     shared = frame[frame[grid].duplicated(keep=False)]
     for _, cell in shared.groupby(grid, sort=False):
         yield cell_pairs(radius, grid, cell)
+
+
+PartitionBody = Callable[[float, str, Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]
+
+
+def grid_pairs(keys, radius: float, rows: int, body: PartitionBody = _partition_pairs, extra: tuple[str, ...] = (),
+               schema: str = "u long, v long"):
+    """The key pairs `body` (default: every close pair of a shared cell) finds
+    in each partition of both grids (c0, c1) of a frame of KEY, VEC, c0, c1
+    (and the `extra` columns `body` reads), repartitioned by cell, as
+    `schema`: a Spark DataFrame, not collected. One Python task per
+    ROWS_PER_CELL_PARTITION of `rows`."""
+    parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))  # not spark.sql.shuffle.partitions: a Python task each
+    found = [keys.select(KEY, VEC, "c0", "c1", *extra).repartition(parts, grid)
+             .mapInPandas(functools.partial(body, radius, grid), schema)
+             for grid in ("c0", "c1")]
+    return found[0].unionByName(found[1])
 
 
 def _rescore(plan: GridPlan, involved: tuple[np.ndarray, np.ndarray, np.ndarray], sizes: tuple[int, int],
@@ -167,12 +198,7 @@ def close_pairs(spark, sdf, plan: GridPlan, ref_keys: np.ndarray, ref_X: np.ndar
             .select(KEY, F.coalesce("nb", F.lit(0)).alias("nb"), F.coalesce("nr", F.lit(0)).alias("nr"),
                     *[F.coalesce(batch[c], ref[c]).alias(c) for c in (VEC, "c0", "c1")]))
     keys.count()  # materialised once: both grids read it
-    parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))  # not spark.sql.shuffle.partitions: a Python task each
-    found = [keys.select(KEY, VEC, "c0", "c1").repartition(parts, grid)
-             .mapInPandas(functools.partial(_partition_pairs, plan.radius, grid), "u long, v long")
-             for grid in ("c0", "c1")]
-    pairs = found[0].unionByName(found[1]).toPandas()
-    return keys, pairs
+    return keys, grid_pairs(keys, plan.radius, rows).toPandas()
 
 
 def involved_graph(keys_sdf, pairs: pd.DataFrame, n_b: int, n_r: int) -> tuple[PairGraph, pd.DataFrame]:

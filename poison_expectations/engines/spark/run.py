@@ -57,7 +57,7 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     gates, small = signal_gates(scored, plan, config, fdr, n_families=n_families)
     more = batch.run_batch_families(scored, plan, config, learned, list(sdf.columns), rows, n_families,
                               prior=plan.signal_names + dup_names)
-    scored, gates = more.scored, {**gates, **dup_gates, **more.gates}
+    scored, gates = more.scored, batch.merged_gates(gates, dup_gates, more.gates)
     timings.update(more.timings)
     if more.names:  # poison_p was recombined with the batch families' p-values
         small = _column(scored.where(scored["poison_p"] <= decide.collect_cut(fdr)).select("poison_p"))

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from poison_expectations.core.analysis import build_analysis
-from poison_expectations.core.signals.base import Signal
+from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.core.tables import Options, Roles
 from poison_expectations.core.verdicts import class_conditional_pvalues, combine_pvalues, conformal_pvalues
-from poison_expectations.core.verdicts.ranking import ranking_score
+from poison_expectations.core.verdicts.ranking import class_conditional_ranking, ranking_score
 
 # config section -> (signal name, class path): the signals whose `score` reads only the row and the
 # trusted side, so scoring a partition alone gives the row the same score as scoring the whole table
@@ -40,6 +40,13 @@ BATCH_SIGNALS = {
                            "FeatureClustering"),
     "trigger_patterns": ("trigger", "poison_expectations.core.signals.triggers", "TriggerPatterns"),
 }
+# config section -> (signal name, class path) of the families with a per-row part scored here (their
+# `batch_scores` and its conformal p-value: what their batch gate tests) and a group part run after the
+# per-row pass (collisions.py); not per-row GX metrics (gx/metrics/spark.py): their findings are groups
+GROUP_SIGNALS = {
+    "clean_label_collision": ("collision", "poison_expectations.core.signals.collision", "CleanLabelCollision"),
+}
+ROW_SIGNALS = {**PER_ROW_SIGNALS, **GROUP_SIGNALS}  # the signals of the per-row pass
 # signals ranked among the trusted rows of their own class (label-conditional conformal p-values)
 # besides those whose `calibration` says "class"
 CLASS_CONDITIONAL = frozenset({"label_consistency"})
@@ -59,7 +66,7 @@ def class_conditional(signal: Signal, labelled: bool) -> bool:
 def make_signal(section: str, params: dict[str, Any]) -> Signal:
     import importlib
 
-    _, module, cls = PER_ROW_SIGNALS.get(section) or BATCH_SIGNALS[section]
+    _, module, cls = ROW_SIGNALS.get(section) or BATCH_SIGNALS[section]
     return getattr(importlib.import_module(module), cls)(**params)
 
 
@@ -85,7 +92,7 @@ class ScoringPlan:
 
     @property
     def signal_names(self) -> list[str]:
-        return [PER_ROW_SIGNALS[section][0] for section, _ in self.signals]
+        return [ROW_SIGNALS[section][0] for section, _ in self.signals]
 
     def output_columns(self) -> list[tuple[str, str]]:
         """(name, Spark SQL type) of the columns scoring adds to the input's."""
@@ -121,7 +128,7 @@ def score_frame(plan: ScoringPlan, frame: pd.DataFrame, seed: Any) -> pd.DataFra
     pvalues, rank_pvalues = [], []
     for section, params in plan.signals:
         signal = make_signal(section, params)
-        result = analysis.result(signal)
+        result = row_part(signal, analysis) if section in GROUP_SIGNALS else analysis.result(signal)
         state = analysis.state_for(signal)
         p, group = signal_pvalues(signal, state, result, analysis, rng)
         # the core's deterministic ranking p-values (core.verdicts.ranking): no tie-break, same in any chunking
@@ -136,6 +143,20 @@ def score_frame(plan: ScoringPlan, frame: pd.DataFrame, seed: Any) -> pd.DataFra
     out["poison_score"] = ranking_score(np.column_stack(rank_pvalues))  # as core.findings: a ranking, not a test
     added = pd.DataFrame(out, index=frame.index)
     return pd.concat([frame, added], axis=1)
+
+
+def row_part(signal: Signal, analysis) -> SignalResult:
+    """A group family's per-row part: its `batch_scores` as the row score and
+    the core's deterministic ranking p-values of them (core.verdicts.evidence),
+    without its group search (a chunk is not the batch: collisions.py)."""
+    state = analysis.state_for(signal)
+    scores = np.nan_to_num(np.asarray(signal.batch_scores(state, analysis), dtype=float), nan=0.0)
+    n = len(scores)
+    result = SignalResult(signal.name, scores, np.zeros(n, dtype=bool), np.full(n, "", dtype=object))
+    reference = np.nan_to_num(np.asarray(state["reference_scores"], dtype=float), nan=0.0)
+    result.rank_pvalues = class_conditional_ranking(scores, analysis.batch.y, reference, analysis.reference.y,
+                                                    min_class_rows=MIN_CLASS_ROWS)
+    return result
 
 
 def signal_pvalues(signal: Signal, state: dict, result, analysis, rng) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
 """Where the engine keeps the tables it reads more than once (the scored
-table, near duplicates' keys and rescored table, the structure pass).
+table, near duplicates' keys and rescored table, the structure pass, the
+collisions' distinct rows).
 
 Local disk by default, not the JVM heap: at 5M rows x 20 features the
 in-memory copies (MEMORY_AND_DISK) ran a 4 GB driver JVM (`local[2]`: the
