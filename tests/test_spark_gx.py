@@ -79,12 +79,8 @@ def test_row_level_expectation_on_spark_lists_the_ids_pandas_lists(spark, tables
     """Against a profile a row fails when BH flags it at fdr_q over the batch's conformal
     p-values; only the tie-breaks (drawn per partition on Spark) differ between engines.
     Measured on the flipped batch: 74 ids on Spark, 75 on pandas, 74 in common."""
-    import poison_expectations as pe
-
     frame = tables[name]
-    not_on_spark = pe.ExpectCleanLabelCollisionGroupCountToBeAtMost(label_column="label", id_column="row_id",
-                                                                    profile=tables["profile"])
-    on_spark = _checkpoint_results(frame, [_row_level(tables["profile"]), not_on_spark], spark=spark)
+    on_spark = _checkpoint_results(frame, [_row_level(tables["profile"])], spark=spark)
     on_pandas = _checkpoint_results(frame, [_row_level(tables["profile"])])
     rows = "expect_row_labels_to_be_consistent"
     ids = [{row["row_id"] for row in results[rows].result["unexpected_index_list"]}
@@ -96,11 +92,6 @@ def test_row_level_expectation_on_spark_lists_the_ids_pandas_lists(spark, tables
     else:
         assert len(ids[0] & ids[1]) >= 0.95 * max(len(ids[0]), len(ids[1])) > 0.05 * N_BATCH, ids
         assert len(ids[0] & tables["flipped_ids"]) >= 0.8 * len(ids[0])
-    # a family not on Spark yet fails its expectation with one line, not a provider traceback
-    near = on_spark[COLLISION]
-    (info,) = near.exception_info.values()
-    assert not near.success and "collision: not available on Spark yet" in info["exception_message"]
-    assert "\n" not in info["exception_message"]
 
 
 def test_row_level_expectation_on_spark_names_what_it_needs(spark, tables):
@@ -125,8 +116,8 @@ COLLISION = "expect_clean_label_collision_group_count_to_be_at_most"
 
 @pytest.fixture(scope="module")
 def flood(tables):
-    """A profile fitted with every family but collisions and influence (two per-row families test
-    their reading) on the trusted table with six sources, and the clean batch with them, without and
+    """A profile fitted with every family but influence (two per-row families test their reading)
+    on the trusted table with six sources, and the clean batch with them, without and
     with a 5% flood of near copies (copies of a few rows: their source's flagged rate stands out)."""
     import pandas as pd
 
@@ -139,7 +130,7 @@ def flood(tables):
     ref.assign(source=[f"s{i % 6}" for i in range(len(ref))]).to_parquet(root / "ref_sources.parquet", index=False)
     fit_job(root / "ref_sources.parquet",
             job_config(None, label_column="label", id_column="row_id", source_column="source",
-                       overrides={f"expectations.{f}.enabled": False for f in ("clean_label_collision", "influence")}),
+                       overrides={"expectations.influence.enabled": False}),
             root / "families.profile")
     clean = tables["clean"].assign(source=[f"s{i % 6}" for i in range(N_BATCH)])
     flooded = near_duplicate_flood(clean, rate=0.05, id_column="row_id", random_state=1).frame
@@ -164,8 +155,8 @@ def _suite(profile: str) -> list:
 @pytest.mark.parametrize("name", ["flooded", "clean"])
 def test_a_spark_checkpoint_runs_the_engine_once_and_fails_like_pandas(spark, flood, name, monkeypatch):
     """Every family of the suite from ONE engine run; the same expectations fail on both engines (the
-    flood: near duplicates' density test, and the flood's source), a clean batch passes on both;
-    collisions fail with one line."""
+    flood: near duplicates' density test, and the flood's source), a clean batch passes on both
+    (collisions included: the flood's copies keep their labels)."""
     from poison_expectations.engines.spark import run as spark_run
 
     calls = []
@@ -177,16 +168,12 @@ def test_a_spark_checkpoint_runs_the_engine_once_and_fails_like_pandas(spark, fl
     on_pandas = _checkpoint_results(frame, _suite(flood["profile"]))
     assert len(calls) == 1
     assert spark.sparkContext._jsc.getPersistentRDDs().size() == cached  # the engine's tables released
-    (info,) = on_spark.pop(COLLISION).exception_info.values()
-    assert "collision: not available on Spark yet" in info["exception_message"]
-    assert "\n" not in info["exception_message"]
-    on_pandas.pop(COLLISION)
     assert not any(r.exception_info and r.exception_info.get("raised_exception") for r in on_spark.values()), \
         {t: r.exception_info for t, r in on_spark.items()}
     failed = [{t for t, r in results.items() if not r.success} for results in (on_spark, on_pandas)]
     assert failed[0] == failed[1] == ({SHARE, SOURCES} if name == "flooded" else set())
-    assert len(on_spark) == 9 and on_spark[SOURCES].result["observed_value"] == on_pandas[SOURCES].result[
-        "observed_value"]
+    assert len(on_spark) == 10 and COLLISION in on_spark  # evaluated on Spark (no exception, above)
+    assert on_spark[SOURCES].result["observed_value"] == on_pandas[SOURCES].result["observed_value"]
     if name == "flooded":  # the rows each engine flags as near duplicates (BH over their p-values)
         ids = [set(results[SHARE].result["unexpected_index_list"]) for results in (on_spark, on_pandas)]
         print("near-duplicate ids: spark", len(ids[0]), "pandas", len(ids[1]), "both", len(ids[0] & ids[1]))

@@ -162,7 +162,9 @@ Where the Spark result is an approximation of the pandas one:
    expectations' `gate_alpha`. Each expectation reads its family's gate as
    the signal's `batch_test` (p-value, lower bound) and decides by its own
    rule; a result carries only the rows its signal flags (BH at q over its
-   p-values, a trigger's carriers, an offending source's rows). Not given
+   p-values, a trigger's carriers, an offending source's rows, a collision
+   group's rows: the groups are the collision expectation's findings, its
+   Higher Criticism gate decides). Not given
    to the expectations: near-duplicate clusters (the largest- and
    conflicting-cluster expectations pass saying so where they only report,
    and fail with one line where they would gate on clusters), the

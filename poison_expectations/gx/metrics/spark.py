@@ -19,10 +19,11 @@ runs every family the Spark engine runs, in ONE engine run per batch.
   `gate_alpha`, and its gate reaches the expectation as the signal's
   `batch_test`.
 
-A family the Spark engine does not run (`ON_SPARK`; today clean-label
-collisions) fails its expectation with one line (GX records it as the
-expectation's exception, the checkpoint fails): a suite is a contract, and
-an expectation that was not evaluated must not pass. A family that lands on
+A family the Spark engine does not run (not in `ON_SPARK`, or skipped by
+the run: a profile fitted without it, collisions in a self-check) fails its
+expectation with one line (GX records it as the expectation's exception,
+the checkpoint fails): a suite is a contract, and an expectation that was
+not evaluated must not pass. A family that lands on
 the engine is wired by adding its config section to `ON_SPARK` (its outcome
 gate and columns are read by `spark_results.READERS`, or as a p-value gated
 family by default). The row-level expectation's Spark condition reads the
@@ -49,11 +50,11 @@ from poison_expectations.core.errors import InputError
 from poison_expectations.core.params import EXPECTATION_KEYS, FAMILIES
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.engines.spark.params import BATCH_SECTIONS
-from poison_expectations.engines.spark.scoring import BATCH_SIGNALS, PER_ROW_SIGNALS
+from poison_expectations.engines.spark.scoring import BATCH_SIGNALS, GROUP_SIGNALS, PER_ROW_SIGNALS
 from poison_expectations.gx.metrics.base import SHARED_KEYS, PoisonAnalysisMetric, PoisonSignalMetric
 
 # config sections whose families the Spark engine runs
-ON_SPARK = frozenset(PER_ROW_SIGNALS) | frozenset(BATCH_SIGNALS) | frozenset(BATCH_SECTIONS)
+ON_SPARK = frozenset(PER_ROW_SIGNALS) | frozenset(GROUP_SIGNALS) | frozenset(BATCH_SIGNALS) | frozenset(BATCH_SECTIONS)
 CARRIER = "outliers"  # the per-row family run when a suite asks for none (the engine scores with one)
 Request = tuple[type[PoisonSignalMetric], dict]  # a signal metric's class and value kwargs
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.signals.base import Signal, SignalResult
-from poison_expectations.engines.spark import decide
+from poison_expectations.engines.spark import collisions, decide
 
 FLAG = "__poison_flag_{}"  # the collect's per-signal flag column
 OWN_TEST_KEYS = ("alpha", "min_effect", "failed", "lower_share", "n_batch", "bound_from_row_pvalues",
@@ -100,6 +100,8 @@ def flag_condition(outcome, name: str, q: float, F):
     flags against a trusted side), a trigger's carriers, an offending source's rows."""
     if name == "trigger":
         return F.col("trigger_flagged")
+    if name == "collision":  # its group rows, as the pandas signal's own flags
+        return F.col(collisions.FLAG)
     if name == "sources":
         condition = F.lit(False)
         for group, _ in outcome.group_flags:
@@ -119,6 +121,9 @@ def row_columns(outcome, name: str, F) -> list:
             reason = F.when(group, text).otherwise(reason)
         source = F.col(f"`{outcome.plan.roles.source_column}`").cast("string")
         return [F.coalesce(source, F.lit("None")).alias("sources_source"), reason.alias("sources_reason")]
+    if name == "collision":  # the group's unlike share and reason (the pandas collision_score)
+        return [F.col(collisions.SCORE).alias("collision_score"), F.col("collision_p"),
+                F.col(collisions.REASON).alias("collision_reason")]
     columns = [F.col(f"{name}_score")] + ([] if name == "trigger" else [F.col(f"{name}_p")])
     reason = f"{name}_reason"
     return columns + [(F.col(reason) if reason in outcome.scored.columns else F.lit("")).alias(reason)]
@@ -211,4 +216,15 @@ def sources_result(outcome, signal: Signal, frame, rows: int, q: float) -> Signa
     return result
 
 
-READERS = {"trigger": trigger_result, "sources": sources_result}
+def collision_result(outcome, signal: Signal, frame, rows: int, q: float) -> SignalResult:
+    """The collision groups (summary["groups"], their rows flagged) beside the
+    Higher Criticism gate over the rows' p-values, which decides as in pandas."""
+    gate = outcome.gates["collision"]
+    summary = {**common_summary(outcome, "collision"), "groups": gate.get("collision_groups", []),
+               "radius": gate.get("radius"), "candidate_groups": gate.get("candidate_groups", 0)}
+    result = _result(signal, frame, rows, summary)
+    result.batch_test = batch_test(gate, rows)
+    return result
+
+
+READERS = {"trigger": trigger_result, "sources": sources_result, "collision": collision_result}
