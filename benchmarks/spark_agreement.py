@@ -173,6 +173,8 @@ def compare(spark, batch: pd.DataFrame, truth: np.ndarray, profile: Path, sectio
     pandas_failed = sorted({e.signal for e in pandas_outcome.expectations if not e.success})
     spark_failed = sorted(spark_outcome.failed_signals())
     ours = pandas_outcome.findings.copy()
+    if "collision_member_score" in findings:  # Spark's collision_score is the per-row share (docs/spark.md, 12)
+        findings["collision_score"] = findings["collision_member_score"].fillna(0.0)
     ours[ID], findings[ID] = ours[ID].astype(str), findings[ID].astype(str)
     merged = ours.merge(findings, on=ID, suffixes=("_pandas", "_spark"))
     names = spark_outcome.plan.signal_names + spark_outcome.batch_names + ["trigger"]
