@@ -4,8 +4,9 @@ peak memory and the load, at 100k and 1M rows x 20 features, with a profile.
 The trusted table (100k rows) and the batch are two samples of one
 distribution (``make_tabular``, 20 numeric features, distribution_seed 7);
 the batch has 3% random label flips. The profile is fitted once on the
-trusted table with the per-row families only (label consistency, outliers,
-influence: what the Spark engine runs), and both engines run exactly those.
+trusted table with the run's families (`--families per-row`: label
+consistency, outliers, influence; `all`: every family; the 5M row was
+measured before collisions ran on Spark), and both engines run exactly those.
 Each measurement is its own process: `driver_rss_mb` is the Python driver's
 peak RSS; `jvm_rss_mb` and `workers_rss_mb` are the peaks of the Spark JVM
 (driver and local executors) and of the sum of its Python workers, sampled
