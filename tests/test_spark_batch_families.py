@@ -115,3 +115,48 @@ def test_an_empty_cell_partition_yields_no_pairs():
     from poison_expectations.engines.spark.near_duplicates import _partition_pairs
 
     assert list(_partition_pairs(1.0, "c0", iter([]))) == []
+
+
+def _per_cell_pairs(frame: pd.DataFrame, grid: str, radius: float) -> set[tuple[int, int]]:
+    """The former per-cell body, the reference: one full distance matrix per shared cell."""
+    from poison_expectations.engines.spark.cells import within
+    from poison_expectations.engines.spark.near_duplicates import KEY, VEC
+
+    found = set()
+    for _, cell in frame[frame[grid].duplicated(keep=False)].groupby(grid, sort=False):
+        X = np.stack(cell[VEC].to_numpy()).astype(np.float64)
+        keys, first = cell[KEY].to_numpy(np.int64), cell["c0"].to_numpy(np.int64)
+        iu, iv = np.nonzero(np.triu(within(X, X, radius), k=1))
+        keep = first[iu] != first[iv] if grid == "c1" else np.ones(len(iu), dtype=bool)
+        found |= set(zip(keys[iu[keep]].tolist(), keys[iv[keep]].tolist(), strict=True))
+    return found
+
+
+def test_partition_pairs_are_the_per_cell_pairs():
+    """The vectorised cell body finds exactly the pairs one distance matrix per
+    cell finds, on both grids: thousands of small cells, a cell above
+    SMALL_CELL, a c0 cell and a c1 cell above BLOCK, exact copies under distinct keys."""
+    from poison_expectations.engines.spark.cells import BLOCK, SMALL_CELL
+    from poison_expectations.engines.spark.near_duplicates import KEY, VEC, _partition_pairs, grid_cells
+
+    rng = np.random.default_rng(0)
+    radius, width = 0.5, 1.0
+    X = np.concatenate([rng.uniform(0, 12, (6000, 3)),  # ~3.5 rows a cell
+                        rng.uniform(0.05, 0.95, (1500, 3)) + 20,  # one c0 cell (8 c1 cells)
+                        rng.uniform(0.55, 1.45, (1400, 3)) + 30,  # one c1 cell (8 c0 cells)
+                        rng.uniform(0.05, 0.95, (300, 3)) + 40]).astype(np.float32)
+    X = np.concatenate([X, X[rng.choice(len(X), 200, replace=False)]])  # exact copies (another key each)
+    keys = rng.integers(-2 ** 62, 2 ** 62, len(X))
+    assert len(np.unique(keys)) == len(X)
+    frame = pd.DataFrame({KEY: keys, VEC: list(X), "c0": grid_cells(X, width, 0.0), "c1": grid_cells(X, width, 0.5)})
+    for grid in ("c0", "c1"):
+        counts = frame[grid].value_counts()
+        assert counts.max() > BLOCK and counts.between(2, 5).sum() > 500
+        assert grid == "c1" or counts.between(SMALL_CELL + 1, BLOCK).any()
+        shuffled = frame.sample(frac=1.0, random_state=1)
+        parts = [shuffled.iloc[i::3] for i in range(3)]  # the rows of a cell in several chunks
+        found = pd.concat(list(_partition_pairs(radius, grid, iter(parts))), ignore_index=True)
+        expected = _per_cell_pairs(pd.concat(parts, ignore_index=True), grid, radius)
+        pairs = list(zip(found["u"].tolist(), found["v"].tolist(), strict=True))
+        assert len(pairs) == len(set(pairs)) and set(pairs) == expected and len(expected) > 100_000
+    assert list(_partition_pairs(radius, "c0", iter([frame.iloc[:1]]))) == []

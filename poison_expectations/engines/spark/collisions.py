@@ -47,8 +47,9 @@ from scipy.sparse.csgraph import connected_components
 
 from poison_expectations.core.analysis import build_analysis
 from poison_expectations.core.signals.collision import REPRESENTATIVES, CleanLabelCollision
+from poison_expectations.engines.spark.cells import BLOCK, SMALL_CELL, cell_pairs_of, shared_cells, within
 from poison_expectations.engines.spark.near_duplicates import (GRID_FACTOR, KEY, ROWS_PER_CELL_PARTITION, VEC,
-                                                               grid_cells, grid_pairs, within)
+                                                               grid_cells, grid_pairs)
 from poison_expectations.engines.spark.scoring import ScoringPlan
 from poison_expectations.engines.spark.storage import persisted
 
@@ -56,8 +57,6 @@ SECTION = "clean_label_collision"
 NAME = CleanLabelCollision.name  # "collision"
 FLAG, REASON, SCORE = f"{NAME}_member_flagged", f"{NAME}_member_reason", f"{NAME}_member_score"
 LABEL, COUNT = "cl_label", "cl_rows"
-BLOCK = 1024  # nodes of a large cell whose distances to the cell's nodes are computed at once
-SMALL_CELL = 256  # cells of at most this many nodes: their pairs are compared all at once
 MAX_MEMBER_ROWS = 500_000  # group members collected on the driver at most (ids, features, label)
 
 
@@ -106,16 +105,10 @@ def _partition_forest(radius: float, grid: str, chunks: Iterator[pd.DataFrame]) 
     nodes are compared all at once (vectorised; per-cell calls cost ~1 ms
     each, and a partition holds tens of thousands of shared cells), a larger
     cell in distance blocks (`cell_roots`)."""
-    parts = list(chunks)
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    if len(frame) < 2:
+    found = shared_cells(chunks, grid)
+    if found is None:
         return
-    frame = frame[frame[grid].duplicated(keep=False)].sort_values(grid, kind="stable").reset_index(drop=True)
-    if len(frame) < 2:
-        return
-    cells = frame[grid].to_numpy(np.int64)
-    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
-    sizes = np.diff(np.r_[starts, len(cells)])
+    frame, starts, sizes = found
     X = np.stack(frame[VEC].to_numpy()).astype(np.float64)
     small = sizes <= SMALL_CELL
     u, v = [], []
@@ -133,21 +126,6 @@ def _partition_forest(radius: float, grid: str, chunks: Iterator[pd.DataFrame]) 
     keys, counts = frame[KEY].to_numpy(np.int64), frame[COUNT].to_numpy(np.int64)
     yield pd.DataFrame({"u": keys[linked], "v": keys[root[linked]], "nu": counts[linked],
                         "nv": counts[root[linked]]})
-
-
-def cell_pairs_of(starts: np.ndarray, sizes: np.ndarray, limit: int = 1 << 22) -> Iterator[tuple[np.ndarray, ...]]:
-    """(a, b) row positions of every pair a < b within each cell (rows
-    starts[c] .. starts[c] + sizes[c] - 1), in batches of about `limit` candidates."""
-    square = sizes.astype(np.int64) ** 2
-    batch = np.cumsum(square) // limit
-    for number in np.unique(batch):
-        s, m = starts[batch == number], sizes[batch == number].astype(np.int64)
-        mm = m * m
-        cell = np.repeat(np.arange(len(m)), mm)
-        at = np.arange(int(mm.sum())) - np.repeat(np.cumsum(mm) - mm, mm)
-        a, b = at // m[cell], at % m[cell]
-        keep = a < b
-        yield s[cell][keep] + a[keep], s[cell][keep] + b[keep]
 
 
 def roots(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
