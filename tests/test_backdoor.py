@@ -178,6 +178,11 @@ def test_embedding_representation_needs_embedding_columns(backdoored):
 
 @pytest.fixture(scope="module")
 def collided():
+    return confident_collision()
+
+
+def confident_collision():
+    """(clean, poisoned): 3% rows collided onto a row its class is sure of (out-of-fold p > 0.97)."""
     clean = testing.make_tabular(2000, n_classes=2, random_state=6)
     X = clean[[c for c in clean.columns if c.startswith("num_")]].to_numpy(dtype=float)
     y = clean["label"].to_numpy()

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("pyspark")
 
 from conftest import parquet_folder  # noqa: E402
-from test_backdoor import repeated_rows  # noqa: E402
+from test_backdoor import confident_collision, repeated_rows  # noqa: E402
 
 RUN = ("clean_label_collision",)  # its per-row part is the per-row pass: no other family needed
 
@@ -24,24 +24,6 @@ def _config(**data):
 
     off = {f"expectations.{f.section}.enabled": False for f in FAMILIES if f.section not in RUN}
     return job_config(None, label_column="label", id_column="row_id", overrides=off, **data)
-
-
-def _collided():
-    """As test_backdoor's `collided`: 3% rows collided onto a row its class is sure of."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import cross_val_predict
-    from threadpoolctl import threadpool_limits
-
-    from poison_expectations import testing
-
-    clean = testing.make_tabular(2000, n_classes=2, random_state=6)
-    X = clean[[c for c in clean.columns if c.startswith("num_")]].to_numpy(dtype=float)
-    y = clean["label"].to_numpy()
-    with threadpool_limits(limits=1):
-        proba = cross_val_predict(HistGradientBoostingClassifier(max_iter=50, random_state=0), X, y, cv=3,
-                                  method="predict_proba")
-    target = int(np.flatnonzero(proba[np.arange(len(y)), y] > 0.97)[0])
-    return clean, testing.clean_label_collision(clean, rate=0.03, random_state=6, target_index=target)
 
 
 def _profile(root, name, reference):
@@ -85,7 +67,7 @@ def runs(spark, one_split_per_file, tmp_path_factory):
     from poison_expectations import testing
 
     root = tmp_path_factory.mktemp("collisions")
-    clean, poisoned = _collided()
+    clean, poisoned = confident_collision()
     reference = testing.make_tabular(2000, n_classes=2, random_state=106, distribution_seed=6)
     out = {"truth": pd.Series(poisoned.is_poison, index=poisoned.frame["row_id"]), "details": poisoned.details}
     profile, titanic = _profile(root, "reference", reference), _profile(root, "titanic", repeated_rows(1500, 2))
