@@ -50,13 +50,13 @@ closest row-level quantity, not the group's score.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params.clean_label_collision import CLEAN_LABEL_COLLISION
 from poison_expectations.core.signals.base import Signal, SignalResult, State
+from poison_expectations.core.signals.near_duplicates_density import hypergeometric_pvalues
 from poison_expectations.core.signals.representation import (
     Reclassifier,
     class_codes,
@@ -118,10 +118,10 @@ class CleanLabelCollision(Signal):
         y = analysis.require_labels()
         nb = analysis.neighbors("self", p["k"])
         groups, _ = tight_groups(nb.indices, nb.distances, y, state["radius"], p["min_group_size"])
-        rng = np.random.default_rng(p["random_state"])
-        reps = [g if len(g) <= REPRESENTATIVES else rng.choice(g, REPRESENTATIVES, replace=False) for g in groups]
-        near = [_count_within(analysis, "self", r, _local_radius(state), y[r]) for r in reps]
-        return self.judge_groups(state, analysis, groups, reps, near)
+        reps = representatives(groups, p["random_state"])
+        at = np.concatenate(reps) if reps else np.zeros(0, dtype=np.int64)
+        near = _count_within(analysis, "self", at, _local_radius(state), y[at])  # one search for every rep
+        return self.judge_groups(state, analysis, groups, reps, per_group(near, reps))
 
     def judge_groups(self, state: State, analysis, groups: list[np.ndarray], reps: list[np.ndarray],
                      batch_near: list[np.ndarray], class_rows: np.ndarray | None = None) -> SignalResult:
@@ -150,13 +150,18 @@ class CleanLabelCollision(Signal):
         majority = _majority(ref.y[ref_nb.indices[members]], analysis.n_classes)
         other = majority != y[members]
         unlike[members[other]] = majority[other]
-        pvalues = []
-        for r, near in zip(reps, batch_near, strict=True):
-            c = int(y[r[0]])
-            in_ref = _count_within(analysis, "reference", r, _local_radius(state), np.full(len(r), c))
-            in_batch = int(np.count_nonzero(y == c)) if class_rows is None else int(class_rows[c])
-            rows = (in_batch - 1, int(np.count_nonzero(ref.y == c)))
-            pvalues.append(simes(excess_pvalues(np.asarray(near), in_ref, *rows)))
+        at = np.concatenate(reps) if reps else np.zeros(0, dtype=np.int64)
+        label = y[at]  # a group's rows share one label
+        in_ref = _count_within(analysis, "reference", at, _local_radius(state), label)  # one search for every rep
+        in_batch = np.concatenate(batch_near) if batch_near else np.zeros(0, dtype=np.int64)
+        batch_rows = np.bincount(y, minlength=analysis.n_classes) if class_rows is None else class_rows
+        ref_rows = np.bincount(ref.y, minlength=analysis.n_classes)
+        p_rows = np.ones(len(at))
+        for c in np.unique(label):  # the hypergeometric tail of near_duplicates_density, without a random u
+            mine = label == c
+            p_rows[mine] = hypergeometric_pvalues(in_batch[mine], in_ref[mine], int(batch_rows[c]), int(ref_rows[c]),
+                                                  np.ones(int(mine.sum())))
+        pvalues = [simes(part) for part in per_group(p_rows, reps)]
         return self._report(analysis, groups, unlike, pvalues, state["radius"], "reference")
 
     def batch_scores(self, state: State, analysis, result=None) -> np.ndarray:
@@ -264,6 +269,17 @@ REPRESENTATIVES = 16  # rows of a group whose surroundings are counted
 MAX_SEARCH = 4096  # neighbours a crowded spot is searched for at most
 
 
+def representatives(groups: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """Per group: its rows, or REPRESENTATIVES of them drawn at random (seeded)."""
+    rng = np.random.default_rng(seed)
+    return [g if len(g) <= REPRESENTATIVES else rng.choice(g, REPRESENTATIVES, replace=False) for g in groups]
+
+
+def per_group(values: np.ndarray, reps: list[np.ndarray]) -> list[np.ndarray]:
+    """`values` of the concatenated reps, split back by group."""
+    return np.split(values, np.cumsum([len(r) for r in reps])[:-1]) if reps else []
+
+
 def _local_radius(state: State) -> float:
     if "local_radius" not in state:
         raise InputError("clean_label_collision: the profile predates the collision test's local radius; "
@@ -276,6 +292,8 @@ def _count_within(analysis, against: str, rows: np.ndarray, radius: float, label
     out) or of the reference with the row's label within `radius`. The
     search doubles its k while a list is full, so a row repeated hundreds
     of times is counted in full (up to MAX_SEARCH neighbours)."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
     table = analysis.require_reference() if against == "reference" else analysis.batch
     most = min(MAX_SEARCH, table.n - (against == "self"))
     k = min(32, most)
@@ -285,15 +303,6 @@ def _count_within(analysis, against: str, rows: np.ndarray, radius: float, label
             within = (nb.distances <= radius) & (table.y[nb.indices] == labels[:, None])
             return within.sum(axis=1)
         k = min(2 * nb.k, most)
-
-
-def excess_pvalues(batch_near: np.ndarray, reference_near: np.ndarray, batch_rows: int,
-                   reference_rows: int) -> np.ndarray:
-    """P(at least `batch_near` of the label's rows in a ball are batch rows)
-    when the ball's batch_near + reference_near rows are a random draw from
-    the label's batch_rows + reference_rows rows (hypergeometric)."""
-    drawn = batch_near + reference_near
-    return stats.hypergeom.sf(batch_near - 1, batch_rows + reference_rows, batch_rows, drawn)
 
 
 def simes(pvalues: np.ndarray) -> float:

@@ -157,7 +157,14 @@ def pair_totals(g: PairGraph) -> dict:
 
 def row_pvalues(a: np.ndarray, b: np.ndarray, n_b: int, n_r: int, rng: np.random.Generator) -> np.ndarray:
     """Randomised hypergeometric p-values (module docstring): uniform under H0."""
-    u = rng.random(len(a))
+    return hypergeometric_pvalues(a, b, n_b, n_r, rng.random(len(a)))
+
+
+def hypergeometric_pvalues(a: np.ndarray, b: np.ndarray, n_b: int, n_r: int, u: np.ndarray) -> np.ndarray:
+    """P(X > a) + u P(X = a), X the batch rows among a row's a + b partners
+    drawn from the n_b - 1 other batch and n_r reference rows: with u
+    uniform, exactly uniform under H0; with u = 1, P(X >= a) (conservative)."""
+    u = np.asarray(u, dtype=float)
     p = u.copy()
     has = (a + b) > 0
     if has.any():

@@ -46,7 +46,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from poison_expectations.core.analysis import build_analysis
-from poison_expectations.core.signals.collision import REPRESENTATIVES, CleanLabelCollision
+from poison_expectations.core.signals.collision import CleanLabelCollision, per_group, representatives
 from poison_expectations.engines.spark.cells import BLOCK, SMALL_CELL, cell_pairs_of, shared_cells, within
 from poison_expectations.engines.spark.near_duplicates import (GRID_FACTOR, KEY, ROWS_PER_CELL_PARTITION, VEC,
                                                                grid_cells, grid_pairs)
@@ -277,8 +277,7 @@ def judge(scored, nodes, plan: NodePlan, signal: CleanLabelCollision, state: dic
     small = build_analysis(members[keep], roles, scoring.options, profile=scoring.profile())
     number = members["cl_group"].to_numpy(np.int64)
     groups = [np.flatnonzero(number == g) for g in range(n_groups)]
-    rng = np.random.default_rng(signal.params["random_state"])
-    reps = [g if len(g) <= REPRESENTATIVES else rng.choice(g, REPRESENTATIVES, replace=False) for g in groups]
+    reps = representatives(groups, signal.params["random_state"])
     at = np.concatenate(reps)
     R = np.asarray(small.batch.X[at], dtype=np.float64)
     body = functools.partial(_near_counts, (R, np.asarray(small.batch.y[at], dtype=np.int64)),
@@ -287,7 +286,7 @@ def judge(scored, nodes, plan: NodePlan, signal: CleanLabelCollision, state: dic
                .groupBy("rep").agg(F.sum("near").alias("near")).toPandas())
     near = np.zeros(len(at), dtype=np.int64)
     near[counted["rep"].to_numpy(np.int64)] = counted["near"].to_numpy(np.int64)
-    near = np.split(near - 1, np.cumsum([len(r) for r in reps])[:-1])  # the rep itself left out
+    near = per_group(near - 1, reps)  # the rep itself left out
     return signal.judge_groups(state, small, groups, reps, near, class_rows=class_rows), small
 
 
