@@ -60,14 +60,13 @@ OUT_JSON = RESULTS / "spark_agreement.json"
 def spark_sections() -> list[str]:
     """Config sections of the families the Spark engine runs (with a source column)."""
     from poison_expectations.apps.jobs import job_config
-    from poison_expectations.engines.spark.batch import plan_batch
-    from poison_expectations.engines.spark.engine import plan_signals, roles_options
+    from poison_expectations.engines.spark.engine import roles_options
+    from poison_expectations.engines.spark.run import plan_families
 
     cfg = job_config(None, label_column=LABEL, id_column=ID, source_column=SOURCE)
     cfg["data"]["profile"] = "trusted.profile"  # the families run against a trusted side
-    run, _, batch = plan_signals(cfg, labelled=True)
-    aggregated, _ = plan_batch(cfg, roles_options(cfg)[0])
-    return [section for section, _ in run + batch] + aggregated
+    signals, _, learned, aggregated = plan_families(cfg, roles_options(cfg)[0])
+    return [section for section, _ in signals + learned] + aggregated
 
 
 def config(sections: list[str], **data):

@@ -30,12 +30,10 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     sdf = read_data(spark, data)
     roles, options = roles_options(config)
     check_columns(sdf.columns, roles)
-    signals, skipped, learned = plan_signals(config, labelled=roles.label_column is not None)
-    sections, more_skipped = batch.plan_batch(config, roles)  # near duplicates, sources
-    skipped += more_skipped
+    signals, skipped, learned, sections = plan_families(config, roles)
     profile_bytes, mode = trusted_bytes(spark, sdf, config, roles, options, signals + learned, sample_rows=sample_rows,
                                         seed=options.random_state, extra=batch.fit_extra(config, sections))
-    n_families = len(signals) + len(learned) + len(sections)  # the gates alpha is split over, as alpha / F
+    n_families = len(signals) + len(learned) + len(sections)  # alpha / F over them (gate_count)
     timings["trusted_side"] = time.perf_counter() - start
     offsets = None if roles.id_column else partition_offsets(sdf)
     fdr = config["verdicts"]["q"]
@@ -75,6 +73,20 @@ def run_spark(spark, data, config: dict, *, sample_rows: int = SAMPLE_ROWS) -> S
     return SparkOutcome(success, rows, flagged, cut, gates, sources, skipped, mode, plan, scored,
                         list(sdf.columns), timings, dup_names + more.names, more.flag_columns, group_flags,
                         more.cached)
+
+
+def plan_families(config: dict, roles) -> tuple[list, list[str], list, list[str]]:
+    """(per-row signals, enabled families skipped with why, families learned on
+    the batch, families run from aggregates: near duplicates, sources)."""
+    signals, skipped, learned = plan_signals(config, labelled=roles.label_column is not None)
+    sections, more_skipped = batch.plan_batch(config, roles)
+    return signals, skipped + more_skipped, learned, sections
+
+
+def gate_count(config: dict) -> int:
+    """The gates a run splits alpha over (F): every family it plans."""
+    signals, _, learned, sections = plan_families(config, roles_options(config)[0])
+    return len(signals) + len(learned) + len(sections)
 
 
 def executor_error(exc: Exception) -> Exception:

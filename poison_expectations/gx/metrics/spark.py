@@ -168,8 +168,7 @@ def run_config(shared: dict, chosen: dict[str, Signal]) -> dict:
     parameters (plus what sources read and a per-row family to score with),
     and alpha = gate_alpha x F, so each gate of the run is at `gate_alpha`."""
     from poison_expectations.core.config import load_config
-    from poison_expectations.engines.spark import batch
-    from poison_expectations.engines.spark.engine import plan_signals, roles_options
+    from poison_expectations.engines.spark.run import gate_count
     from poison_expectations.gx.paths import project_path
 
     sections = {section: dict(signal.params) for section, signal in chosen.items()}
@@ -190,10 +189,7 @@ def run_config(shared: dict, chosen: dict[str, Signal]) -> dict:
             overrides[".".join(path)] = value
     config = load_config(None, overrides)
     if shared.get("gate_alpha") is not None:
-        roles, _ = roles_options(config)
-        run, _, learned = plan_signals(config, labelled=roles.label_column is not None)
-        planned, _ = batch.plan_batch(config, roles)
-        config["verdicts"]["alpha"] = float(shared["gate_alpha"]) * (len(run) + len(learned) + len(planned))
+        config["verdicts"]["alpha"] = float(shared["gate_alpha"]) * gate_count(config)
     return config
 
 

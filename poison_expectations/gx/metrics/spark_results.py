@@ -70,7 +70,8 @@ def results_from(outcome, wanted: dict[str, Signal], q: float) -> dict[str, Sign
     for name, signal in wanted.items():
         if name not in present:
             out[name] = skipped_error(outcome, signal)
-    conditions = {name: flag_condition(outcome, name, q, F) for name in present}
+    cuts = bh_cuts(outcome, [name for name in present if name not in GROUP_FLAGGED], q)
+    conditions = {name: flag_condition(outcome, name, cuts.get(name, 0.0), F) for name in present}
     columns = [F.col(f"`{outcome.plan.id_name}`").alias("__id")]
     for name, condition in conditions.items():
         columns += [condition.alias(FLAG.format(name)), *row_columns(outcome, name, F)]
@@ -95,9 +96,13 @@ def skipped_error(outcome, signal: Signal) -> InputError:
     return InputError(f"{signal.name}: not run on Spark: {why}")
 
 
-def flag_condition(outcome, name: str, q: float, F):
-    """The rows a signal flags: BH at q over its p-values (as the pandas signal's
-    flags against a trusted side), a trigger's carriers, an offending source's rows."""
+GROUP_FLAGGED = ("trigger", "sources", "collision")  # rows flagged by a group finding, not by BH
+
+
+def flag_condition(outcome, name: str, cut: float, F):
+    """The rows a signal flags: BH over its p-values (`cut`: `bh_cuts`, as the
+    pandas signal's flags against a trusted side), a trigger's carriers, an
+    offending source's rows, a collision group's rows."""
     if name == "trigger":
         return F.col("trigger_flagged")
     if name == "collision":  # its group rows, as the pandas signal's own flags
@@ -107,10 +112,22 @@ def flag_condition(outcome, name: str, q: float, F):
         for group, _ in outcome.group_flags:
             condition = condition | group
         return condition
-    p = f"{name}_p"
-    small = outcome.scored.where(F.col(p) <= F.lit(q)).select(p).toPandas().iloc[:, 0].to_numpy(dtype=float)
-    cut = decide.bh_cut(small, outcome.rows, q)
-    return F.col(p) <= F.lit(cut)
+    return F.col(f"{name}_p") <= F.lit(cut)
+
+
+def bh_cuts(outcome, names: list[str], q: float) -> dict[str, float]:
+    """Each signal's Benjamini-Hochberg cut at q: one pass collects every
+    signal's p-values <= q (not a pass per expectation)."""
+    from pyspark.sql import functions as F
+
+    if not names:
+        return {}
+    pairs = F.explode(F.array(*[F.struct(F.lit(i).alias("s"), F.col(f"{name}_p").alias("p"))
+                                for i, name in enumerate(names)]))
+    small = (outcome.scored.select(pairs.alias("x")).select("x.s", "x.p").where(F.col("p") <= F.lit(q))
+             .toPandas())
+    signal, p = small["s"].to_numpy(dtype=np.int64), small["p"].to_numpy(dtype=float)
+    return {name: decide.bh_cut(p[signal == i], outcome.rows, q) for i, name in enumerate(names)}
 
 
 def row_columns(outcome, name: str, F) -> list:
