@@ -39,7 +39,7 @@ def shared_cells(chunks: Iterator[pd.DataFrame], grid: str) -> tuple[pd.DataFram
     return frame, starts, np.diff(np.r_[starts, len(cells)])
 
 
-def cell_pairs_of(starts: np.ndarray, sizes: np.ndarray, limit: int = 1 << 22) -> Iterator[tuple[np.ndarray, ...]]:
+def cell_pairs_of(starts: np.ndarray, sizes: np.ndarray, limit: int = 1 << 20) -> Iterator[tuple[np.ndarray, ...]]:
     """(a, b) row positions of every pair a < b within each cell (rows
     starts[c] .. starts[c] + sizes[c] - 1), in batches of about `limit` candidates."""
     square = sizes.astype(np.int64) ** 2
@@ -63,7 +63,7 @@ def close_pairs_in_cells(X: np.ndarray, starts: np.ndarray, sizes: np.ndarray, r
     norms = (X * X).sum(axis=1)
     small = sizes <= SMALL_CELL
     u, v = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for a, b in cell_pairs_of(starts[small], sizes[small], limit=1 << 20):  # 2^19 pairs x 2 gathers of X at most
+    for a, b in cell_pairs_of(starts[small], sizes[small]):  # 2^19 pairs x 2 gathers of X at most
         d2 = norms[a] + norms[b] - 2.0 * np.einsum("ij,ij->i", X[a], X[b])
         close = d2 <= radius ** 2 + 1e-9 * (1 + norms[a] + norms[b])
         u.append(a[close])

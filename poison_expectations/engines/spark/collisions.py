@@ -47,9 +47,9 @@ from scipy.sparse.csgraph import connected_components
 
 from poison_expectations.core.analysis import build_analysis
 from poison_expectations.core.signals.collision import CleanLabelCollision, per_group, representatives
-from poison_expectations.engines.spark.cells import BLOCK, SMALL_CELL, cell_pairs_of, shared_cells, within
-from poison_expectations.engines.spark.near_duplicates import (GRID_FACTOR, KEY, ROWS_PER_CELL_PARTITION, VEC,
-                                                               grid_cells, grid_pairs)
+from poison_expectations.engines.spark.cells import BLOCK, SMALL_CELL, close_pairs_in_cells, shared_cells, within
+from poison_expectations.engines.spark.near_duplicates import (GRID_FACTOR, KEY, VEC, grid_cells, grid_pairs,
+                                                               key_partitions)
 from poison_expectations.engines.spark.scoring import ScoringPlan
 from poison_expectations.engines.spark.storage import persisted
 
@@ -111,13 +111,9 @@ def _partition_forest(radius: float, grid: str, chunks: Iterator[pd.DataFrame]) 
     frame, starts, sizes = found
     X = np.stack(frame[VEC].to_numpy()).astype(np.float64)
     small = sizes <= SMALL_CELL
-    u, v = [], []
-    for a, b in cell_pairs_of(starts[small], sizes[small]):
-        d = X[a] - X[b]
-        close = (d * d).sum(axis=1) <= radius ** 2 * (1 + 1e-9) + 1e-12
-        u.append(a[close])
-        v.append(b[close])
-    for start, size in zip(starts[~small], sizes[~small], strict=True):
+    a, b = close_pairs_in_cells(X, starts[small], sizes[small], radius)  # the near-duplicate grids' own test
+    u, v = [a], [b]
+    for start, size in zip(starts[~small], sizes[~small], strict=True):  # a forest per block: bounded memory
         root = cell_roots(X[start:start + size], radius)
         u.append(start + np.arange(size))
         v.append(start + root)
@@ -231,8 +227,8 @@ def distinct_nodes(scored, plan: NodePlan, rows: int):
     from pyspark.sql import functions as F
 
     schema = f"{KEY} long, {LABEL} long, {VEC} array<float>, c0 long, c1 long"
-    parts = max(2, -(-rows // ROWS_PER_CELL_PARTITION))
-    return persisted(scored.mapInPandas(functools.partial(_encode_nodes, plan), schema).repartition(parts, KEY)
+    return persisted(scored.mapInPandas(functools.partial(_encode_nodes, plan), schema)
+                     .repartition(key_partitions(rows), KEY)
                      .groupBy(KEY)
                      .agg(F.count(F.lit(1)).alias(COUNT), *[F.first(c).alias(c) for c in (LABEL, VEC, "c0", "c1")]))
 
