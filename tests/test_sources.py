@@ -423,3 +423,32 @@ def test_record_false_writes_no_ledger(tmp_path):
     outcome = run_validation(frame, config(tmp_path, record=False))
     assert outcome.results["sources"].summary["n_sources"] == 12
     assert not (tmp_path / "ledger.db").exists()
+
+
+def test_every_signal_means_every_family_the_validation_requests_in_any_metric_order():
+    """signals ["*"] in a hand-built suite: the families this validation requests of the batch (noted
+    while GX builds the metric graph) are computed first, so the sources result does not depend on
+    which metrics GX happened to resolve before it (a flood's source was named in some runs only)."""
+    from types import SimpleNamespace
+
+    from poison_expectations.gx.metrics.base import SHARED_KEYS
+    from poison_expectations.gx.metrics.requests import note
+    from poison_expectations.gx.metrics.sources import SourceStatisticsMetric, metric_classes
+
+    class Engine:  # a stand-in execution engine: only its identity keys the requests
+        pass
+
+    frame = make_tabular(600, n_classes=2, random_state=3)
+    analysis = build_analysis(frame, Roles(label_column="label", id_column="row_id", source_column="source"),
+                              Options())
+    shared = {key: None for key in SHARED_KEYS} | {"label_column": "label", "id_column": "row_id",
+                                                   "source_column": "source"}
+    domain = {"batch_id": "batch"}
+    engine = Engine()
+    for number, name in enumerate(("outlier", "near_duplicate")):
+        note(engine, metric_classes()[name], SimpleNamespace(id=f"m{number}", metric_value_kwargs=dict(shared)),
+             SimpleNamespace(metric_domain_kwargs=domain, metric_value_kwargs=shared))
+    result = SourceStatisticsMetric._pandas(SourceStatisticsMetric, engine, domain,  # as GX calls it
+                                            shared | {"signals": ["*"]}, {"poison.analysis": analysis}, None)
+    assert {"outlier", "near_duplicate"} <= set(result.summary["signals"])
+    assert {r.signal for r in analysis.results()} >= {"outlier", "near_duplicate", "sources"}

@@ -23,6 +23,7 @@ from poison_expectations.core.analysis import Analysis, Options, Roles, build_an
 from poison_expectations.core.context import matching, remember
 from poison_expectations.core.params import EXPECTATION_KEYS
 from poison_expectations.core.signals.base import Signal, SignalResult
+from poison_expectations.gx.metrics.requests import note, requests_for
 from poison_expectations.stores.references import load_trusted
 
 # Keys every poison expectation passes to its metric (and so lists in success_keys).
@@ -96,6 +97,9 @@ class PoisonAnalysisMetric(TableMetricProvider):
                 runtime_configuration):
         frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs,
                                                           domain_type=MetricDomainTypes.TABLE)
+        entry = requests_for(execution_engine, metric_domain_kwargs, metric_value_kwargs)
+        if entry is not None:
+            entry.resolved = True
         return analysis_for(frame, metric_value_kwargs)
 
 
@@ -127,8 +131,10 @@ class PoisonSignalMetric(TableMetricProvider):
         dependencies = super()._get_evaluation_dependencies(metric, configuration, execution_engine,
                                                             runtime_configuration)
         shared = {key: metric.metric_value_kwargs.get(key) for key in SHARED_KEYS}
-        dependencies[PoisonAnalysisMetric.metric_name] = MetricConfiguration(
-            PoisonAnalysisMetric.metric_name, metric.metric_domain_kwargs, shared)
+        analysis = MetricConfiguration(PoisonAnalysisMetric.metric_name, metric.metric_domain_kwargs, shared)
+        dependencies[PoisonAnalysisMetric.metric_name] = analysis
+        if execution_engine is not None:
+            note(execution_engine, cls, metric, analysis)  # before any metric runs (gx/metrics/requests.py)
         return dependencies
 
     @classmethod

@@ -3,9 +3,9 @@ checkpoint on a Spark dataframe asset (`context.data_sources.add_spark`)
 runs every family the Spark engine runs, in ONE engine run per batch.
 
 * While GX builds the checkpoint's metric graph (before computing anything),
-  each signal metric's Spark provider registers itself with the batch's
-  `poison.analysis` (`register`: keyed by the engine, the batch and the
-  shared value keys).
+  each signal metric notes its request with the batch's `poison.analysis`
+  (`gx/metrics/requests.py`: keyed by the engine, the batch and the shared
+  value keys; on every engine).
 * `poison.analysis` on Spark then runs the Spark engine once
   (`engines/spark/run.py: run_spark` on the DataFrame GX hands over) with a
   config naming exactly the registered families and parameters, reads every
@@ -30,33 +30,30 @@ family by default). The row-level expectation's Spark condition reads the
 same results (`gx/metrics/row_flags.py`).
 
 GX retries a failing metric 3 times and recomputes every metric of a failed
-round, so the run (or its error) is kept with the request until the next
+round, so the run (or its error) is kept with the requests until the next
 graph build. pyspark is needed only when a Spark batch is validated.
 """
 
 from __future__ import annotations
 
-import json
-import weakref
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from great_expectations.core.metric_domain_types import MetricDomainTypes
 from great_expectations.execution_engine import SparkDFExecutionEngine
 from great_expectations.expectations.metrics.metric_provider import metric_value
-from great_expectations.validator.metric_configuration import MetricConfiguration
 
 from poison_expectations.core.errors import InputError
 from poison_expectations.core.params import EXPECTATION_KEYS, FAMILIES
 from poison_expectations.core.signals.base import Signal, SignalResult
 from poison_expectations.engines.spark.params import BATCH_SECTIONS
 from poison_expectations.engines.spark.scoring import BATCH_SIGNALS, GROUP_SIGNALS, PER_ROW_SIGNALS
-from poison_expectations.gx.metrics.base import SHARED_KEYS, PoisonAnalysisMetric, PoisonSignalMetric
+from poison_expectations.gx.metrics.base import PoisonAnalysisMetric, PoisonSignalMetric
+from poison_expectations.gx.metrics.requests import Request, requests_for
 
 # config sections whose families the Spark engine runs
 ON_SPARK = frozenset(PER_ROW_SIGNALS) | frozenset(GROUP_SIGNALS) | frozenset(BATCH_SIGNALS) | frozenset(BATCH_SECTIONS)
 CARRIER = "outliers"  # the per-row family run when a suite asks for none (the engine scores with one)
-Request = tuple[type[PoisonSignalMetric], dict]  # a signal metric's class and value kwargs
 
 
 @dataclass
@@ -77,51 +74,23 @@ class SparkRun:
         return found
 
 
-@dataclass
-class RunEntry:
-    requests: dict[str, Request] = field(default_factory=dict)  # metric id -> (metric class, value kwargs)
-    run: SparkRun | None = None
-    error: Exception | None = None
-
-
-# engine -> {run key: RunEntry}; weak, so a finished validator's entries go with its engine
-ENTRIES: "weakref.WeakKeyDictionary[Any, dict[tuple, RunEntry]]" = weakref.WeakKeyDictionary()
-
-
-def run_key(domain_kwargs, value_kwargs) -> tuple:
-    """One engine run per batch and set of shared value keys."""
-    shared = {key: value_kwargs.get(key) for key in SHARED_KEYS}
-    return str(domain_kwargs.get("batch_id")), json.dumps(shared, sort_keys=True, default=str)
-
-
-def register(engine, metric_class: type[PoisonSignalMetric], metric: MetricConfiguration,
-             analysis: MetricConfiguration) -> None:
-    """Note that `metric` will read the run of `analysis` (called while GX builds the graph)."""
-    runs = ENTRIES.setdefault(engine, {})
-    key = run_key(analysis.metric_domain_kwargs, analysis.metric_value_kwargs)
-    entry = runs.get(key)
-    if entry is None or entry.run is not None or entry.error is not None:  # a new checkpoint run
-        entry = runs[key] = RunEntry()
-    entry.requests[str(metric.id)] = (metric_class, dict(metric.metric_value_kwargs))
-
-
 class SparkAnalysisMetric(PoisonAnalysisMetric):
     @metric_value(engine=SparkDFExecutionEngine)
     def _spark(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
-        entry = ENTRIES.get(execution_engine, {}).get(run_key(metric_domain_kwargs, metric_value_kwargs))
+        entry = requests_for(execution_engine, metric_domain_kwargs, metric_value_kwargs)
         if entry is None:
             raise InputError("poison.analysis on Spark: no poison metric of this batch was registered")
-        if entry.run is not None:
-            return entry.run
-        if entry.error is not None:
-            raise entry.error
-        frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE)
-        try:
-            entry.run = run_batch(frame, dict(metric_value_kwargs), list(entry.requests.values()))
-        except Exception as exc:  # noqa: BLE001 - kept for GX's retries, re-raised as it is
-            entry.error = exc
-            raise
-        return entry.run
+        if entry.outcome is None:  # the run, or its error, kept for GX's retries and recomputed rounds
+            entry.resolved = True
+            frame, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs,
+                                                              domain_type=MetricDomainTypes.TABLE)
+            try:
+                entry.outcome = run_batch(frame, dict(metric_value_kwargs), list(entry.requests.values()))
+            except Exception as exc:  # noqa: BLE001 - re-raised as it is, now and on every retry
+                entry.outcome = exc
+        if isinstance(entry.outcome, Exception):
+            raise entry.outcome
+        return entry.outcome
 
 
 def requested_signals(requests: list[Request]) -> tuple[dict[str, Signal], dict[tuple, Exception]]:
@@ -234,22 +203,13 @@ def not_on_spark(signal_name: str) -> InputError:
 
 
 class SparkSignalMetric:
-    """Mixin of a signal metric's Spark provider: register with the batch's run
-    while GX builds the graph, then read the signal's result from it."""
+    """Mixin of a signal metric's Spark provider: read the signal's result from
+    the batch's one engine run (the metric noted its request while GX built
+    the graph: gx/metrics/base.py)."""
 
     @metric_value(engine=SparkDFExecutionEngine)
     def _spark(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
         return metrics[PoisonAnalysisMetric.metric_name].result(cls.make_signal(metric_value_kwargs))
-
-    @classmethod
-    def _get_evaluation_dependencies(cls, metric: MetricConfiguration, configuration=None, execution_engine=None,
-                                     runtime_configuration=None):
-        dependencies = super()._get_evaluation_dependencies(  # type: ignore[misc]
-            metric, configuration, execution_engine, runtime_configuration)
-        if isinstance(execution_engine, SparkDFExecutionEngine):
-            register(execution_engine, cast("type[PoisonSignalMetric]", cls), metric,
-                     dependencies[PoisonAnalysisMetric.metric_name])
-        return dependencies
 
 
 def with_spark(metric: type[PoisonSignalMetric]) -> type[PoisonSignalMetric]:
