@@ -39,7 +39,9 @@ or imports another; its caller computes the inputs first, see
 - ["*"] (the config default, for the runner/CLI): every signal already
   computed on this batch, the latest result of each name. The runner
   computes every configured family before this one (family `order` 900),
-  so this is every signal of the run; when none has run, as for None. Names
+  and the GX metric every family its suite requests of the batch
+  (gx/metrics/requests.py), so this is every signal of the run; when none
+  has run, as for None. Names
   listed next to "*" that did not run are computed by the caller with their
   defaults.
 `exclude_signals` removes names from any of these.
